@@ -1,0 +1,63 @@
+//! `cairn hash`: a file's plain SHA-256 and its tree digest.
+
+use std::path::PathBuf;
+
+use cairn_split::Digest;
+use clap::Args;
+use serde::Serialize;
+
+use super::{read_input, split_file};
+use crate::output;
+
+/// Print the SHA-256 and the tree digest of WebAssembly files.
+///
+/// The SHA-256 is the digest of the file's bytes (what a warg release signs); the tree digest
+/// names the file as cairn stores it split, and is the same whether it is stored split or whole.
+#[derive(Args)]
+pub struct HashCommand {
+    /// The core modules or components to hash.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Print JSON (an array, one object per file).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FileHashes {
+    path: String,
+    kind: &'static str,
+    size: u64,
+    sha256: Digest,
+    tree_digest: cairn_split::TreeDigest,
+}
+
+impl HashCommand {
+    pub fn run(self) -> anyhow::Result<()> {
+        let mut all = Vec::new();
+        for path in &self.files {
+            let bytes = read_input(path)?;
+            let split = split_file(path, &bytes)?;
+            all.push(FileHashes {
+                path: path.display().to_string(),
+                kind: split.kind().as_str(),
+                size: bytes.len() as u64,
+                sha256: Digest::of(&bytes),
+                tree_digest: split.tree_digest(),
+            });
+        }
+        if self.json {
+            return output::print_json(&all);
+        }
+        for (i, file) in all.iter().enumerate() {
+            if i > 0 {
+                println!();
+            }
+            println!("{}: {}, {}", file.path, file.kind, output::size(file.size));
+            println!("  sha256: {}", file.sha256);
+            println!("  tree:   {}", file.tree_digest);
+        }
+        Ok(())
+    }
+}

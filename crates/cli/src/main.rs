@@ -1,0 +1,46 @@
+//! The `cairn` command: one binary for the registry server, its clients and its tools.
+//!
+//! Each subcommand lives in `commands/<name>.rs` as a `clap` struct plus a `run` function that
+//! wires arguments to the libraries; the logic lives in the library crates.
+
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// cairn: a registry for WebAssembly components, signed, logged and stored split.
+#[derive(Parser)]
+#[command(name = "cairn", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Split(commands::split::SplitCommand),
+    Join(commands::join::JoinCommand),
+    Hash(commands::hash::HashCommand),
+    Inspect(commands::inspect::InspectCommand),
+    Dedup(commands::dedup::DedupCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Split(command) => command.run(),
+        Command::Join(command) => command.run(),
+        Command::Hash(command) => command.run(),
+        Command::Inspect(command) => command.run(),
+        Command::Dedup(command) => command.run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! Small pieces of output shared by commands: sizes for people, JSON for scripts.
+
+use serde::Serialize;
+
+/// A byte count for people: exact bytes, plus KiB or MiB when that helps.
+pub fn size(bytes: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let b = bytes as f64;
+    if b >= KIB * KIB {
+        format!("{bytes} B ({:.1} MiB)", b / (KIB * KIB))
+    } else if b >= KIB {
+        format!("{bytes} B ({:.1} KiB)", b / KIB)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

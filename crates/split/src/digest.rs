@@ -1,0 +1,107 @@
+//! Digests that name blobs and whole split trees.
+//!
+//! A [`Digest`] is the plain SHA-256 of one blob's bytes (a core module fragment or a
+//! skeleton). A [`TreeDigest`] names a whole split tree; it is computed over a domain-separated
+//! listing (see [`crate::manifest`]) and so never equals the plain digest of any file.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest as _, Sha256};
+
+const PREFIX: &str = "sha256:";
+
+/// Why a digest string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid digest {text:?}: expected `sha256:` followed by 64 lowercase hex digits")]
+pub struct DigestParseError {
+    text: String,
+}
+
+fn parse_sha256(text: &str) -> Result<[u8; 32], DigestParseError> {
+    let err = || DigestParseError {
+        text: text.chars().take(80).collect(),
+    };
+    let hex_part = text.strip_prefix(PREFIX).ok_or_else(err)?;
+    if hex_part.len() != 64 || !hex_part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(err());
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex_part, &mut out).map_err(|_| err())?;
+    Ok(out)
+}
+
+macro_rules! sha256_name {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name([u8; 32]);
+
+        impl $name {
+            /// Wraps 32 raw digest bytes.
+            pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+                Self(bytes)
+            }
+
+            /// The 32 raw digest bytes.
+            pub const fn as_bytes(&self) -> &[u8; 32] {
+                &self.0
+            }
+
+            /// The 64 lowercase hex digits, without the `sha256:` prefix.
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{PREFIX}{}", hex::encode(self.0))
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({self})", stringify!($name))
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = DigestParseError;
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                parse_sha256(text).map(Self)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+sha256_name!(
+    /// The SHA-256 of one blob's bytes, written `sha256:<hex>`.
+    Digest
+);
+
+sha256_name!(
+    /// The identity of a whole split tree, written `sha256:<hex>`. See [`crate::manifest`].
+    TreeDigest
+);
+
+impl Digest {
+    /// The SHA-256 of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(Sha256::digest(bytes).into())
+    }
+}
