@@ -174,9 +174,7 @@ impl<'a> Iterator for Sections<'a> {
 pub fn check_module_framing(bytes: &[u8], offset: usize) -> Result<(), SplitError> {
     match binary_kind(bytes, offset)? {
         BinaryKind::Module => {}
-        BinaryKind::Component => {
-            return Err(SplitError::ComponentWhereModuleExpected { offset })
-        }
+        BinaryKind::Component => return Err(SplitError::ComponentWhereModuleExpected { offset }),
     }
     for section in Sections::new(bytes, offset) {
         section?;

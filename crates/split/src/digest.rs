@@ -24,7 +24,11 @@ fn parse_sha256(text: &str) -> Result<[u8; 32], DigestParseError> {
         text: text.chars().take(80).collect(),
     };
     let hex_part = text.strip_prefix(PREFIX).ok_or_else(err)?;
-    if hex_part.len() != 64 || !hex_part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if hex_part.len() != 64
+        || !hex_part
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
         return Err(err());
     }
     let mut out = [0u8; 32];

@@ -89,7 +89,9 @@ pub enum JoinError {
     },
     /// A skeleton refers to a blob the manifest does not list, or lists with another kind or
     /// size.
-    #[error("a skeleton refers to {kind} {digest} of {size} bytes, which the manifest does not list")]
+    #[error(
+        "a skeleton refers to {kind} {digest} of {size} bytes, which the manifest does not list"
+    )]
     UnlistedBlob {
         /// The kind the reference implies.
         kind: &'static str,
@@ -192,7 +194,12 @@ struct Joiner<'m, 's, W> {
 
 impl<W: Write> Joiner<'_, '_, W> {
     /// Looks up a referenced blob and checks it is used in manifest order.
-    fn lookup(&mut self, kind: BlobKind, digest: Digest, size: u64) -> Result<BlobEntry, JoinError> {
+    fn lookup(
+        &mut self,
+        kind: BlobKind,
+        digest: Digest,
+        size: u64,
+    ) -> Result<BlobEntry, JoinError> {
         let unlisted = || JoinError::UnlistedBlob {
             kind: kind.as_str(),
             digest,

@@ -101,8 +101,7 @@ pub struct Skeleton<'a> {
 impl<'a> Skeleton<'a> {
     /// Decodes and validates a skeleton blob.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, SkeletonError> {
-        if bytes.len() < SKELETON_MAGIC.len() || bytes[..SKELETON_MAGIC.len()] != SKELETON_MAGIC
-        {
+        if bytes.len() < SKELETON_MAGIC.len() || bytes[..SKELETON_MAGIC.len()] != SKELETON_MAGIC {
             return Err(SkeletonError::BadMagic);
         }
         let mut pos = SKELETON_MAGIC.len();
@@ -119,7 +118,9 @@ impl<'a> Skeleton<'a> {
                     let end = pos
                         .checked_add(value as usize)
                         .filter(|&end| end <= bytes.len())
-                        .ok_or(SkeletonError::Truncated { offset: bytes.len() })?;
+                        .ok_or(SkeletonError::Truncated {
+                            offset: bytes.len(),
+                        })?;
                     if value == 0 {
                         return Err(SkeletonError::NotCanonical {
                             offset: tag_offset,
@@ -140,7 +141,9 @@ impl<'a> Skeleton<'a> {
                 MODULE_REF | COMPONENT_REF => {
                     let digest_bytes: [u8; 32] = bytes
                         .get(pos..pos + 32)
-                        .ok_or(SkeletonError::Truncated { offset: bytes.len() })?
+                        .ok_or(SkeletonError::Truncated {
+                            offset: bytes.len(),
+                        })?
                         .try_into()
                         .expect("slice of 32");
                     pos += 32;

@@ -4,8 +4,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use crate::binary::{
-    binary_kind, check_module_framing, BinaryKind, Sections, COMPONENT_SECTION,
-    CORE_MODULE_SECTION,
+    binary_kind, check_module_framing, BinaryKind, Sections, COMPONENT_SECTION, CORE_MODULE_SECTION,
 };
 use crate::digest::{Digest, TreeDigest};
 use crate::error::SplitError;
@@ -92,8 +91,10 @@ pub fn split(input: &[u8]) -> Result<Split<'_>, SplitError> {
             }
         }
         BinaryKind::Component => {
-            let mut fragments = 0;
-            split_component(input, 0, 0, &mut fragments)?
+            // Checking first means that malformed input is refused before anything is
+            // allocated.
+            check_component(input, 0, 0, &mut 0)?;
+            split_component(input, 0)?
         }
     };
     let mut blobs = Vec::new();
@@ -158,16 +159,14 @@ impl<'a> Node<'a> {
     }
 }
 
-/// Splits the component `bytes`, found at absolute `offset`, nested `depth` levels deep.
-fn split_component<'a>(
-    bytes: &'a [u8],
+/// Checks everything the split relies on, without allocating: the framing of every binary
+/// in the tree, the kinds of nested binaries, the nesting depth and the fragment count.
+fn check_component(
+    bytes: &[u8],
     offset: usize,
     depth: usize,
     fragments: &mut usize,
-) -> Result<Node<'a>, SplitError> {
-    let mut skeleton = SkeletonWriter::new();
-    let mut children = Vec::new();
-    let mut literal_start = 0;
+) -> Result<(), SplitError> {
     for section in Sections::new(bytes, offset) {
         let section = section?;
         if section.id != CORE_MODULE_SECTION && section.id != COMPONENT_SECTION {
@@ -180,12 +179,45 @@ fn split_component<'a>(
                 max: MAX_FRAGMENTS,
             });
         }
+        if section.id == CORE_MODULE_SECTION {
+            check_module_framing(section.payload, section.payload_start)?;
+            continue;
+        }
+        match binary_kind(section.payload, section.payload_start)? {
+            BinaryKind::Component => {}
+            BinaryKind::Module => {
+                return Err(SplitError::ModuleWhereComponentExpected {
+                    offset: section.payload_start,
+                })
+            }
+        }
+        if depth + 1 > MAX_NESTING_DEPTH {
+            return Err(SplitError::NestingTooDeep {
+                offset: section.payload_start,
+                max: MAX_NESTING_DEPTH,
+            });
+        }
+        check_component(section.payload, section.payload_start, depth + 1, fragments)?;
+    }
+    Ok(())
+}
+
+/// Splits the component `bytes`, found at absolute `offset`, which [`check_component`]
+/// has accepted.
+fn split_component<'a>(bytes: &'a [u8], offset: usize) -> Result<Node<'a>, SplitError> {
+    let mut skeleton = SkeletonWriter::new();
+    let mut children = Vec::new();
+    let mut literal_start = 0;
+    for section in Sections::new(bytes, offset) {
+        let section = section?;
+        if section.id != CORE_MODULE_SECTION && section.id != COMPONENT_SECTION {
+            continue;
+        }
         let local_payload_start = section.payload_start - offset;
         skeleton.literal(&bytes[literal_start..local_payload_start]);
         literal_start = section.end() - offset;
         let size = section.payload.len() as u32;
         if section.id == CORE_MODULE_SECTION {
-            check_module_framing(section.payload, section.payload_start)?;
             let digest = Digest::of(section.payload);
             skeleton.module(size, &digest);
             children.push(Node::Module {
@@ -193,22 +225,7 @@ fn split_component<'a>(
                 bytes: section.payload,
             });
         } else {
-            match binary_kind(section.payload, section.payload_start)? {
-                BinaryKind::Component => {}
-                BinaryKind::Module => {
-                    return Err(SplitError::ModuleWhereComponentExpected {
-                        offset: section.payload_start,
-                    })
-                }
-            }
-            if depth + 1 > MAX_NESTING_DEPTH {
-                return Err(SplitError::NestingTooDeep {
-                    offset: section.payload_start,
-                    max: MAX_NESTING_DEPTH,
-                });
-            }
-            let child =
-                split_component(section.payload, section.payload_start, depth + 1, fragments)?;
+            let child = split_component(section.payload, section.payload_start)?;
             skeleton.component(size, &child.digest());
             children.push(child);
         }

@@ -82,7 +82,11 @@ impl DedupCommand {
         if self.json {
             return output::print_json(&report);
         }
-        println!("whole: {} in {} files", output::size(report.whole_bytes), report.files);
+        println!(
+            "whole: {} in {} files",
+            output::size(report.whole_bytes),
+            report.files
+        );
         println!(
             "split: {} in {} distinct blobs, shared blobs counted once",
             output::size(report.split_bytes),

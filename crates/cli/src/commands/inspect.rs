@@ -140,7 +140,10 @@ fn print_node(node: &Node, first_prefix: &str, rest_prefix: &str) {
             custom_sections,
         } => {
             let again = if *repeated { "  (repeated)" } else { "" };
-            println!("{first_prefix}module {}  {digest}{again}", output::size(*size));
+            println!(
+                "{first_prefix}module {}  {digest}{again}",
+                output::size(*size)
+            );
             if !custom_sections.is_empty() {
                 let list: Vec<String> = custom_sections
                     .iter()
@@ -164,7 +167,11 @@ fn print_node(node: &Node, first_prefix: &str, rest_prefix: &str) {
             );
             for (i, child) in children.iter().enumerate() {
                 let last = i + 1 == children.len();
-                let (branch, continuation) = if last { ("└── ", "    ") } else { ("├── ", "│   ") };
+                let (branch, continuation) = if last {
+                    ("└── ", "    ")
+                } else {
+                    ("├── ", "│   ")
+                };
                 print_node(
                     child,
                     &format!("{rest_prefix}{branch}"),

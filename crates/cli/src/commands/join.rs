@@ -71,8 +71,8 @@ impl JoinCommand {
         }
         let tmp = temporary_path(&self.output);
         let result = (|| -> anyhow::Result<u64> {
-            let file = File::create(&tmp)
-                .with_context(|| format!("cannot create {}", tmp.display()))?;
+            let file =
+                File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
             let mut out = BufWriter::with_capacity(1 << 20, file);
             let mut source = DirectoryBlobs {
                 dir: self.dir.clone(),

@@ -53,7 +53,8 @@ impl SplitCommand {
         let mut written = 0;
         for blob in split.blobs() {
             let path = self.output.join(blob.digest.to_hex());
-            let present = fs::metadata(&path).is_ok_and(|meta| meta.len() == blob.bytes.len() as u64);
+            let present =
+                fs::metadata(&path).is_ok_and(|meta| meta.len() == blob.bytes.len() as u64);
             if !present {
                 write_atomically(&path, &blob.bytes)?;
                 written += 1;
