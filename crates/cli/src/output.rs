@@ -7,9 +7,9 @@ pub fn size(bytes: u64) -> String {
     const KIB: f64 = 1024.0;
     let b = bytes as f64;
     if b >= KIB * KIB {
-        format!("{bytes} B ({:.1} MiB)", b / (KIB * KIB))
+        format!("{:.1} MiB ({bytes} B)", b / (KIB * KIB))
     } else if b >= KIB {
-        format!("{bytes} B ({:.1} KiB)", b / KIB)
+        format!("{:.1} KiB ({bytes} B)", b / KIB)
     } else {
         format!("{bytes} B")
     }
@@ -19,4 +19,13 @@ pub fn size(bytes: u64) -> String {
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
+}
+
+/// `count` followed by `noun`, with an `s` unless the count is one.
+pub fn count(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
 }

@@ -49,7 +49,7 @@ impl BlobSource for HashMap<Digest, Vec<u8>> {
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {
     /// The source could not provide a blob.
-    #[error("cannot read {kind} blob {digest}: {source}")]
+    #[error("cannot read {kind} blob {digest}")]
     Read {
         /// The blob's kind.
         kind: &'static str,
@@ -59,7 +59,7 @@ pub enum JoinError {
         source: io::Error,
     },
     /// The output could not be written.
-    #[error("cannot write the joined output: {0}")]
+    #[error("cannot write the joined output")]
     Write(#[source] io::Error),
     /// A blob's bytes do not hash to its digest.
     #[error("blob {expected} is corrupt: its bytes hash to {actual}")]
@@ -80,7 +80,7 @@ pub enum JoinError {
         actual_description: String,
     },
     /// A skeleton blob is not a valid skeleton.
-    #[error("skeleton {digest} is invalid: {source}")]
+    #[error("skeleton {digest} is invalid")]
     Skeleton {
         /// The skeleton's digest.
         digest: Digest,

@@ -161,7 +161,7 @@ fn print_node(node: &Node, first_prefix: &str, rest_prefix: &str) {
         } => {
             let again = if *repeated { "  (repeated)" } else { "" };
             println!(
-                "{first_prefix}component {}  skeleton {skeleton_digest} ({}){again}",
+                "{first_prefix}component {}  skeleton {skeleton_digest}, {}{again}",
                 output::size(*size),
                 output::size(*skeleton_size)
             );

@@ -73,7 +73,7 @@ impl JoinCommand {
         let result = (|| -> anyhow::Result<u64> {
             let file =
                 File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-            let mut out = BufWriter::with_capacity(1 << 20, file);
+            let mut out = BufWriter::with_capacity(64 * 1024, file);
             let mut source = DirectoryBlobs {
                 dir: self.dir.clone(),
             };
@@ -104,10 +104,10 @@ impl JoinCommand {
         let mut stdout = io::stdout().lock();
         writeln!(
             stdout,
-            "joined {} ({}) from {} blobs, all verified",
+            "joined {}, {}, from {}, all verified",
             report.output,
             output::size(report.size),
-            report.blobs_read
+            output::count(report.blobs_read as usize, "blob")
         )?;
         writeln!(stdout, "tree: {}", report.tree_digest)?;
         Ok(())

@@ -78,12 +78,12 @@ impl SplitCommand {
             return output::print_json(&summary);
         }
         println!(
-            "split {} ({}) into {} blobs ({} skeletons, {} modules); wrote {} new",
+            "split {}, {}, into {} ({}, {}); wrote {} new",
             self.file.display(),
             output::size(summary.size),
-            summary.blobs,
-            summary.skeletons,
-            summary.modules,
+            output::count(summary.blobs, "blob"),
+            output::count(summary.skeletons, "skeleton"),
+            output::count(summary.modules, "module"),
             summary.blobs_written,
         );
         println!("tree: {}", summary.tree_digest);
