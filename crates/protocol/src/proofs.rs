@@ -1,0 +1,1 @@
+//! Proof bundles in protobuf (placeholder until the log crate settles).
