@@ -89,8 +89,8 @@ impl<'a> Value<'a> {
         std::str::from_utf8(self.bytes(field)?).map_err(|_| WireError::NotUtf8(field))
     }
 
-    /// A repeated enum field's values: packed (one length-delimited run) or one varint.
-    pub fn enum_values(self, field: u32, out: &mut Vec<u32>) -> Result<(), WireError> {
+    /// A repeated `uint32` or enum field's values: packed (one length-delimited run) or one varint.
+    pub fn repeated_u32(self, field: u32, out: &mut Vec<u32>) -> Result<(), WireError> {
         match self {
             Value::Varint(v) => {
                 out.push(u32::try_from(v).map_err(|_| WireError::OutOfRange(field))?)
@@ -253,8 +253,8 @@ impl Writer {
         self.buf.extend_from_slice(value);
     }
 
-    /// A packed repeated enum field, omitted when empty.
-    pub fn packed_enum_field(&mut self, field: u32, values: &[u32]) {
+    /// A packed repeated `uint32` or enum field, omitted when empty.
+    pub fn packed_u32_field(&mut self, field: u32, values: &[u32]) {
         if values.is_empty() {
             return;
         }

@@ -397,7 +397,7 @@ fn member_fields(bytes: &[u8], second_is_enum: bool) -> Result<MemberFields<'_>,
     while let Some((field, value)) = reader.next_field()? {
         match field {
             1 => fields.first = value.string(field)?,
-            2 if second_is_enum => value.enum_values(field, &mut fields.enums)?,
+            2 if second_is_enum => value.repeated_u32(field, &mut fields.enums)?,
             2 => fields.second = value.string(field)?,
             _ => {}
         }
@@ -421,14 +421,14 @@ impl Entry for PackageEntry {
             }),
             PackageEntry::Grant { key, permissions } => w.message_field(2, |w| {
                 w.bytes_field(1, key.to_string().as_bytes());
-                w.packed_enum_field(2, &codes(permissions, PackagePermission::code));
+                w.packed_u32_field(2, &codes(permissions, PackagePermission::code));
             }),
             PackageEntry::Revoke {
                 key_id,
                 permissions,
             } => w.message_field(3, |w| {
                 w.bytes_field(1, key_id.to_string().as_bytes());
-                w.packed_enum_field(2, &codes(permissions, PackagePermission::code));
+                w.packed_u32_field(2, &codes(permissions, PackagePermission::code));
             }),
             PackageEntry::Release { version, content } => w.message_field(4, |w| {
                 w.bytes_field(1, version.to_string().as_bytes());
@@ -486,14 +486,14 @@ impl Entry for OperatorEntry {
             }),
             OperatorEntry::Grant { key, permissions } => w.message_field(2, |w| {
                 w.bytes_field(1, key.to_string().as_bytes());
-                w.packed_enum_field(2, &codes(permissions, OperatorPermission::code));
+                w.packed_u32_field(2, &codes(permissions, OperatorPermission::code));
             }),
             OperatorEntry::Revoke {
                 key_id,
                 permissions,
             } => w.message_field(3, |w| {
                 w.bytes_field(1, key_id.to_string().as_bytes());
-                w.packed_enum_field(2, &codes(permissions, OperatorPermission::code));
+                w.packed_u32_field(2, &codes(permissions, OperatorPermission::code));
             }),
             OperatorEntry::DefineNamespace { namespace } => w.message_field(4, |w| {
                 w.bytes_field(1, namespace.as_str().as_bytes());

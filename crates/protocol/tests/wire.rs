@@ -120,7 +120,7 @@ fn decoding_refuses_what_the_model_refuses() {
         let bytes = entry(&|w| {
             w.message_field(2, |w| {
                 w.bytes_field(1, key.as_bytes());
-                w.packed_enum_field(2, &[code]);
+                w.packed_u32_field(2, &[code]);
             })
         });
         assert!(
