@@ -109,3 +109,60 @@ impl Digest {
         Self(Sha256::digest(bytes).into())
     }
 }
+
+/// The prefix of a raw CIDv1 over SHA-256: version 1, multicodec `raw` (0x55), multihash
+/// `sha2-256` (0x12) of 32 bytes (0x20).
+const CID_PREFIX: [u8; 4] = [0x01, 0x55, 0x12, 0x20];
+const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+/// Why a CID was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a raw CIDv1 over SHA-256 (`bafkrei...`)")]
+pub struct CidError;
+
+impl Digest {
+    /// The blob's raw CIDv1 in base32 (`bafkrei...`), the IPFS name of the same bytes.
+    pub fn to_cid(&self) -> String {
+        let mut bytes = CID_PREFIX.to_vec();
+        bytes.extend_from_slice(&self.0);
+        let mut text = String::from("b");
+        let (mut buffer, mut bits) = (0u32, 0u32);
+        for byte in bytes {
+            buffer = (buffer << 8) | u32::from(byte);
+            bits += 8;
+            while bits >= 5 {
+                bits -= 5;
+                text.push(BASE32[((buffer >> bits) & 31) as usize] as char);
+            }
+        }
+        if bits > 0 {
+            text.push(BASE32[((buffer << (5 - bits)) & 31) as usize] as char);
+        }
+        text
+    }
+
+    /// Reads a raw CIDv1 over SHA-256 in base32 (`bafkrei...`).
+    pub fn from_cid(text: &str) -> Result<Self, CidError> {
+        let body = text.strip_prefix('b').ok_or(CidError)?;
+        // 36 bytes are 288 bits: 58 base32 digits, the last carrying 2 padding bits.
+        if body.len() != 58 {
+            return Err(CidError);
+        }
+        let mut bytes = Vec::with_capacity(36);
+        let (mut buffer, mut bits) = (0u32, 0u32);
+        for c in body.bytes() {
+            let value = BASE32.iter().position(|&d| d == c).ok_or(CidError)? as u32;
+            buffer = (buffer << 5) | value;
+            bits += 5;
+            if bits >= 8 {
+                bits -= 8;
+                bytes.push((buffer >> bits) as u8);
+                buffer &= (1 << bits) - 1;
+            }
+        }
+        if buffer != 0 || bytes.len() != 36 || bytes[..4] != CID_PREFIX {
+            return Err(CidError);
+        }
+        Ok(Digest(bytes[4..].try_into().expect("32 bytes")))
+    }
+}

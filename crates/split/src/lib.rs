@@ -29,7 +29,7 @@ pub mod skeleton;
 mod split;
 
 pub use binary::BinaryKind;
-pub use digest::{Digest, DigestParseError, TreeDigest};
+pub use digest::{CidError, Digest, DigestParseError, TreeDigest};
 pub use error::SplitError;
 pub use join::{join, BlobSource, JoinError, JoinSummary};
 pub use manifest::{BlobEntry, BlobKind, Manifest, ManifestError};

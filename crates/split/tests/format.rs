@@ -73,3 +73,31 @@ fn the_tree_digest_follows_the_documented_definition() {
         &documented_tree_digest(8, &[(1, 8, *Digest::of(&EMPTY_MODULE).as_bytes())])
     );
 }
+
+#[test]
+fn blobs_are_also_named_by_raw_cids() {
+    // Values from the specification (oci-wasm.md section 6), cross-checked there with
+    // the `multiformats` package.
+    assert_eq!(
+        Digest::of(b"hello world").to_cid(),
+        "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"
+    );
+    let empty_module = Digest::of(&EMPTY_MODULE);
+    assert_eq!(
+        empty_module.to_cid(),
+        "bafkreieturf3xfwhkeqy4taa2r46jqkdlajcuoe2zsqwebnr4tinyx4uoy"
+    );
+    assert_eq!(
+        Digest::from_cid(&empty_module.to_cid()).unwrap(),
+        empty_module
+    );
+    for bad in [
+        "",
+        "b",
+        "bafkreieturf3xfwhkeqy4taa2r46jqkdlajcuoe2zsqwebnr4tinyx4uo",
+        "Bafkreieturf3xfwhkeqy4taa2r46jqkdlajcuoe2zsqwebnr4tinyx4uoy",
+        "bafybeieturf3xfwhkeqy4taa2r46jqkdlajcuoe2zsqwebnr4tinyx4uoy",
+    ] {
+        assert!(Digest::from_cid(bad).is_err(), "{bad:?} was accepted");
+    }
+}

@@ -1,0 +1,575 @@
+//! Records, logs, checkpoints and content manifests in SQL.
+//!
+//! The schema and every query use only SQL that SQLite and PostgreSQL both run (`$n`
+//! placeholders, `BIGINT`, `TEXT`; the one difference, the byte type, is in the schema only).
+//!
+//! A record's life: `sourcing` (waiting for content) or `pending` (queued) when accepted;
+//! then `validated` (with its registry index) or `rejected` (with a reason), decided by the
+//! sequencer and committed in one transaction together with the checkpoint that covers it.
+
+use std::future::Future;
+use std::path::Path;
+use std::str::FromStr;
+
+use cairn_protocol::{
+    Digest, LogId, PackageName, RecordId, SignedCheckpoint, TimestampedCheckpoint,
+};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::Row;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Stored data does not parse: the database was changed outside cairn.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// Another package already has this name in another case.
+    #[error("package name {requested} conflicts with the existing package {existing}")]
+    NameConflict {
+        /// The name asked for.
+        requested: String,
+        /// The name already registered.
+        existing: String,
+    },
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn parse<T: FromStr>(text: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|e: T::Err| corrupt(format!("{text:?}: {e}")))
+}
+
+/// Where a record stands in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordStatus {
+    /// Accepted; waiting for content uploads.
+    Sourcing,
+    /// Accepted; waiting for the sequencer.
+    Pending,
+    /// Refused by the sequencer.
+    Rejected,
+    /// In the registry log.
+    Validated,
+}
+
+impl RecordStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            RecordStatus::Sourcing => "sourcing",
+            RecordStatus::Pending => "pending",
+            RecordStatus::Rejected => "rejected",
+            RecordStatus::Validated => "validated",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, StoreError> {
+        Ok(match text {
+            "sourcing" => RecordStatus::Sourcing,
+            "pending" => RecordStatus::Pending,
+            "rejected" => RecordStatus::Rejected,
+            "validated" => RecordStatus::Validated,
+            other => return Err(corrupt(format!("record status {other:?}"))),
+        })
+    }
+}
+
+/// A record as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRow {
+    /// Arrival order.
+    pub seq: i64,
+    /// The record's id.
+    pub record_id: RecordId,
+    /// Its log.
+    pub log_id: LogId,
+    /// The protobuf `Envelope` (contents, key id, signature).
+    pub envelope: Vec<u8>,
+    /// Its state.
+    pub status: RecordStatus,
+    /// Why it was rejected.
+    pub reason: Option<String>,
+    /// Its leaf index, once validated.
+    pub registry_index: Option<u64>,
+}
+
+/// A record to insert.
+#[derive(Debug, Clone)]
+pub struct NewRecord<'a> {
+    /// The record's id.
+    pub record_id: RecordId,
+    /// Its log.
+    pub log_id: LogId,
+    /// The package's name (`None` for the operator log).
+    pub package_name: Option<&'a PackageName>,
+    /// The protobuf `Envelope`.
+    pub envelope: &'a [u8],
+    /// Content digests the record needs that the registry lacks.
+    pub missing_content: &'a [Digest],
+}
+
+/// What inserting a record did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// The record is new.
+    Inserted(RecordRow),
+    /// A record with this id was there already (publishing is idempotent).
+    AlreadyThere(RecordRow),
+}
+
+/// One record of a log as `fetch/logs` returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLogRecord {
+    /// Its leaf index.
+    pub registry_index: u64,
+    /// Its id (the fetch token).
+    pub record_id: RecordId,
+    /// The protobuf `Envelope`.
+    pub envelope: Vec<u8>,
+}
+
+/// What the sequencer decided in one round, committed at once.
+#[derive(Debug, Clone, Default)]
+pub struct CommitBatch {
+    /// Records now in the log, with their indices.
+    pub validated: Vec<(RecordId, u64)>,
+    /// Records refused, with the reason.
+    pub rejected: Vec<(RecordId, String)>,
+    /// The checkpoint covering the validated records, if any were.
+    pub checkpoint: Option<SignedCheckpoint>,
+}
+
+/// Stored content: its size, tree digest and split manifest (JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentRow {
+    /// SHA-256 of the whole file.
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+    /// Its tree digest.
+    pub tree_digest: String,
+    /// The split manifest, as JSON.
+    pub manifest: String,
+}
+
+/// The record store's operations. Every method is one transaction.
+pub trait RecordStore: Send + Sync + 'static {
+    /// Inserts a record (and its log, if new), or returns the one already there.
+    fn insert_record(
+        &self,
+        record: NewRecord<'_>,
+    ) -> impl Future<Output = Result<InsertOutcome, StoreError>> + Send;
+    /// A record by id.
+    fn record(
+        &self,
+        record_id: &RecordId,
+    ) -> impl Future<Output = Result<Option<RecordRow>, StoreError>> + Send;
+    /// The content a sourcing record still waits for.
+    fn missing_content(
+        &self,
+        record_id: &RecordId,
+    ) -> impl Future<Output = Result<Vec<Digest>, StoreError>> + Send;
+    /// Notes that `digest` is now stored; returns the records that no longer wait for anything.
+    fn content_arrived(
+        &self,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<Vec<RecordId>, StoreError>> + Send;
+    /// Pending records in arrival order.
+    fn pending(
+        &self,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<RecordRow>, StoreError>> + Send;
+    /// Commits one round of the sequencer.
+    fn commit(&self, batch: &CommitBatch) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Every validated record, in registry-index order.
+    fn validated(&self) -> impl Future<Output = Result<Vec<RecordRow>, StoreError>> + Send;
+    /// Every checkpoint, by increasing length.
+    fn checkpoints(&self)
+        -> impl Future<Output = Result<Vec<SignedCheckpoint>, StoreError>> + Send;
+    /// Records of one log with index in `(after, below)`, in order, at most `limit`.
+    fn log_records(
+        &self,
+        log_id: &LogId,
+        after: Option<u64>,
+        below: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<StoredLogRecord>, StoreError>> + Send;
+    /// Whether the log exists, and its package name (`None` for the operator log).
+    fn log_name(
+        &self,
+        log_id: &LogId,
+    ) -> impl Future<Output = Result<Option<Option<String>>, StoreError>> + Send;
+    /// Stores a content row (no-op if present).
+    fn put_content(
+        &self,
+        content: &ContentRow,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A content row by digest.
+    fn content(
+        &self,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<Option<ContentRow>, StoreError>> + Send;
+}
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS logs (
+        log_id TEXT PRIMARY KEY,
+        name TEXT,
+        name_lower TEXT UNIQUE
+    )",
+    "CREATE TABLE IF NOT EXISTS records (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        record_id TEXT NOT NULL UNIQUE,
+        log_id TEXT NOT NULL REFERENCES logs (log_id),
+        envelope BLOB NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        registry_index BIGINT UNIQUE
+    )",
+    "CREATE INDEX IF NOT EXISTS records_by_log ON records (log_id, registry_index)",
+    "CREATE INDEX IF NOT EXISTS records_by_status ON records (status, seq)",
+    "CREATE TABLE IF NOT EXISTS missing_content (
+        record_id TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        PRIMARY KEY (record_id, digest)
+    )",
+    "CREATE INDEX IF NOT EXISTS missing_by_digest ON missing_content (digest)",
+    "CREATE TABLE IF NOT EXISTS checkpoints (
+        log_length BIGINT PRIMARY KEY,
+        log_root TEXT NOT NULL,
+        map_root TEXT NOT NULL,
+        timestamp BIGINT NOT NULL,
+        key_id TEXT NOT NULL,
+        signature TEXT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS contents (
+        digest TEXT PRIMARY KEY,
+        size BIGINT NOT NULL,
+        tree_digest TEXT NOT NULL,
+        manifest TEXT NOT NULL
+    )",
+];
+
+/// The embedded store: one SQLite file in WAL mode.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        for statement in SCHEMA {
+            sqlx::query(statement).execute(&pool).await?;
+        }
+        Ok(SqliteStore { pool })
+    }
+
+    /// Closes the pool, flushing everything.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn record_row(row: &sqlx::sqlite::SqliteRow) -> Result<RecordRow, StoreError> {
+    Ok(RecordRow {
+        seq: row.try_get("seq")?,
+        record_id: parse(row.try_get::<&str, _>("record_id")?)?,
+        log_id: parse(row.try_get::<&str, _>("log_id")?)?,
+        envelope: row.try_get("envelope")?,
+        status: RecordStatus::parse(row.try_get::<&str, _>("status")?)?,
+        reason: row.try_get("reason")?,
+        registry_index: row
+            .try_get::<Option<i64>, _>("registry_index")?
+            .map(|i| i as u64),
+    })
+}
+
+const RECORD_COLUMNS: &str = "seq, record_id, log_id, envelope, status, reason, registry_index";
+
+impl RecordStore for SqliteStore {
+    async fn insert_record(&self, record: NewRecord<'_>) -> Result<InsertOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let existing = sqlx::query(&format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE record_id = $1"
+        ))
+        .bind(record.record_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = existing {
+            return Ok(InsertOutcome::AlreadyThere(record_row(&row)?));
+        }
+        let log_id = record.log_id.to_string();
+        let known = sqlx::query("SELECT name FROM logs WHERE log_id = $1")
+            .bind(&log_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if known.is_none() {
+            let name = record.package_name.map(|n| n.to_string());
+            let lower = name.as_ref().map(|n| n.to_lowercase());
+            if let Some(lower) = &lower {
+                let clash = sqlx::query("SELECT name FROM logs WHERE name_lower = $1")
+                    .bind(lower)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some(clash) = clash {
+                    return Err(StoreError::NameConflict {
+                        requested: name.unwrap_or_default(),
+                        existing: clash.try_get("name")?,
+                    });
+                }
+            }
+            sqlx::query("INSERT INTO logs (log_id, name, name_lower) VALUES ($1, $2, $3)")
+                .bind(&log_id)
+                .bind(&name)
+                .bind(&lower)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let status = if record.missing_content.is_empty() {
+            RecordStatus::Pending
+        } else {
+            RecordStatus::Sourcing
+        };
+        let row = sqlx::query(&format!(
+            "INSERT INTO records (record_id, log_id, envelope, status) VALUES ($1, $2, $3, $4) RETURNING {RECORD_COLUMNS}"
+        ))
+        .bind(record.record_id.to_string())
+        .bind(&log_id)
+        .bind(record.envelope)
+        .bind(status.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        for digest in record.missing_content {
+            sqlx::query("INSERT INTO missing_content (record_id, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(record.record_id.to_string())
+                .bind(digest.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(InsertOutcome::Inserted(record_row(&row)?))
+    }
+
+    async fn record(&self, record_id: &RecordId) -> Result<Option<RecordRow>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE record_id = $1"
+        ))
+        .bind(record_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(record_row).transpose()
+    }
+
+    async fn missing_content(&self, record_id: &RecordId) -> Result<Vec<Digest>, StoreError> {
+        let rows =
+            sqlx::query("SELECT digest FROM missing_content WHERE record_id = $1 ORDER BY digest")
+                .bind(record_id.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|row| parse(row.try_get::<&str, _>("digest")?))
+            .collect()
+    }
+
+    async fn content_arrived(&self, digest: &Digest) -> Result<Vec<RecordId>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let waiting = sqlx::query("SELECT record_id FROM missing_content WHERE digest = $1")
+            .bind(digest.to_string())
+            .fetch_all(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM missing_content WHERE digest = $1")
+            .bind(digest.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let mut ready = Vec::new();
+        for row in waiting {
+            let record_id: String = row.try_get("record_id")?;
+            let still = sqlx::query("SELECT 1 FROM missing_content WHERE record_id = $1 LIMIT 1")
+                .bind(&record_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if still.is_none() {
+                sqlx::query("UPDATE records SET status = 'pending' WHERE record_id = $1 AND status = 'sourcing'")
+                    .bind(&record_id)
+                    .execute(&mut *tx)
+                    .await?;
+                ready.push(parse(&record_id)?);
+            }
+        }
+        tx.commit().await?;
+        Ok(ready)
+    }
+
+    async fn pending(&self, limit: u32) -> Result<Vec<RecordRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE status = 'pending' ORDER BY seq LIMIT $1"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_row).collect()
+    }
+
+    async fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (record_id, index) in &batch.validated {
+            sqlx::query(
+                "UPDATE records SET status = 'validated', registry_index = $1 WHERE record_id = $2",
+            )
+            .bind(*index as i64)
+            .bind(record_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (record_id, reason) in &batch.rejected {
+            sqlx::query("UPDATE records SET status = 'rejected', reason = $1 WHERE record_id = $2")
+                .bind(reason)
+                .bind(record_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(checkpoint) = &batch.checkpoint {
+            let c = &checkpoint.contents;
+            sqlx::query(
+                "INSERT INTO checkpoints (log_length, log_root, map_root, timestamp, key_id, signature)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(c.log_length as i64)
+            .bind(c.log_root.to_string())
+            .bind(c.map_root.to_string())
+            .bind(c.timestamp as i64)
+            .bind(checkpoint.key_id.to_string())
+            .bind(checkpoint.signature.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn validated(&self) -> Result<Vec<RecordRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE status = 'validated' ORDER BY registry_index"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_row).collect()
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT log_length, log_root, map_root, timestamp, key_id, signature FROM checkpoints ORDER BY log_length",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SignedCheckpoint {
+                    contents: TimestampedCheckpoint {
+                        log_root: parse(row.try_get::<&str, _>("log_root")?)?,
+                        log_length: row.try_get::<i64, _>("log_length")? as u64,
+                        map_root: parse(row.try_get::<&str, _>("map_root")?)?,
+                        timestamp: row.try_get::<i64, _>("timestamp")? as u64,
+                    },
+                    key_id: parse(row.try_get::<&str, _>("key_id")?)?,
+                    signature: parse(row.try_get::<&str, _>("signature")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn log_records(
+        &self,
+        log_id: &LogId,
+        after: Option<u64>,
+        below: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredLogRecord>, StoreError> {
+        let after = after.map(|a| a as i64).unwrap_or(-1);
+        let rows = sqlx::query(
+            "SELECT registry_index, record_id, envelope FROM records
+             WHERE log_id = $1 AND status = 'validated' AND registry_index > $2 AND registry_index < $3
+             ORDER BY registry_index LIMIT $4",
+        )
+        .bind(log_id.to_string())
+        .bind(after)
+        .bind(below as i64)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredLogRecord {
+                    registry_index: row.try_get::<i64, _>("registry_index")? as u64,
+                    record_id: parse(row.try_get::<&str, _>("record_id")?)?,
+                    envelope: row.try_get("envelope")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn log_name(&self, log_id: &LogId) -> Result<Option<Option<String>>, StoreError> {
+        let row = sqlx::query("SELECT name FROM logs WHERE log_id = $1")
+            .bind(log_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            row.try_get::<Option<String>, _>("name")
+                .map_err(StoreError::from)
+        })
+        .transpose()
+    }
+
+    async fn put_content(&self, content: &ContentRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO contents (digest, size, tree_digest, manifest) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(content.digest.to_string())
+        .bind(content.size as i64)
+        .bind(&content.tree_digest)
+        .bind(&content.manifest)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn content(&self, digest: &Digest) -> Result<Option<ContentRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT digest, size, tree_digest, manifest FROM contents WHERE digest = $1",
+        )
+        .bind(digest.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(ContentRow {
+                digest: parse(row.try_get::<&str, _>("digest")?)?,
+                size: row.try_get::<i64, _>("size")? as u64,
+                tree_digest: row.try_get("tree_digest")?,
+                manifest: row.try_get("manifest")?,
+            })
+        })
+        .transpose()
+    }
+}
