@@ -4,6 +4,7 @@
 //! wires arguments to the libraries; the logic lives in the library crates.
 
 mod commands;
+mod logging;
 mod output;
 
 use std::process::ExitCode;
@@ -20,6 +21,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    Serve(commands::serve::ServeCommand),
+    Audit(commands::audit::AuditCommand),
+    #[command(subcommand)]
+    Admin(commands::admin::AdminCommand),
     Split(commands::split::SplitCommand),
     Join(commands::join::JoinCommand),
     Hash(commands::hash::HashCommand),
@@ -30,6 +35,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(command) => command.run(),
+        Command::Audit(command) => command.run(),
+        Command::Admin(command) => command.run(),
         Command::Split(command) => command.run(),
         Command::Join(command) => command.run(),
         Command::Hash(command) => command.run(),

@@ -50,9 +50,9 @@ pub fn root_from_inclusion_proof(
         }
         if index % 2 == 1 || index == last {
             running = branch_hash(sibling, &running);
-            if index % 2 == 0 {
+            if index.is_multiple_of(2) {
                 // A right-edge node without a sibling at this level: climb to where it has one.
-                while index % 2 == 0 && index != 0 {
+                while index.is_multiple_of(2) && index != 0 {
                     index >>= 1;
                     last >>= 1;
                 }
@@ -126,8 +126,8 @@ pub fn verify_consistency(
         if index % 2 == 1 || index == last {
             old_running = branch_hash(hash, &old_running);
             new_running = branch_hash(hash, &new_running);
-            if index % 2 == 0 {
-                while index % 2 == 0 && index != 0 {
+            if index.is_multiple_of(2) {
+                while index.is_multiple_of(2) && index != 0 {
                     index >>= 1;
                     last >>= 1;
                 }

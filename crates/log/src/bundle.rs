@@ -351,7 +351,7 @@ fn sibling(node: u64) -> u64 {
 
 fn parent(node: u64) -> u64 {
     let height = height(node);
-    if (node >> (height + 1)) % 2 == 0 {
+    if (node >> (height + 1)).is_multiple_of(2) {
         node + (1 << height)
     } else {
         node - (1 << height)

@@ -180,7 +180,7 @@ impl RegistryLog {
         if size == 0 {
             return empty_log_root();
         }
-        if size.is_power_of_two() && start % size == 0 {
+        if size.is_power_of_two() && start.is_multiple_of(size) {
             let height = size.trailing_zeros() as usize;
             return self.levels[height][(start >> height) as usize];
         }

@@ -438,7 +438,9 @@ proptest! {
                 updates.push((repeated, MapValue::new(&[0xEE, n as u8]).unwrap()));
             }
         }
+        let start_root = start.root();
         let batched = start.extend(updates.clone());
+        prop_assert_eq!(start.root(), start_root);
         let one_by_one = updates
             .iter()
             .fold(start.clone(), |map, (path, value)| map.insert(*path, value.clone()));
@@ -474,6 +476,85 @@ proptest! {
         for ((path, bytes), proof) in first.iter().zip(proofs) {
             prop_assert_eq!(&snapshot.prove(path), &proof);
             prop_assert_eq!(proof.verify_inclusion(&root, path, bytes), Ok(()));
+        }
+    }
+}
+
+/// `bytes` with its top bit, the side of the root its path goes to, set to `side` if given.
+fn on_side(mut bytes: [u8; 32], side: Option<bool>) -> [u8; 32] {
+    if let Some(right) = side {
+        bytes[0] = (bytes[0] & 0x7F) | (u8::from(right) << 7);
+    }
+    bytes
+}
+
+proptest! {
+    // Each case inserts some 270 keys one by one, which is slow in a debug build.
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// Batches of about 256 entries or more are built in two halves on two threads when the
+    /// root is a fork at the top; the result must not depend on it. The batches straddle that
+    /// threshold (before and after removing repeated keys), and the maps take every shape: empty,
+    /// one leaf, every key on one side of the root (a lower root fork), keys on both sides, with
+    /// batches on one side or both.
+    #[test]
+    fn a_large_batch_equals_the_same_updates_one_by_one(
+        before in prop_oneof![
+            1 => Just(Vec::new()),
+            1 => prop::collection::vec(any::<[u8; 32]>(), 1..2),
+            4 => prop::collection::vec(any::<[u8; 32]>(), 2..32),
+        ],
+        before_side in prop::option::weighted(0.2, any::<bool>()),
+        batch in prop::collection::vec(any::<[u8; 32]>(), 240..290),
+        batch_side in prop::option::weighted(0.15, any::<bool>()),
+        rewritten in prop::collection::vec(any::<prop::sample::Index>(), 0..24),
+        repeated in prop::collection::vec(any::<prop::sample::Index>(), 0..24),
+    ) {
+        let before: Vec<(KeyPath, Vec<u8>)> = before
+            .into_iter()
+            .enumerate()
+            .map(|(n, bytes)| {
+                let path = KeyPath::from_hashed(Hash::from_bytes(on_side(bytes, before_side)));
+                (path, vec![1, n as u8])
+            })
+            .collect();
+        let start = map_of(&before);
+        let mut updates: Vec<(KeyPath, MapValue)> = batch
+            .into_iter()
+            .enumerate()
+            .map(|(n, bytes)| {
+                let path = KeyPath::from_hashed(Hash::from_bytes(on_side(bytes, batch_side)));
+                (path, MapValue::new(&[2, n as u8, (n >> 8) as u8]).unwrap())
+            })
+            .collect();
+        for (n, pick) in rewritten.iter().enumerate() {
+            if !before.is_empty() {
+                let (path, _) = &before[pick.index(before.len())];
+                updates.push((*path, MapValue::new(&[3, n as u8]).unwrap()));
+            }
+        }
+        for (n, pick) in repeated.iter().enumerate() {
+            let path = updates[pick.index(updates.len())].0;
+            updates.push((path, MapValue::new(&[4, n as u8]).unwrap()));
+        }
+
+        let batched = start.extend(updates.clone());
+        let one_by_one = updates
+            .iter()
+            .fold(start.clone(), |map, (path, value)| map.insert(*path, value.clone()));
+        prop_assert_eq!(batched.root(), one_by_one.root());
+        prop_assert_eq!(batched.len(), one_by_one.len());
+
+        let mut expected: BTreeMap<KeyPath, Vec<u8>> = before.into_iter().collect();
+        for (path, value) in &updates {
+            expected.insert(*path, value.as_bytes().to_vec());
+        }
+        let expected: Vec<(KeyPath, Vec<u8>)> = expected.into_iter().collect();
+        prop_assert_eq!(batched.root(), naive_map_root(&expected));
+        prop_assert_eq!(batched.len(), expected.len() as u64);
+        for (path, bytes) in &expected {
+            prop_assert_eq!(batched.get(path).map(MapValue::as_bytes), Some(bytes.as_slice()));
+            prop_assert_eq!(batched.prove(path), one_by_one.prove(path));
         }
     }
 }

@@ -1,9 +1,12 @@
 //! One module per subcommand.
 
+pub mod admin;
+pub mod audit;
 pub mod dedup;
 pub mod hash;
 pub mod inspect;
 pub mod join;
+pub mod serve;
 pub mod split;
 
 use std::path::Path;
@@ -18,4 +21,29 @@ pub fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
 /// Splits `bytes` read from `path`, naming the file in the error.
 pub fn split_file<'a>(path: &Path, bytes: &'a [u8]) -> anyhow::Result<cairn_split::Split<'a>> {
     cairn_split::split(bytes).with_context(|| format!("cannot split {}", path.display()))
+}
+
+/// Holds the data directory's lock file for as long as it lives, so that offline
+/// administration never runs beside a serving registry.
+pub fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            anyhow::bail!(
+                "{} is in use by a running `cairn serve`; stop it first",
+                dir.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
 }

@@ -13,7 +13,8 @@
 //! hashes of the skipped levels are still computed (the root must match the full tree), so an
 //! update costs about 256 branch hashes whatever the size of the map. [`Map::extend`] applies a
 //! batch, hashing shared levels once and running the hash chains of different keys side by
-//! side, which roughly halves the cost per key.
+//! side, which roughly halves the cost per key; a large batch is also split between the two
+//! sides of the root and built on two threads (see `update`).
 //!
 //! The key is never hashed here: callers pass a [`KeyPath`], built from the raw key bytes by
 //! [`KeyPath::of_key`] (which hashes them) or from an already computed hash.
@@ -258,7 +259,9 @@ impl Map {
     ///
     /// Cheaper per entry than [`Map::insert`] one by one: levels shared by several entries are
     /// hashed once, and the hash chains of different entries run side by side (see
-    /// `branch_lanes`). A registry applies the records of one checkpoint as one batch.
+    /// `branch_lanes`). A batch of 256 entries or more that changes both sides of the root is
+    /// built as two halves, one on a scoped second thread; the result is the same either way. A
+    /// registry applies the records of one checkpoint as one batch.
     pub fn extend(&self, entries: impl IntoIterator<Item = (KeyPath, MapValue)>) -> Map {
         let mut entries: Vec<(KeyPath, MapValue)> = entries.into_iter().collect();
         if entries.is_empty() {

@@ -5,6 +5,16 @@
 //! height up through the skipped one-child levels to its slot, and a fork's chain starts once
 //! both its children are hashed. Up to four chains advance together through `branch_lanes`.
 //! Finally the arena is frozen into shared nodes. The old map is never modified.
+//!
+//! A large batch (at least [`PARALLEL_BATCH`] entries) is cut in two when the new root is a
+//! fork at the top of the tree: the entries going left of the root and those going right touch
+//! disjoint subtrees, so each half is built, hashed and frozen in an arena of its own, one of
+//! them on a second thread, and only the root fork is hashed once both are done. A batch costs
+//! hundreds of branch hashes per entry and a thread costs tens of microseconds to start, so on a
+//! machine with two cores this nearly doubles the throughput of large batches. The halves are
+//! exactly the subtrees the single arena would have built below the root, so the resulting map
+//! is identical node for node; when the cut does not apply (small batch, a root that is not a
+//! top fork, every entry on one side) the whole batch goes through one arena.
 
 use std::sync::Arc;
 
@@ -12,22 +22,77 @@ use super::{KeyPath, MapValue, Node, Slot, EMPTY_SUBTREE_HASHES, MAP_HEIGHT};
 use crate::branch_lanes::branch_hashes;
 use crate::hash::{branch_hash, Hash};
 
+/// The smallest batch cut in two halves built on two threads. Below it, starting a thread costs
+/// a noticeable part of the batch's time.
+pub(super) const PARALLEL_BATCH: usize = 256;
+
 /// Applies `entries` (sorted by path, each path once) to the tree under `root`. Returns the new
 /// root slot and the number of keys that were not in the map before.
 pub(super) fn apply(root: Option<&Slot>, entries: &[Entry]) -> (Slot, u64) {
+    if entries.len() >= PARALLEL_BATCH {
+        if let Some(applied) = apply_in_halves(root, entries) {
+            return applied;
+        }
+    }
+    apply_below(root, MAP_HEIGHT, entries)
+}
+
+/// Applies `entries` to the subtree `existing` (if any) in a slot of `slot_height`, in one
+/// arena on the current thread. `entries` must all lie below that slot.
+fn apply_below(existing: Option<&Slot>, slot_height: usize, entries: &[Entry]) -> (Slot, u64) {
     let mut build = Build {
         // Each entry adds a leaf and about one fork, plus the forks on the way down.
         nodes: Vec::with_capacity(2 * entries.len() + MAP_HEIGHT / 8),
         added_keys: 0,
     };
-    let existing = root.map(|slot| Existing {
-        node: &slot.node,
-        hash_in_slot: Some(slot.hash),
-    });
-    let root = build.merge(existing, MAP_HEIGHT, entries);
+    let root = build.merge(existing.map(existing_child), slot_height, entries);
     build.hash_all();
     let added_keys = build.added_keys;
     (build.freeze(root), added_keys)
+}
+
+/// Applies `entries` as two halves, left and right of the root, built on two threads, if the
+/// new root is a fork at the top whose sides both change; otherwise `None` and nothing is done.
+///
+/// The cut applies when the old root is a fork at height 256 (the map has keys on both sides)
+/// or the map is empty, and the entries go to both sides. The new root is then the same fork as
+/// the single arena builds: with the old root's path, or for an empty map the first entry's.
+fn apply_in_halves(root: Option<&Slot>, entries: &[Entry]) -> Option<(Slot, u64)> {
+    let (old_left, old_right, path) = match root {
+        None => (None, None, entries.first()?.0),
+        Some(slot) => match &*slot.node {
+            Node::Fork {
+                height: MAP_HEIGHT,
+                path,
+                left,
+                right,
+            } => (Some(left), Some(right), *path),
+            // A leaf, or a lower fork (every key on one side): the top fork would be new and
+            // would hold the old root on one side. Rare and small; not worth a second path.
+            _ => return None,
+        },
+    };
+    let (left_entries, right_entries) = split_by_side(entries, MAP_HEIGHT);
+    if left_entries.is_empty() || right_entries.is_empty() {
+        return None;
+    }
+    let ((left, left_added), (right, right_added)) = std::thread::scope(|scope| {
+        let left = scope.spawn(|| apply_below(old_left, MAP_HEIGHT - 1, left_entries));
+        let right = apply_below(old_right, MAP_HEIGHT - 1, right_entries);
+        let left = left
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (left, right)
+    });
+    // The fork sits in its own slot, so its slot hash is its own hash.
+    let hash = branch_hash(&left.hash, &right.hash);
+    let node = Arc::new(Node::Fork {
+        height: MAP_HEIGHT,
+        path,
+        left,
+        right,
+    });
+    Some((Slot { node, hash }, left_added + right_added))
 }
 
 type BuildId = usize;
@@ -412,6 +477,124 @@ fn step_lanes(lanes: &mut [Chain]) {
             let hashes = branch_hashes([pair(0), pair(1), pair(2), pair(3.min(count - 1))]);
             for (chain, hash) in lanes.iter_mut().zip(hashes) {
                 chain.step(hash);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The cut into two halves must build exactly the tree of the single arena: same nodes,
+    //! heights, paths, values and slot hashes, not just the same root.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Asserts that `a` and `b` are the same tree, node for node.
+    fn assert_same_tree(a: &Slot, b: &Slot) {
+        assert_eq!(a.hash, b.hash);
+        match (&*a.node, &*b.node) {
+            (
+                Node::Leaf {
+                    path,
+                    value,
+                    leaf_hash,
+                },
+                Node::Leaf {
+                    path: other_path,
+                    value: other_value,
+                    leaf_hash: other_leaf_hash,
+                },
+            ) => {
+                assert_eq!(path, other_path);
+                assert_eq!(value, other_value);
+                assert_eq!(leaf_hash, other_leaf_hash);
+            }
+            (
+                Node::Fork {
+                    height,
+                    path,
+                    left,
+                    right,
+                },
+                Node::Fork {
+                    height: other_height,
+                    path: other_path,
+                    left: other_left,
+                    right: other_right,
+                },
+            ) => {
+                assert_eq!(height, other_height);
+                assert_eq!(path, other_path);
+                assert_same_tree(left, other_left);
+                assert_same_tree(right, other_right);
+            }
+            _ => panic!("a leaf where the other tree has a fork"),
+        }
+    }
+
+    /// Sorted entries, one per path, with the top path bit forced to `side` if given.
+    fn entries(
+        paths: Vec<[u8; 32]>,
+        side: Option<bool>,
+        value: impl Fn(usize) -> Vec<u8>,
+    ) -> Vec<Entry> {
+        let mut entries: Vec<Entry> = paths
+            .into_iter()
+            .enumerate()
+            .map(|(index, mut bytes)| {
+                if let Some(right) = side {
+                    bytes[0] = (bytes[0] & 0x7F) | (u8::from(right) << 7);
+                }
+                let path = KeyPath::from_hashed(Hash::from_bytes(bytes));
+                (path, MapValue::new(&value(index)).unwrap())
+            })
+            .collect();
+        entries.sort_by_key(|(path, _)| *path);
+        entries.dedup_by(|later, kept| later.0 == kept.0);
+        entries
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn halves_build_the_same_tree_as_one_arena(
+            old_paths in prop_oneof![
+                1 => Just(Vec::new()),
+                1 => prop::collection::vec(any::<[u8; 32]>(), 1..2),
+                4 => prop::collection::vec(any::<[u8; 32]>(), 2..24),
+            ],
+            old_side in prop::option::weighted(0.3, any::<bool>()),
+            // `apply_in_halves` itself takes batches of any size; tests/map.rs goes through
+            // `Map::extend` with batches around the threshold.
+            new_paths in prop::collection::vec(any::<[u8; 32]>(), 1..80),
+            new_side in prop::option::weighted(0.2, any::<bool>()),
+            rewritten in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let old = entries(old_paths, old_side, |index| vec![1, index as u8]);
+            let old_root = (!old.is_empty()).then(|| apply_below(None, MAP_HEIGHT, &old).0);
+            // Some of the batch rewrites keys already in the map.
+            let mut new_paths = new_paths;
+            for pick in &rewritten {
+                if !old.is_empty() {
+                    new_paths.push(old[pick.index(old.len())].0.as_hash().to_bytes());
+                }
+            }
+            let batch = entries(new_paths, new_side, |index| vec![2, index as u8]);
+
+            let one_arena = apply_below(old_root.as_ref(), MAP_HEIGHT, &batch);
+            let halves = apply_in_halves(old_root.as_ref(), &batch);
+            let top_fork = old_root
+                .as_ref()
+                .is_none_or(|root| root.node.height() == MAP_HEIGHT);
+            let both_sides = !batch[0].0.goes_right_below(MAP_HEIGHT)
+                && batch[batch.len() - 1].0.goes_right_below(MAP_HEIGHT);
+            prop_assert_eq!(halves.is_some(), top_fork && both_sides);
+            if let Some((root, added_keys)) = halves {
+                assert_same_tree(&root, &one_arena.0);
+                prop_assert_eq!(added_keys, one_arena.1);
             }
         }
     }

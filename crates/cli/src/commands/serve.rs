@@ -1,0 +1,148 @@
+//! `cairn serve`: run the registry.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use cairn_protocol::Namespace;
+use cairn_server::{Registry, Settings};
+use clap::Args;
+
+/// Run the registry: the warg v1 API, content storage, and the sequencer that signs
+/// checkpoints.
+///
+/// With no flags it listens on 127.0.0.1:8090 and keeps everything in ./cairn-data (a SQLite
+/// database, the content blobs, and the operator key, created on first start).
+#[derive(Args)]
+pub struct ServeCommand {
+    /// Address and port to listen on.
+    #[arg(
+        long,
+        env = "CAIRN_LISTEN",
+        default_value = "127.0.0.1:8090",
+        value_name = "ADDR:PORT"
+    )]
+    listen: String,
+    /// The data directory.
+    #[arg(
+        long,
+        env = "CAIRN_DATA",
+        default_value = "cairn-data",
+        value_name = "DIR"
+    )]
+    data: PathBuf,
+    /// A namespace this registry hosts (repeatable; defined in the operator log if new).
+    #[arg(
+        long = "namespace",
+        env = "CAIRN_NAMESPACE",
+        value_delimiter = ',',
+        value_name = "NS"
+    )]
+    namespaces: Vec<Namespace>,
+    /// The shortest time between two checkpoints (e.g. `1s`, `250ms`).
+    #[arg(long, env = "CAIRN_CHECKPOINT_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    checkpoint_interval: Duration,
+    /// The largest content upload (e.g. `256MiB`).
+    #[arg(long, env = "CAIRN_MAX_CONTENT_SIZE", default_value = "256MiB", value_parser = parse_size)]
+    max_content_size: u64,
+    /// The URL clients reach this registry at (default: `http://` and the listening address).
+    #[arg(long, env = "CAIRN_BASE_URL", value_name = "URL")]
+    base_url: Option<String>,
+}
+
+/// Parses `500ms`, `2s`, `1m` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(text.len()),
+    );
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {text:?} (use ms, s or m)"
+            ))
+        }
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Parses `1024`, `64KiB`, `256MiB`, `1GiB`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid size {text:?}"))?;
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" => 1 << 10,
+        "mib" | "m" => 1 << 20,
+        "gib" | "g" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "invalid size unit in {text:?} (use B, KiB, MiB or GiB)"
+            ))
+        }
+    };
+    value
+        .checked_mul(factor)
+        .ok_or_else(|| format!("size {text:?} is too large"))
+}
+
+impl ServeCommand {
+    pub fn run(self) -> anyhow::Result<()> {
+        crate::logging::init();
+        let runtime = tokio::runtime::Runtime::new()?;
+        runtime.block_on(async move {
+            let _lock = crate::commands::lock_data_dir(&self.data)?;
+            let listener = tokio::net::TcpListener::bind(&self.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", self.listen))?;
+            let address = listener.local_addr()?;
+            let base_url = self.base_url.unwrap_or_else(|| format!("http://{address}"));
+            let registry = Registry::open(Settings {
+                data_dir: self.data.clone(),
+                namespaces: self.namespaces,
+                checkpoint_interval: self.checkpoint_interval,
+                max_content_size: self.max_content_size,
+            })
+            .await
+            .with_context(|| format!("cannot open the registry in {}", self.data.display()))?;
+            eprintln!(
+                "cairn registry at {base_url} (data in {})",
+                self.data.display()
+            );
+            registry
+                .serve(listener, base_url, shutdown_signal())
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("cannot listen for SIGTERM");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -1,0 +1,1001 @@
+//! The HTTP routes: every warg v1 endpoint, static content, discovery, and cairn's split
+//! extensions (documented in `docs/api.md`).
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use cairn_protocol::api::{
+    ConsistencyRequest, ConsistencyResponse, ContentSource, ContentSourcesResponse, EnvelopeBody,
+    ErrorId, FetchLogsRequest, FetchLogsResponse, FetchNamesRequest, FetchNamesResponse,
+    InclusionRequest, InclusionResponse, LedgerSource, LedgerSourcesResponse, MissingContent,
+    PackageRecordResponse, ProofFailure, PublishRecordRequest, PublishedRecord, RecordState,
+    UploadEndpoint, Verification, VerifyCheckpointResponse, WargEndpoint, WellKnownRegistry,
+    LEDGER_PACKED_MEDIA_TYPE,
+};
+use cairn_protocol::{
+    Digest, LogId, NamespaceState, PackageEntry, PackageEnvelope, RecordId, SignedCheckpoint,
+    SigningDomain,
+};
+use cairn_split::Manifest;
+use cairn_store::{
+    BlobStore, FsContentStore, InsertOutcome, NewRecord, RecordRow, RecordStatus, RecordStore,
+    SqliteStore, StoreError,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use tokio::sync::Notify;
+
+use crate::content::{self, ByteRange};
+use crate::error::ApiError;
+use crate::state::RegistryState;
+
+/// Everything a handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    /// Records, logs, checkpoints, content rows.
+    pub store: SqliteStore,
+    /// Blobs.
+    pub blobs: Arc<FsContentStore>,
+    /// The verifiable state.
+    pub state: Arc<RwLock<RegistryState>>,
+    /// Wakes the sequencer.
+    pub wake: Arc<Notify>,
+    /// Settings.
+    pub settings: Arc<ApiSettings>,
+}
+
+/// Settings the routes need.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// The registry's own URL, e.g. `http://127.0.0.1:8090` (no trailing slash).
+    pub base_url: String,
+    /// Names under which clients may address this registry in a `Warg-Registry` header.
+    pub registry_names: Vec<String>,
+    /// The largest content upload, in bytes.
+    pub max_content_size: u64,
+}
+
+/// The media type of split manifests.
+const MANIFEST_MEDIA_TYPE: &str = cairn_split::manifest::MANIFEST_MEDIA_TYPE;
+
+/// Builds the router.
+pub fn router(app: AppState) -> Router {
+    let upload_limit = usize::try_from(app.settings.max_content_size)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::ACCEPT]);
+    Router::new()
+        .route("/v1/fetch/checkpoint", get(fetch_checkpoint))
+        .route("/v1/fetch/logs", post(fetch_logs))
+        .route("/v1/fetch/names", post(fetch_names))
+        .route("/v1/package/{log_id}/record", post(publish))
+        .route("/v1/package/{log_id}/record/{record_id}", get(get_record))
+        .route(
+            "/v1/package/{log_id}/record/{record_id}/content/{digest}",
+            post(upload_content).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route(
+            "/v1/package/{log_id}/record/{record_id}/content/{digest}/manifest",
+            post(upload_content_manifest),
+        )
+        .route(
+            "/v1/package/{log_id}/record/{record_id}/blobs/{blob}",
+            put(upload_blob).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/v1/content/{digest}", get(content_sources))
+        .route("/v1/proof/consistency", post(proof_consistency))
+        .route("/v1/proof/inclusion", post(proof_inclusion))
+        .route("/v1/verify/checkpoint", post(verify_checkpoint))
+        .route("/v1/ledger", get(ledger))
+        .route("/v1/ledger/records/{start}", get(ledger_records))
+        .route("/v1/cairn/content/{digest}/manifest", get(content_manifest))
+        .route("/v1/cairn/blobs/missing", post(missing_blobs))
+        .route("/v1/cairn/blobs/{blob}", get(get_blob))
+        .route("/v1/{*rest}", axum::routing::any(v1_not_found))
+        .route("/content/{file}", get(serve_content))
+        .route("/.well-known/wasm-pkg/registry.json", get(well_known))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            registry_header,
+        ))
+        .layer(cors)
+        .with_state(app)
+}
+
+// ---------------------------------------------------------------------------------------
+// Plumbing: JSON bodies, path parameters, the Warg-Registry header.
+
+/// A JSON request body, with the reference's error statuses: 415 without a JSON content
+/// type, 400 for bad syntax, 422 for a body of the wrong shape.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("application/json")
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(ApiError::Message(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Expected request with `Content-Type: application/json`".into(),
+            ));
+        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|e| ApiError::Message(StatusCode::PAYLOAD_TOO_LARGE, e.body_text()))?;
+        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
+            let status = match e.classify() {
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                    StatusCode::BAD_REQUEST
+                }
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            ApiError::Message(
+                status,
+                format!("Failed to deserialize the JSON body into the target type: {e}"),
+            )
+        })
+    }
+}
+
+fn path_param<T: FromStr>(text: &str) -> Result<T, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|e: T::Err| ApiError::bad_request(format!("Invalid URL: {e}")))
+}
+
+/// Answers a `Warg-Registry` header that names another registry with the reference's 501;
+/// one naming this registry is accepted (the reference refuses every one).
+async fn registry_header(
+    State(app): State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(value) = request.headers().get("warg-registry") {
+        let named = value
+            .to_str()
+            .unwrap_or("")
+            .trim()
+            .trim_end_matches('/')
+            .to_ascii_lowercase();
+        let ours = app
+            .settings
+            .registry_names
+            .iter()
+            .any(|name| name.eq_ignore_ascii_case(&named));
+        if !ours {
+            return (
+                StatusCode::NOT_IMPLEMENTED,
+                "`Warg-Registry` header is not supported",
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+async fn v1_not_found() -> ApiError {
+    ApiError::Message(
+        StatusCode::NOT_FOUND,
+        "the requested resource was not found".into(),
+    )
+}
+
+fn read_state(app: &AppState) -> std::sync::RwLockReadGuard<'_, RegistryState> {
+    app.state.read().expect("state lock poisoned")
+}
+
+fn served_length(app: &AppState) -> u64 {
+    read_state(app)
+        .latest_checkpoint()
+        .map(|c| c.contents.log_length)
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------
+// Fetch.
+
+async fn fetch_checkpoint(State(app): State<AppState>) -> Result<Json<SignedCheckpoint>, ApiError> {
+    read_state(&app)
+        .latest_checkpoint()
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::Message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the registry has no checkpoint yet".into(),
+            )
+        })
+}
+
+const DEFAULT_FETCH_LIMIT: u16 = 100;
+const MAX_FETCH_LIMIT: u16 = 1000;
+
+async fn resolve_token(
+    app: &AppState,
+    log_id: &LogId,
+    token: Option<&str>,
+    below: u64,
+) -> Result<Option<u64>, ApiError> {
+    let Some(token) = token else {
+        return Ok(None);
+    };
+    let record_id: RecordId = token
+        .parse()
+        .map_err(|_| ApiError::not_found("fetchToken", token))?;
+    match app.store.record(&record_id).await? {
+        Some(RecordRow {
+            log_id: found,
+            registry_index: Some(index),
+            status: RecordStatus::Validated,
+            ..
+        }) if found == *log_id && index < below => Ok(Some(index)),
+        _ => Err(ApiError::not_found("fetchToken", token)),
+    }
+}
+
+fn published(record: cairn_store::StoredLogRecord) -> Result<PublishedRecord, ApiError> {
+    let envelope = PackageEnvelopeParts::from_protobuf(&record.envelope)?;
+    Ok(PublishedRecord {
+        envelope,
+        registry_index: record.registry_index,
+        fetch_token: record.record_id,
+    })
+}
+
+/// Reads the stored protobuf envelope back into its JSON body, without re-encoding the record.
+struct PackageEnvelopeParts;
+
+impl PackageEnvelopeParts {
+    fn from_protobuf(bytes: &[u8]) -> Result<EnvelopeBody, ApiError> {
+        use cairn_protocol::protobuf::Reader;
+        let (mut contents, mut key_id, mut signature) = (Vec::new(), String::new(), String::new());
+        let mut reader = Reader::new(bytes);
+        while let Some((field, value)) = reader
+            .next_field()
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+        {
+            let internal =
+                |e: cairn_protocol::protobuf::WireError| ApiError::Internal(e.to_string());
+            match field {
+                1 => contents = value.bytes(field).map_err(internal)?.to_vec(),
+                2 => key_id = value.string(field).map_err(internal)?.to_owned(),
+                3 => signature = value.string(field).map_err(internal)?.to_owned(),
+                _ => {}
+            }
+        }
+        Ok(EnvelopeBody {
+            content_bytes: contents,
+            key_id: key_id
+                .parse()
+                .map_err(|e: cairn_protocol::DigestError| ApiError::Internal(e.to_string()))?,
+            signature: signature
+                .parse()
+                .map_err(|e: cairn_protocol::KeyError| ApiError::Internal(e.to_string()))?,
+        })
+    }
+}
+
+async fn fetch_logs(
+    State(app): State<AppState>,
+    ApiJson(request): ApiJson<FetchLogsRequest>,
+) -> Result<Json<FetchLogsResponse>, ApiError> {
+    let length = request.log_length;
+    if read_state(&app).checkpoint(length).is_none() {
+        return Err(ApiError::not_found_number("logLength", length));
+    }
+    let limit = request.limit.unwrap_or(DEFAULT_FETCH_LIMIT);
+    if limit == 0 || limit > MAX_FETCH_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_FETCH_LIMIT}"
+        )));
+    }
+    let mut response = FetchLogsResponse::default();
+    let operator = LogId::operator_log();
+    let after = resolve_token(&app, &operator, request.operator.as_deref(), length).await?;
+    for record in app
+        .store
+        .log_records(&operator, after, length, u32::from(limit))
+        .await?
+    {
+        response.operator.push(published(record)?);
+    }
+    response.more = response.operator.len() == usize::from(limit);
+    for (log_id, token) in request.packages.unwrap_or_default() {
+        if read_state(&app).package(&log_id).is_none() {
+            return Err(ApiError::not_found("log", log_id));
+        }
+        let after = resolve_token(&app, &log_id, token.as_deref(), length).await?;
+        let records = app
+            .store
+            .log_records(&log_id, after, length, u32::from(limit))
+            .await?;
+        response.more |= records.len() == usize::from(limit);
+        let records = records
+            .into_iter()
+            .map(published)
+            .collect::<Result<Vec<_>, _>>()?;
+        response.packages.insert(log_id, records);
+    }
+    Ok(Json(response))
+}
+
+async fn fetch_names(
+    State(app): State<AppState>,
+    ApiJson(request): ApiJson<FetchNamesRequest>,
+) -> Result<Json<FetchNamesResponse>, ApiError> {
+    let mut packages = BTreeMap::new();
+    for log_id in request.packages.into_iter().take(1000) {
+        match app.store.log_name(&log_id).await? {
+            None => return Err(ApiError::not_found("log", log_id)),
+            Some(name) => {
+                let name = name
+                    .map(|n| n.parse())
+                    .transpose()
+                    .map_err(|e: cairn_protocol::NameError| ApiError::Internal(e.to_string()))?;
+                packages.insert(log_id, name);
+            }
+        }
+    }
+    Ok(Json(FetchNamesResponse { packages }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Publishing.
+
+fn record_response(app: &AppState, row: &RecordRow, missing: Vec<Digest>) -> PackageRecordResponse {
+    let state = match row.status {
+        RecordStatus::Sourcing => RecordState::Sourcing {
+            missing_content: missing
+                .into_iter()
+                .map(|digest| {
+                    let url = format!(
+                        "v1/package/{}/record/{}/content/{digest}",
+                        row.log_id, row.record_id
+                    );
+                    let upload = UploadEndpoint::Http {
+                        method: "POST".into(),
+                        url,
+                        headers: BTreeMap::new(),
+                    };
+                    (
+                        digest,
+                        MissingContent {
+                            upload: vec![upload],
+                        },
+                    )
+                })
+                .collect(),
+        },
+        RecordStatus::Pending => RecordState::Processing,
+        RecordStatus::Rejected => RecordState::Rejected {
+            reason: row.reason.clone().unwrap_or_default(),
+        },
+        RecordStatus::Validated => match row.registry_index {
+            Some(index) if index < served_length(app) => RecordState::Published {
+                registry_index: index,
+            },
+            _ => RecordState::Processing,
+        },
+    };
+    PackageRecordResponse {
+        record_id: row.record_id,
+        state,
+    }
+}
+
+async fn publish(
+    State(app): State<AppState>,
+    Path(log_id): Path<String>,
+    ApiJson(request): ApiJson<PublishRecordRequest>,
+) -> Result<(StatusCode, Json<PackageRecordResponse>), ApiError> {
+    let log_id: LogId = path_param(&log_id)?;
+    let name = &request.package_name;
+    if name.log_id() != log_id {
+        return Err(ApiError::bad_request(format!(
+            "package log id {log_id} does not match package name `{name}`"
+        )));
+    }
+    let envelope: PackageEnvelope = request
+        .record
+        .to_envelope()
+        .map_err(|e| ApiError::bad_request(format!("the record could not be decoded: {e}")))?;
+    if !request.content_sources.is_empty() {
+        return Err(ApiError::Message(
+            StatusCode::NOT_IMPLEMENTED,
+            "specifying content sources is not supported".into(),
+        ));
+    }
+    // Publishing the same record again is idempotent: answer with its state.
+    if let Some(row) = app.store.record(envelope.record_id()).await? {
+        let missing = app.store.missing_content(&row.record_id).await?;
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(record_response(&app, &row, missing)),
+        ));
+    }
+    {
+        let state = read_state(&app);
+        match state.operator().namespace(name.namespace()) {
+            None => return Err(ApiError::not_found("namespace", name.namespace())),
+            Some(NamespaceState::Imported { .. }) => {
+                return Err(ApiError::Typed(
+                    StatusCode::CONFLICT,
+                    "namespaceImport",
+                    ErrorId::Text(name.namespace().to_owned()),
+                ))
+            }
+            Some(NamespaceState::Defined) => {}
+        }
+        let key = match state.package(&log_id) {
+            Some(package) => package.keys().get(envelope.key_id()).cloned(),
+            None => match envelope.record().entries.first() {
+                Some(PackageEntry::Init { key, .. }) if key.fingerprint() == *envelope.key_id() => {
+                    Some(key.clone())
+                }
+                _ => None,
+            },
+        };
+        let key = key.ok_or_else(|| {
+            ApiError::Message(
+                StatusCode::UNAUTHORIZED,
+                format!("unknown key id `{}`", envelope.key_id()),
+            )
+        })?;
+        key.verify(
+            SigningDomain::PackageRecord,
+            envelope.content_bytes(),
+            envelope.signature(),
+        )
+        .map_err(|_| {
+            ApiError::Message(
+                StatusCode::UNAUTHORIZED,
+                format!("signature `{}` verification failed", envelope.signature()),
+            )
+        })?;
+    }
+    let mut missing = Vec::new();
+    for entry in &envelope.record().entries {
+        if let PackageEntry::Release { content, .. } = entry {
+            if app.store.content(content).await?.is_none() && !missing.contains(content) {
+                missing.push(*content);
+            }
+        }
+    }
+    let outcome = app
+        .store
+        .insert_record(NewRecord {
+            record_id: *envelope.record_id(),
+            log_id,
+            package_name: Some(name),
+            envelope: &envelope.to_protobuf(),
+            missing_content: &missing,
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::NameConflict { .. } => {
+                ApiError::Message(StatusCode::CONFLICT, e.to_string())
+            }
+            other => ApiError::Internal(other.to_string()),
+        })?;
+    let row = match outcome {
+        InsertOutcome::Inserted(row) | InsertOutcome::AlreadyThere(row) => row,
+    };
+    if row.status == RecordStatus::Pending {
+        app.wake.notify_one();
+    }
+    let missing = app.store.missing_content(&row.record_id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(record_response(&app, &row, missing)),
+    ))
+}
+
+async fn record_of_log(
+    app: &AppState,
+    log_id: &str,
+    record_id: &str,
+) -> Result<RecordRow, ApiError> {
+    let log_id: LogId = path_param(log_id)?;
+    let record_id: RecordId = path_param(record_id)?;
+    if read_state(app).package(&log_id).is_none() && app.store.log_name(&log_id).await?.is_none() {
+        return Err(ApiError::not_found("log", log_id));
+    }
+    match app.store.record(&record_id).await? {
+        Some(row) if row.log_id == log_id => Ok(row),
+        _ => Err(ApiError::not_found("record", record_id)),
+    }
+}
+
+async fn get_record(
+    State(app): State<AppState>,
+    Path((log_id, record_id)): Path<(String, String)>,
+) -> Result<Json<PackageRecordResponse>, ApiError> {
+    let row = record_of_log(&app, &log_id, &record_id).await?;
+    let missing = app.store.missing_content(&row.record_id).await?;
+    Ok(Json(record_response(&app, &row, missing)))
+}
+
+/// Checks that `digest` is content the sourcing record `row` still needs.
+async fn needed_content(app: &AppState, row: &RecordRow, digest: &str) -> Result<Digest, ApiError> {
+    let digest: Digest = path_param(digest)?;
+    if row.status != RecordStatus::Sourcing {
+        return Err(ApiError::Status(StatusCode::METHOD_NOT_ALLOWED));
+    }
+    if !app
+        .store
+        .missing_content(&row.record_id)
+        .await?
+        .contains(&digest)
+    {
+        return Err(ApiError::bad_request(format!(
+            "content digest `{digest}` is not required for package record `{}`",
+            row.record_id
+        )));
+    }
+    Ok(digest)
+}
+
+/// Records content that is now stored and queues the records that waited for it.
+async fn content_stored(app: &AppState, row: cairn_store::ContentRow) -> Result<(), ApiError> {
+    app.store.put_content(&row).await?;
+    if !app.store.content_arrived(&row.digest).await?.is_empty() {
+        app.wake.notify_one();
+    }
+    Ok(())
+}
+
+async fn reject_for_content(
+    app: &AppState,
+    row: &RecordRow,
+    digest: &Digest,
+    error: content::ContentError,
+) -> ApiError {
+    let reason = format!("content with digest `{digest}` was rejected by policy: {error}");
+    let batch = cairn_store::CommitBatch {
+        rejected: vec![(row.record_id, reason.clone())],
+        ..Default::default()
+    };
+    if let Err(e) = app.store.commit(&batch).await {
+        return ApiError::Internal(e.to_string());
+    }
+    ApiError::Message(StatusCode::UNPROCESSABLE_ENTITY, reason)
+}
+
+async fn upload_content(
+    State(app): State<AppState>,
+    Path((log_id, record_id, digest)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let row = record_of_log(&app, &log_id, &record_id).await?;
+    let digest = needed_content(&app, &row, &digest).await?;
+    if body.len() as u64 > app.settings.max_content_size {
+        return Err(ApiError::Message(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "content is larger than the registry accepts".into(),
+        ));
+    }
+    let actual = Digest::from_bytes(Sha256::digest(&body).into());
+    if actual != digest {
+        return Err(ApiError::bad_request(format!(
+            "content digest mismatch: expected `{digest}`, found `{actual}`"
+        )));
+    }
+    let blobs = app.blobs.clone();
+    let ingested =
+        tokio::task::spawn_blocking(move || content::ingest(&blobs, &digest, &body)).await?;
+    match ingested {
+        Ok(content_row) => content_stored(&app, content_row).await?,
+        Err(error @ content::ContentError::Invalid(_)) => {
+            return Err(reject_for_content(&app, &row, &digest, error).await)
+        }
+        Err(error) => return Err(ApiError::Internal(error.to_string())),
+    }
+    Ok(StatusCode::CREATED)
+}
+
+fn blob_id(text: &str) -> Result<cairn_split::Digest, ApiError> {
+    if text.starts_with("bafk") {
+        cairn_split::Digest::from_cid(text)
+            .map_err(|e| ApiError::bad_request(format!("Invalid URL: {e}")))
+    } else {
+        path_param(text)
+    }
+}
+
+/// Extension: uploads one blob (fragment or skeleton) of content a sourcing record needs.
+async fn upload_blob(
+    State(app): State<AppState>,
+    Path((log_id, record_id, blob)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let row = record_of_log(&app, &log_id, &record_id).await?;
+    if row.status != RecordStatus::Sourcing {
+        return Err(ApiError::Status(StatusCode::METHOD_NOT_ALLOWED));
+    }
+    let digest = blob_id(&blob)?;
+    if cairn_split::Digest::of(&body) != digest {
+        return Err(ApiError::bad_request(format!(
+            "blob digest mismatch: the body does not hash to `{digest}`"
+        )));
+    }
+    let blobs = app.blobs.clone();
+    tokio::task::spawn_blocking(move || blobs.put(&digest, &body)).await??;
+    Ok(StatusCode::CREATED)
+}
+
+/// Extension: completes a content upload from blobs already uploaded, given the split
+/// manifest. The join verifies every blob, and the whole file must hash to the digest.
+async fn upload_content_manifest(
+    State(app): State<AppState>,
+    Path((log_id, record_id, digest)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let row = record_of_log(&app, &log_id, &record_id).await?;
+    let digest = needed_content(&app, &row, &digest).await?;
+    let manifest = Manifest::from_json(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if manifest.size() > app.settings.max_content_size {
+        return Err(ApiError::Message(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "content is larger than the registry accepts".into(),
+        ));
+    }
+    let blobs = app.blobs.clone();
+    let joined =
+        tokio::task::spawn_blocking(move || -> Result<Result<Vec<u8>, String>, std::io::Error> {
+            if !content::has_all_blobs(&blobs, &manifest)? {
+                return Ok(Err(
+                    "some blobs of the manifest have not been uploaded".into()
+                ));
+            }
+            let mut bytes = Vec::with_capacity(manifest.size() as usize);
+            Ok(
+                cairn_split::join(&manifest, &mut content::StoreBlobs(&blobs), &mut bytes)
+                    .map(|_| bytes)
+                    .map_err(|e| e.to_string()),
+            )
+        })
+        .await??
+        .map_err(ApiError::bad_request)?;
+    let actual = Digest::from_bytes(Sha256::digest(&joined).into());
+    if actual != digest {
+        return Err(ApiError::bad_request(format!(
+            "content digest mismatch: expected `{digest}`, found `{actual}`"
+        )));
+    }
+    let blobs = app.blobs.clone();
+    let ingested =
+        tokio::task::spawn_blocking(move || content::ingest(&blobs, &digest, &joined)).await?;
+    match ingested {
+        Ok(content_row) => content_stored(&app, content_row).await?,
+        Err(error @ content::ContentError::Invalid(_)) => {
+            return Err(reject_for_content(&app, &row, &digest, error).await)
+        }
+        Err(error) => return Err(ApiError::Internal(error.to_string())),
+    }
+    Ok(StatusCode::CREATED)
+}
+
+// ---------------------------------------------------------------------------------------
+// Content.
+
+async fn content_sources(
+    State(app): State<AppState>,
+    Path(digest): Path<String>,
+) -> Result<Json<ContentSourcesResponse>, ApiError> {
+    let digest: Digest = path_param(&digest)?;
+    let row = app
+        .store
+        .content(&digest)
+        .await?
+        .ok_or_else(|| ApiError::not_found("contentDigest", digest))?;
+    let url = format!(
+        "{}/content/sha256-{}",
+        app.settings.base_url,
+        hex::encode(digest.as_bytes())
+    );
+    let source = ContentSource::HttpGet {
+        url,
+        accept_ranges: Some(true),
+        size: Some(row.size),
+    };
+    Ok(Json(ContentSourcesResponse {
+        content_sources: BTreeMap::from([(digest, vec![source])]),
+    }))
+}
+
+async fn manifest_of(app: &AppState, digest: &Digest) -> Result<Option<Manifest>, ApiError> {
+    match app.store.content(digest).await? {
+        None => Ok(None),
+        Some(row) => Manifest::from_json(row.manifest.as_bytes())
+            .map(Some)
+            .map_err(|e| ApiError::Internal(e.to_string())),
+    }
+}
+
+async fn serve_content(
+    State(app): State<AppState>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::Status(StatusCode::NOT_FOUND);
+    let hex_part = file.strip_prefix("sha256-").ok_or_else(not_found)?;
+    let digest: Digest = format!("sha256:{hex_part}")
+        .parse()
+        .map_err(|_| not_found())?;
+    let manifest = manifest_of(&app, &digest).await?.ok_or_else(not_found)?;
+    let size = manifest.size();
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        None => None,
+        Some(text) => match ByteRange::parse(text, size) {
+            None => None,
+            Some(Some(range)) => Some(range),
+            Some(None) => {
+                let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+                response.headers_mut().insert(
+                    header::CONTENT_RANGE,
+                    header_value(&format!("bytes */{size}")),
+                );
+                return Ok(response);
+            }
+        },
+    };
+    let rx = content::stream_join(app.blobs.clone(), manifest, range);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/wasm"),
+    );
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(header::ETAG, header_value(&format!("\"{digest}\"")));
+    match range {
+        None => {
+            headers.insert(header::CONTENT_LENGTH, header_value(&size.to_string()));
+        }
+        Some(range) => {
+            headers.insert(
+                header::CONTENT_LENGTH,
+                header_value(&range.len().to_string()),
+            );
+            headers.insert(
+                header::CONTENT_RANGE,
+                header_value(&format!("bytes {}-{}/{size}", range.start, range.end)),
+            );
+            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        }
+    }
+    Ok(response)
+}
+
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).expect("header values built here are ASCII")
+}
+
+async fn content_manifest(
+    State(app): State<AppState>,
+    Path(digest): Path<String>,
+) -> Result<Response, ApiError> {
+    let digest: Digest = path_param(&digest)?;
+    let manifest = manifest_of(&app, &digest)
+        .await?
+        .ok_or_else(|| ApiError::not_found("contentDigest", digest))?;
+    Ok((
+        [(header::CONTENT_TYPE, MANIFEST_MEDIA_TYPE)],
+        manifest.to_json(),
+    )
+        .into_response())
+}
+
+async fn get_blob(
+    State(app): State<AppState>,
+    Path(blob): Path<String>,
+) -> Result<Response, ApiError> {
+    let digest = blob_id(&blob)?;
+    let blobs = app.blobs.clone();
+    let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<Option<Vec<u8>>> {
+        if !blobs.has(&digest)? {
+            return Ok(None);
+        }
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut blobs.open(&digest)?, &mut bytes)?;
+        Ok(Some(bytes))
+    })
+    .await??
+    .ok_or_else(|| ApiError::not_found("blob", digest))?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+/// `POST /v1/cairn/blobs/missing`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MissingBlobsRequest {
+    digests: Vec<cairn_split::Digest>,
+}
+
+#[derive(Debug, Serialize)]
+struct MissingBlobsResponse {
+    missing: Vec<cairn_split::Digest>,
+}
+
+async fn missing_blobs(
+    State(app): State<AppState>,
+    ApiJson(request): ApiJson<MissingBlobsRequest>,
+) -> Result<Json<MissingBlobsResponse>, ApiError> {
+    if request.digests.len() > cairn_split::limits::MAX_BLOBS {
+        return Err(ApiError::bad_request("too many digests"));
+    }
+    let mut missing = Vec::new();
+    for digest in request.digests {
+        if !app.blobs.has(&digest)? {
+            missing.push(digest);
+        }
+    }
+    Ok(Json(MissingBlobsResponse { missing }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Proofs, monitoring, ledger.
+
+async fn proof_consistency(
+    State(app): State<AppState>,
+    ApiJson(request): ApiJson<ConsistencyRequest>,
+) -> Result<Json<ConsistencyResponse>, ApiError> {
+    let ConsistencyRequest { from, to } = request;
+    if from == 0 || from > to {
+        return Err(ApiError::proof_failure(format!(
+            "cannot prove consistency from {from} to {to}"
+        )));
+    }
+    let state = read_state(&app);
+    if state.checkpoint(to).is_none() {
+        return Err(ApiError::not_found_number("logLength", to));
+    }
+    let bundle = state
+        .log()
+        .proof_bundle(to, &[from], &[])
+        .map_err(|e| ApiError::proof_failure(e.to_string()))?;
+    Ok(Json(ConsistencyResponse {
+        proof: cairn_protocol::proofs::encode_log_bundle(&bundle),
+    }))
+}
+
+async fn proof_inclusion(
+    State(app): State<AppState>,
+    ApiJson(request): ApiJson<InclusionRequest>,
+) -> Result<Json<InclusionResponse>, ApiError> {
+    let state = read_state(&app);
+    let length = request.log_length;
+    let snapshot = state
+        .snapshot(length)
+        .ok_or_else(|| ApiError::not_found_number("logLength", length))?;
+    let mut map_proofs = Vec::with_capacity(request.leafs.len());
+    for &leaf in &request.leafs {
+        if leaf >= length {
+            return Err(ApiError::not_found_number("leaf", leaf));
+        }
+        let (log_id, _) = state
+            .leaf(leaf)
+            .ok_or_else(|| ApiError::not_found_number("leaf", leaf))?;
+        let path = cairn_log::KeyPath::of_key(log_id.digest().as_bytes());
+        if snapshot.get(&path).is_none() {
+            return Err(ApiError::Proof(ProofFailure::PackageNotIncluded {
+                log_id: *log_id,
+            }));
+        }
+        map_proofs.push(snapshot.prove(&path));
+    }
+    let bundle = state
+        .log()
+        .proof_bundle(length, &[], &request.leafs)
+        .map_err(|e| ApiError::proof_failure(e.to_string()))?;
+    Ok(Json(InclusionResponse {
+        log: cairn_protocol::proofs::encode_log_bundle(&bundle),
+        map: cairn_protocol::proofs::encode_map_bundle(&map_proofs),
+    }))
+}
+
+/// Verifies a checkpoint for real: `checkpoint` says whether this registry made exactly it
+/// (timestamp included); `signature` whether it verifies with an operator key that holds
+/// `commit`.
+async fn verify_checkpoint(
+    State(app): State<AppState>,
+    ApiJson(checkpoint): ApiJson<SignedCheckpoint>,
+) -> Json<VerifyCheckpointResponse> {
+    let state = read_state(&app);
+    let ours = state
+        .checkpoint(checkpoint.contents.log_length)
+        .is_some_and(|c| c.contents == checkpoint.contents);
+    let signed = state
+        .operator()
+        .keys()
+        .get(&checkpoint.key_id)
+        .filter(|_| state.operator().can_commit(&checkpoint.key_id))
+        .is_some_and(|key| checkpoint.verify(key).is_ok());
+    let verdict = |ok: bool| {
+        if ok {
+            Verification::Verified
+        } else {
+            Verification::Invalid
+        }
+    };
+    Json(VerifyCheckpointResponse {
+        checkpoint: verdict(ours),
+        signature: verdict(signed),
+        retry_after: None,
+    })
+}
+
+const LEDGER_PAGE: u64 = 1000;
+
+async fn ledger(State(app): State<AppState>) -> Json<LedgerSourcesResponse> {
+    let length = served_length(&app);
+    let sources = (0..length)
+        .step_by(LEDGER_PAGE as usize)
+        .map(|start| LedgerSource {
+            first_registry_index: start,
+            last_registry_index: (start + LEDGER_PAGE).min(length) - 1,
+            url: format!("v1/ledger/records/{start}"),
+            content_type: LEDGER_PACKED_MEDIA_TYPE.into(),
+            accept_ranges: Some(false),
+        })
+        .collect();
+    Json(LedgerSourcesResponse {
+        hash_algorithm: "sha256".into(),
+        sources,
+    })
+}
+
+async fn ledger_records(
+    State(app): State<AppState>,
+    Path(start): Path<String>,
+) -> Result<Response, ApiError> {
+    let start: u64 = path_param(&start)?;
+    let length = served_length(&app);
+    let state = read_state(&app);
+    let mut bytes = Vec::new();
+    for index in start..(start.saturating_add(LEDGER_PAGE)).min(length) {
+        if let Some((log_id, record_id)) = state.leaf(index) {
+            bytes.extend_from_slice(log_id.digest().as_bytes());
+            bytes.extend_from_slice(record_id.digest().as_bytes());
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, LEDGER_PACKED_MEDIA_TYPE)], bytes).into_response())
+}
+
+async fn well_known(State(app): State<AppState>) -> Json<WellKnownRegistry> {
+    let url = app.settings.base_url.clone();
+    Json(WellKnownRegistry {
+        warg_url: Some(url.clone()),
+        preferred_protocol: Some("warg".into()),
+        warg: Some(WargEndpoint { url }),
+        oci: None,
+    })
+}

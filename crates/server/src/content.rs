@@ -1,0 +1,209 @@
+//! Content: checking uploads, storing them split, and serving whole files (and ranges) by
+//! joining their blobs.
+//!
+//! An upload must be a valid WebAssembly module or component (checked with `wasmparser`,
+//! every feature it knows enabled, since components in the wild use new proposals) and within
+//! the size limit. It is split with `cairn-split` and each blob is stored once, by digest,
+//! across all packages. A download joins the blobs again, verifying each one as it streams.
+
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cairn_protocol::Digest;
+use cairn_split::{BlobEntry, BlobSource, Manifest};
+use cairn_store::{BlobStore, ContentRow, FsContentStore};
+use tokio::sync::mpsc;
+
+/// Why an upload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ContentError {
+    /// Not valid WebAssembly.
+    #[error("content is not valid WebAssembly: {0}")]
+    Invalid(String),
+    /// Storing failed.
+    #[error("cannot store content: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Checks that `bytes` are a valid core module or component.
+pub fn validate_wasm(bytes: &[u8]) -> Result<(), ContentError> {
+    let mut validator = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all());
+    validator
+        .validate_all(bytes)
+        .map(|_| ())
+        .map_err(|e| ContentError::Invalid(e.to_string()))
+}
+
+/// Validates, splits and stores `bytes`, whose SHA-256 the caller has checked is `digest`.
+/// Returns the row to record in the store. Blocking: call from a blocking thread.
+pub fn ingest(
+    blobs: &FsContentStore,
+    digest: &Digest,
+    bytes: &[u8],
+) -> Result<ContentRow, ContentError> {
+    validate_wasm(bytes)?;
+    let split = cairn_split::split(bytes).map_err(|e| ContentError::Invalid(e.to_string()))?;
+    for blob in split.blobs() {
+        blobs.put(&blob.digest, &blob.bytes)?;
+    }
+    Ok(ContentRow {
+        digest: *digest,
+        size: bytes.len() as u64,
+        tree_digest: split.tree_digest().to_string(),
+        manifest: split.manifest().to_json(),
+    })
+}
+
+/// Reads blobs from a blob store, for joins.
+pub struct StoreBlobs<'a>(pub &'a FsContentStore);
+
+impl BlobSource for StoreBlobs<'_> {
+    fn open(&mut self, entry: &BlobEntry) -> io::Result<Box<dyn io::Read + '_>> {
+        Ok(self.0.open(&entry.digest)?)
+    }
+}
+
+/// A byte range of a file, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte.
+    pub start: u64,
+    /// Last byte.
+    pub end: u64,
+}
+
+impl ByteRange {
+    /// Parses one `Range: bytes=...` range against a file of `size` bytes. `None` means
+    /// "not satisfiable"; a header this does not understand is ignored by the caller.
+    pub fn parse(header: &str, size: u64) -> Option<Option<ByteRange>> {
+        let spec = header.trim().strip_prefix("bytes=")?;
+        if spec.contains(',') {
+            return None;
+        }
+        let (first, last) = spec.split_once('-')?;
+        let range = if first.is_empty() {
+            let suffix: u64 = last.parse().ok()?;
+            if suffix == 0 || size == 0 {
+                return Some(None);
+            }
+            ByteRange {
+                start: size.saturating_sub(suffix),
+                end: size - 1,
+            }
+        } else {
+            let start: u64 = first.parse().ok()?;
+            let end = if last.is_empty() {
+                size.saturating_sub(1)
+            } else {
+                last.parse::<u64>().ok()?.min(size.saturating_sub(1))
+            };
+            if start >= size || end < start {
+                return Some(None);
+            }
+            ByteRange { start, end }
+        };
+        Some(Some(range))
+    }
+
+    /// Number of bytes in the range.
+    pub fn len(&self) -> u64 {
+        self.end - self.start + 1
+    }
+
+    /// Whether the range is empty (never, for a parsed range).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// Sends the joined bytes (or a range of them) to an HTTP body as they are produced.
+struct BodyWriter {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    buffer: Vec<u8>,
+    /// Bytes of the whole file seen so far.
+    position: u64,
+    range: Option<ByteRange>,
+}
+
+const CHUNK: usize = 256 * 1024;
+
+/// The error a [`BodyWriter`] returns once its range is complete, to stop the join early.
+const RANGE_DONE: &str = "range complete";
+
+impl Write for BodyWriter {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let start = self.position;
+        self.position += bytes.len() as u64;
+        let wanted = match self.range {
+            None => bytes,
+            Some(range) => {
+                if start > range.end {
+                    return Err(io::Error::other(RANGE_DONE));
+                }
+                let from = range.start.saturating_sub(start).min(bytes.len() as u64) as usize;
+                let to = (range.end + 1)
+                    .saturating_sub(start)
+                    .min(bytes.len() as u64) as usize;
+                &bytes[from..to]
+            }
+        };
+        self.buffer.extend_from_slice(wanted);
+        if self.buffer.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buffer.is_empty() {
+            let chunk = Bytes::from(std::mem::take(&mut self.buffer));
+            self.tx
+                .blocking_send(Ok(chunk))
+                .map_err(|_| io::Error::other("the client went away"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Starts joining `manifest` on a blocking thread; the bytes (of `range`, if given) arrive
+/// on the returned channel. A failure mid-way ends the stream with an error, so the client
+/// sees a truncated body rather than wrong bytes.
+pub fn stream_join(
+    blobs: Arc<FsContentStore>,
+    manifest: Manifest,
+    range: Option<ByteRange>,
+) -> mpsc::Receiver<io::Result<Bytes>> {
+    let (tx, rx) = mpsc::channel(8);
+    tokio::task::spawn_blocking(move || {
+        let mut writer = BodyWriter {
+            tx: tx.clone(),
+            buffer: Vec::with_capacity(CHUNK),
+            position: 0,
+            range,
+        };
+        let result = cairn_split::join(&manifest, &mut StoreBlobs(&blobs), &mut writer);
+        let outcome = match result {
+            Ok(_) => writer.flush(),
+            Err(cairn_split::JoinError::Write(e)) if e.to_string() == RANGE_DONE => writer.flush(),
+            Err(error) => {
+                tracing::error!(%error, "join failed while serving content");
+                Err(io::Error::other(error.to_string()))
+            }
+        };
+        if let Err(error) = outcome {
+            let _ = tx.blocking_send(Err(error));
+        }
+    });
+    rx
+}
+
+/// Whether every blob of `manifest` is stored.
+pub fn has_all_blobs(blobs: &FsContentStore, manifest: &Manifest) -> io::Result<bool> {
+    for entry in manifest.blobs() {
+        if !blobs.has(&entry.digest)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}

@@ -1,0 +1,372 @@
+//! cairn's registry server: the warg v1 API over a durable store, content stored split, and
+//! the sequencer that turns accepted records into log entries and signed checkpoints.
+//!
+//! [`Registry::open`] opens (or creates) a data directory: the SQLite database, the blob
+//! directory and the operator key. On first start it creates the operator key (mode 0600)
+//! and the operator log; namespaces named in the settings and not yet defined are defined by
+//! new operator records. [`Registry::serve`] runs the HTTP server and the sequencer until
+//! the shutdown signal, then stops gracefully.
+
+pub mod api;
+pub mod content;
+mod error;
+pub mod sequencer;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use cairn_protocol::{
+    Envelope, HashAlgorithm, LogId, Namespace, OperatorEntry, OperatorEnvelope, PrivateKey, Record,
+    Timestamp,
+};
+use cairn_store::{
+    FsContentStore, InsertOutcome, NewRecord, RecordStatus, RecordStore, SqliteStore,
+};
+use tokio::sync::{watch, Notify};
+
+pub use api::{router, ApiSettings, AppState};
+pub use error::ApiError;
+pub use sequencer::Sequencer;
+pub use state::{RegistryState, ReplayError};
+
+/// The settings of a registry.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Namespaces that must be defined.
+    pub namespaces: Vec<Namespace>,
+    /// The shortest time between two checkpoints.
+    pub checkpoint_interval: Duration,
+    /// The largest content upload.
+    pub max_content_size: u64,
+}
+
+/// Why the registry could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A file or directory could not be used.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The operator key file is not a key.
+    #[error("the operator key in {path} is invalid: {source}")]
+    BadKey {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: cairn_protocol::KeyError,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] cairn_store::StoreError),
+    /// The stored records and checkpoints do not hold together.
+    #[error("the stored registry does not verify: {0}")]
+    Replay(#[from] ReplayError),
+    /// The sequencer stopped.
+    #[error(transparent)]
+    Sequencer(#[from] sequencer::SequencerError),
+    /// An operator record was refused.
+    #[error("operator record refused: {0}")]
+    Operator(String),
+}
+
+/// The name of the operator key file in the data directory.
+pub const OPERATOR_KEY_FILE: &str = "operator.key";
+/// The name of the database file in the data directory.
+pub const DATABASE_FILE: &str = "cairn.db";
+
+/// An open registry.
+pub struct Registry {
+    store: SqliteStore,
+    blobs: Arc<FsContentStore>,
+    state: Arc<RwLock<RegistryState>>,
+    operator_key: PrivateKey,
+    settings: Settings,
+    wake: Arc<Notify>,
+}
+
+fn io_error<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> ServerError + 'a {
+    move |source| ServerError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Reads the operator key, creating it (mode 0600) if the file does not exist.
+pub fn load_or_create_operator_key(path: &Path) -> Result<PrivateKey, ServerError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text.trim().parse().map_err(|source| ServerError::BadKey {
+            path: path.to_owned(),
+            source,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = PrivateKey::generate().map_err(|source| ServerError::BadKey {
+                path: path.to_owned(),
+                source,
+            })?;
+            write_secret(path, &key.to_secret_text())
+                .map_err(io_error("cannot write the operator key", path))?;
+            tracing::info!(path = %path.display(), key_id = %key.public_key().fingerprint(), "created the operator key");
+            Ok(key)
+        }
+        Err(e) => Err(io_error("cannot read the operator key", path)(e)),
+    }
+}
+
+/// Writes a secret file readable by its owner only.
+pub fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+impl Registry {
+    /// Opens the registry in `settings.data_dir`, replays and checks its state, and queues
+    /// the operator records it needs (the operator log's init, new namespaces).
+    pub async fn open(settings: Settings) -> Result<Self, ServerError> {
+        let dir = &settings.data_dir;
+        std::fs::create_dir_all(dir).map_err(io_error("cannot create the data directory", dir))?;
+        let operator_key = load_or_create_operator_key(&dir.join(OPERATOR_KEY_FILE))?;
+        let store = SqliteStore::open(&dir.join(DATABASE_FILE)).await?;
+        let blobs = FsContentStore::open(&dir.join("content"))
+            .map_err(io_error("cannot open the content directory", dir))?;
+        let state = RegistryState::replay(&store.validated().await?, &store.checkpoints().await?)?;
+        let operator_key = finish_key_rotation(dir, operator_key, &state)?;
+        tracing::info!(
+            log_length = state.log().len(),
+            checkpoints = state
+                .latest_checkpoint()
+                .map(|c| c.contents.log_length)
+                .unwrap_or(0),
+            "replayed the stored registry"
+        );
+        let registry = Registry {
+            store,
+            blobs: Arc::new(blobs),
+            state: Arc::new(RwLock::new(state)),
+            operator_key,
+            settings,
+            wake: Arc::new(Notify::new()),
+        };
+        registry.queue_operator_records().await?;
+        Ok(registry)
+    }
+
+    /// Queues the operator records the settings call for, if they are not in the log or
+    /// pending already.
+    async fn queue_operator_records(&self) -> Result<(), ServerError> {
+        let operator = LogId::operator_log();
+        let (head, defined) = {
+            let state = self.state.read().expect("state lock poisoned");
+            let head = state.operator().head().map(|h| h.record_id);
+            let defined: Vec<Namespace> = state.operator().namespaces().keys().cloned().collect();
+            (head, defined)
+        };
+        let pending = self.store.pending(u32::MAX).await?;
+        if pending.iter().any(|row| row.log_id == operator) {
+            return Ok(());
+        }
+        let mut entries = Vec::new();
+        if head.is_none() {
+            entries.push(OperatorEntry::Init {
+                hash_algorithm: HashAlgorithm::Sha256,
+                key: self.operator_key.public_key().clone(),
+            });
+        }
+        for namespace in &self.settings.namespaces {
+            if !defined.contains(namespace) && !entries.iter().any(|e| matches!(e, OperatorEntry::DefineNamespace { namespace: n } if n == namespace)) {
+                entries.push(OperatorEntry::DefineNamespace { namespace: namespace.clone() });
+            }
+        }
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let record = Record {
+            prev: head,
+            version: 0,
+            time: Timestamp::now(),
+            entries,
+        };
+        self.queue_operator_record(Envelope::signed(record, &self.operator_key))
+            .await
+    }
+
+    /// Stores an operator record as pending.
+    pub async fn queue_operator_record(
+        &self,
+        envelope: OperatorEnvelope,
+    ) -> Result<(), ServerError> {
+        let outcome = self
+            .store
+            .insert_record(NewRecord {
+                record_id: *envelope.record_id(),
+                log_id: LogId::operator_log(),
+                package_name: None,
+                envelope: &envelope.to_protobuf(),
+                missing_content: &[],
+            })
+            .await?;
+        if let InsertOutcome::Inserted(row) = outcome {
+            debug_assert_eq!(row.status, RecordStatus::Pending);
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Signs checkpoints with `key` from now on (key rotation).
+    pub fn set_operator_key(&mut self, key: PrivateKey) {
+        self.operator_key = key;
+    }
+
+    /// Runs the sequencer until no record is pending (for offline administration and tests).
+    pub async fn sequence_pending(&self) -> Result<(), ServerError> {
+        let sequencer = self.sequencer();
+        while sequencer.round().await? {}
+        Ok(())
+    }
+
+    fn sequencer(&self) -> Sequencer {
+        Sequencer {
+            store: self.store.clone(),
+            state: self.state.clone(),
+            operator_key: self.operator_key.clone(),
+            wake: self.wake.clone(),
+            interval: self.settings.checkpoint_interval,
+        }
+    }
+
+    /// The shared state (for tests and administration).
+    pub fn state(&self) -> &Arc<RwLock<RegistryState>> {
+        &self.state
+    }
+
+    /// The store.
+    pub fn store(&self) -> &SqliteStore {
+        &self.store
+    }
+
+    /// The operator's signing key.
+    pub fn operator_key(&self) -> &PrivateKey {
+        &self.operator_key
+    }
+
+    /// Serves the API on `listener` until `shutdown` resolves, then finishes the requests in
+    /// flight and the sequencer's round, and returns.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        base_url: String,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let address: SocketAddr = listener
+            .local_addr()
+            .map_err(io_error("cannot read the listening address", Path::new("")))?;
+        let settings = ApiSettings {
+            registry_names: registry_names(&base_url, address),
+            base_url,
+            max_content_size: self.settings.max_content_size,
+        };
+        let app = AppState {
+            store: self.store.clone(),
+            blobs: self.blobs.clone(),
+            state: self.state.clone(),
+            wake: self.wake.clone(),
+            settings: Arc::new(settings),
+        };
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let sequencer = tokio::spawn(self.sequencer().run(stop_rx));
+        tracing::info!(%address, "serving");
+        let server = axum::serve(listener, api::router(app)).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+        });
+        let served = server
+            .await
+            .map_err(io_error("the server failed", Path::new("")));
+        let _ = stop_tx.send(true);
+        let sequenced = sequencer
+            .await
+            .map_err(|e| ServerError::Operator(e.to_string()))?;
+        self.store.close().await;
+        served?;
+        sequenced?;
+        Ok(())
+    }
+}
+
+/// The name of a new operator key during a rotation.
+pub const NEW_OPERATOR_KEY_FILE: &str = "operator.key.new";
+
+/// Completes a key rotation that stopped half-way: if the operator log no longer lets the
+/// current key sign checkpoints but lets the new key do so, the new key file replaces it.
+fn finish_key_rotation(
+    dir: &Path,
+    current: PrivateKey,
+    state: &RegistryState,
+) -> Result<PrivateKey, ServerError> {
+    let new_path = dir.join(NEW_OPERATOR_KEY_FILE);
+    if !new_path.is_file() {
+        return Ok(current);
+    }
+    let text = std::fs::read_to_string(&new_path).map_err(io_error("cannot read", &new_path))?;
+    let new: PrivateKey = text.trim().parse().map_err(|source| ServerError::BadKey {
+        path: new_path.clone(),
+        source,
+    })?;
+    let operator = state.operator();
+    if operator.head().is_none() || operator.can_commit(&current.public_key().fingerprint()) {
+        // The rotation never reached the log: drop the new key.
+        std::fs::remove_file(&new_path).map_err(io_error("cannot remove", &new_path))?;
+        return Ok(current);
+    }
+    if !operator.can_commit(&new.public_key().fingerprint()) {
+        return Ok(current);
+    }
+    let key_path = dir.join(OPERATOR_KEY_FILE);
+    let old_path = dir.join(format!("{OPERATOR_KEY_FILE}.old"));
+    std::fs::rename(&key_path, &old_path).map_err(io_error("cannot move", &key_path))?;
+    std::fs::rename(&new_path, &key_path).map_err(io_error("cannot move", &new_path))?;
+    tracing::info!(key_id = %new.public_key().fingerprint(), "finished rotating the operator key");
+    Ok(new)
+}
+
+/// The names a `Warg-Registry` header may use for this registry: the base URL's host (with
+/// and without port) and the listening address.
+fn registry_names(base_url: &str, address: SocketAddr) -> Vec<String> {
+    let host_port = base_url
+        .split("://")
+        .nth(1)
+        .unwrap_or(base_url)
+        .trim_end_matches('/')
+        .to_ascii_lowercase();
+    let host = host_port
+        .rsplit_once(':')
+        .map(|(h, _)| h.to_owned())
+        .unwrap_or_else(|| host_port.clone());
+    let mut names = vec![host_port, host, address.to_string()];
+    names.sort();
+    names.dedup();
+    names
+}

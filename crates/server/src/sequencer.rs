@@ -1,0 +1,160 @@
+//! The sequencer: the one task that turns accepted records into registry-log leaves, map
+//! updates and signed checkpoints. See `docs/sequencer.md` for every step and what a crash
+//! between any two of them leaves behind.
+//!
+//! One round:
+//! 1. read pending records from the store, in arrival order;
+//! 2. validate each against its log's state (in memory); append a leaf for each valid one;
+//! 3. apply the map updates (to a new map; the served one is unchanged) and sign a checkpoint
+//!    over the new log and map;
+//! 4. commit, in one transaction, every record's new status (validated with its index, or
+//!    rejected with the reason) and the checkpoint;
+//! 5. only then serve the new checkpoint and map snapshot.
+//!
+//! A record is reported `published` once its index is below the served checkpoint's length,
+//! so it is durable and covered by a checkpoint clients can fetch. If a commit fails, the
+//! in-memory log has run ahead of the store, so the process stops and a restart replays the
+//! store. Rounds run at most once per checkpoint interval.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use cairn_protocol::{LogId, PrivateKey, TimestampedCheckpoint};
+use cairn_store::{CommitBatch, RecordStore, SqliteStore};
+use tokio::sync::{watch, Notify};
+
+use crate::state::{RegistryState, ValidRecord};
+
+/// Most records one round takes.
+const ROUND_LIMIT: u32 = 20_000;
+
+/// What the sequencer needs.
+pub struct Sequencer {
+    /// The store.
+    pub store: SqliteStore,
+    /// The shared state.
+    pub state: Arc<RwLock<RegistryState>>,
+    /// The operator's signing key.
+    pub operator_key: PrivateKey,
+    /// Rings when records become pending.
+    pub wake: Arc<Notify>,
+    /// The shortest time between two checkpoints.
+    pub interval: Duration,
+}
+
+/// Why the sequencer stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SequencerError {
+    /// The store failed; the process must restart and replay.
+    #[error("the store failed during a sequencer round: {0}")]
+    Store(#[from] cairn_store::StoreError),
+}
+
+impl Sequencer {
+    /// Runs rounds until `shutdown` turns true, then returns after finishing the current one.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), SequencerError> {
+        let mut last_round = Instant::now() - self.interval;
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            let since = last_round.elapsed();
+            if since < self.interval {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.interval - since) => {}
+                    _ = shutdown.changed() => continue,
+                }
+            }
+            let worked = self.round().await?;
+            last_round = Instant::now();
+            if !worked {
+                // Nothing pending: wait for a record (or poll now and then).
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+
+    /// Runs one round. Returns whether there was anything to do.
+    pub async fn round(&self) -> Result<bool, SequencerError> {
+        let pending = self.store.pending(ROUND_LIMIT).await?;
+        if pending.is_empty() {
+            return Ok(false);
+        }
+        let mut batch = CommitBatch::default();
+        let (new_map, checkpoint) = {
+            let mut state = self.state.write().expect("state lock poisoned");
+            let mut updates = Vec::new();
+            for row in &pending {
+                let decoded = ValidRecord::decode(row);
+                let result = decoded
+                    .map_err(|e| format!("the record could not be decoded: {e}"))
+                    .and_then(|record| {
+                        state
+                            .validate_and_append(&row.log_id, &record)
+                            .map_err(|e| describe_rejection(&row.log_id, e))
+                    });
+                match result {
+                    Ok(update) => {
+                        batch.validated.push((row.record_id, state.log().len() - 1));
+                        updates.push(update);
+                    }
+                    Err(reason) => batch.rejected.push((row.record_id, reason)),
+                }
+            }
+            if updates.is_empty() {
+                (None, None)
+            } else {
+                let map = state.map().extend(updates);
+                let previous = state
+                    .latest_checkpoint()
+                    .map(|c| c.contents.timestamp)
+                    .unwrap_or(0);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let contents = TimestampedCheckpoint::new(
+                    cairn_protocol::Checkpoint {
+                        log_root: state.log().root().into(),
+                        log_length: state.log().len(),
+                        map_root: map.root().into(),
+                    },
+                    now.max(previous),
+                );
+                (Some(map), Some(contents.sign(&self.operator_key)))
+            }
+        };
+        batch.checkpoint = checkpoint.clone();
+        if let Err(error) = self.store.commit(&batch).await {
+            tracing::error!(%error, "commit failed; the process must restart to replay the store");
+            return Err(error.into());
+        }
+        if let (Some(map), Some(checkpoint)) = (new_map, checkpoint) {
+            tracing::info!(
+                log_length = checkpoint.contents.log_length,
+                validated = batch.validated.len(),
+                rejected = batch.rejected.len(),
+                "checkpoint"
+            );
+            self.state
+                .write()
+                .expect("state lock poisoned")
+                .commit_checkpoint(map, checkpoint);
+        } else {
+            tracing::info!(rejected = batch.rejected.len(), "round without new leaves");
+        }
+        Ok(true)
+    }
+}
+
+fn describe_rejection(log_id: &LogId, error: cairn_protocol::ValidationError) -> String {
+    if *log_id == LogId::operator_log() {
+        format!("the operator record was invalid: {error}")
+    } else {
+        format!("the package record was invalid: {error}")
+    }
+}

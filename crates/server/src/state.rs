@@ -1,0 +1,280 @@
+//! The registry's verifiable state in memory: the registry log, the map, a map snapshot and
+//! a signed checkpoint for every advertised log length, and the validators' state of every
+//! log.
+//!
+//! It is rebuilt at start-up by replaying the validated records from the store, in
+//! registry-index order, and checked against every stored checkpoint ([`RegistryState::replay`]);
+//! `cairn audit` runs the same replay. Nothing here is a source of truth: the store is.
+
+use std::collections::{BTreeMap, HashMap};
+
+use cairn_log::{KeyPath, Map, MapValue, RegistryLog};
+use cairn_protocol::{
+    prefix, Checkpoint, Digest, LogId, OperatorEnvelope, OperatorLogState, PackageEnvelope,
+    PackageLogState, RecordId, SignedCheckpoint, ValidationError,
+};
+use cairn_store::RecordRow;
+
+/// Why the stored state does not hold together.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// A stored record does not decode.
+    #[error("stored record {record_id} does not decode: {message}")]
+    Undecodable {
+        /// The record.
+        record_id: RecordId,
+        /// Why.
+        message: String,
+    },
+    /// A stored record does not validate against the state before it.
+    #[error("stored record {record_id} at index {index} does not validate: {error}")]
+    Invalid {
+        /// The record.
+        record_id: RecordId,
+        /// Its index.
+        index: u64,
+        /// Why.
+        error: ValidationError,
+    },
+    /// Registry indices are not 0, 1, 2, ...
+    #[error("registry index {found} where {expected} was expected")]
+    Gap {
+        /// The index expected next.
+        expected: u64,
+        /// The index found.
+        found: u64,
+    },
+    /// A stored checkpoint does not match the replayed roots, or its signature fails.
+    #[error("checkpoint at length {length} does not match the replayed log: {why}")]
+    Checkpoint {
+        /// Its length.
+        length: u64,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// The verifiable state.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryState {
+    log: RegistryLog,
+    /// `(log id, record id)` of every leaf, by registry index.
+    leaves: Vec<(LogId, RecordId)>,
+    map: Map,
+    /// The map at every checkpointed length.
+    snapshots: BTreeMap<u64, Map>,
+    checkpoints: BTreeMap<u64, SignedCheckpoint>,
+    operator: OperatorLogState,
+    packages: HashMap<LogId, PackageLogState>,
+}
+
+/// A validated record on its way into the log.
+#[derive(Debug, Clone)]
+pub enum ValidRecord {
+    /// A package record.
+    Package(PackageEnvelope),
+    /// An operator record.
+    Operator(OperatorEnvelope),
+}
+
+impl ValidRecord {
+    /// Decodes a stored record of `log_id`.
+    pub fn decode(row: &RecordRow) -> Result<Self, String> {
+        if row.log_id == LogId::operator_log() {
+            OperatorEnvelope::from_protobuf(&row.envelope)
+                .map(ValidRecord::Operator)
+                .map_err(|e| e.to_string())
+        } else {
+            PackageEnvelope::from_protobuf(&row.envelope)
+                .map(ValidRecord::Package)
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    /// The record's id.
+    pub fn record_id(&self) -> RecordId {
+        match self {
+            ValidRecord::Package(e) => *e.record_id(),
+            ValidRecord::Operator(e) => *e.record_id(),
+        }
+    }
+}
+
+impl RegistryState {
+    /// Rebuilds the state from validated records (in index order) and checks every stored
+    /// checkpoint against it: roots, and a signature by a key holding `commit` at that point.
+    pub fn replay(
+        records: &[RecordRow],
+        checkpoints: &[SignedCheckpoint],
+    ) -> Result<Self, ReplayError> {
+        let mut state = RegistryState::default();
+        let mut checkpoints = checkpoints.iter().peekable();
+        // A checkpoint at length 0 would precede every record; there is none by construction.
+        let mut pending_updates = Vec::new();
+        for row in records {
+            let index = row.registry_index.unwrap_or(u64::MAX);
+            if index != state.log.len() {
+                return Err(ReplayError::Gap {
+                    expected: state.log.len(),
+                    found: index,
+                });
+            }
+            let record = ValidRecord::decode(row).map_err(|message| ReplayError::Undecodable {
+                record_id: row.record_id,
+                message,
+            })?;
+            let (log_id, update) =
+                state
+                    .validate_and_append(&row.log_id, &record)
+                    .map_err(|error| ReplayError::Invalid {
+                        record_id: row.record_id,
+                        index,
+                        error,
+                    })?;
+            pending_updates.push((log_id, update));
+            while let Some(checkpoint) = checkpoints.peek() {
+                if checkpoint.contents.log_length != state.log.len() {
+                    break;
+                }
+                state.map = state.map.extend(pending_updates.drain(..));
+                state.check_and_add_checkpoint((*checkpoint).clone())?;
+                checkpoints.next();
+            }
+        }
+        state.map = state.map.extend(pending_updates.drain(..));
+        if let Some(extra) = checkpoints.next() {
+            return Err(ReplayError::Checkpoint {
+                length: extra.contents.log_length,
+                why: format!("only {} records are stored", state.log.len()),
+            });
+        }
+        Ok(state)
+    }
+
+    fn check_and_add_checkpoint(
+        &mut self,
+        checkpoint: SignedCheckpoint,
+    ) -> Result<(), ReplayError> {
+        let length = checkpoint.contents.log_length;
+        let fail = |why: String| ReplayError::Checkpoint { length, why };
+        let expected = self.checkpoint_now();
+        if checkpoint.contents.checkpoint() != expected {
+            return Err(fail(format!(
+                "stored {:?}, replayed {:?}",
+                checkpoint.contents.checkpoint(),
+                expected
+            )));
+        }
+        let key = self
+            .operator
+            .keys()
+            .get(&checkpoint.key_id)
+            .ok_or_else(|| {
+                fail(format!(
+                    "signer {} is not an operator key",
+                    checkpoint.key_id
+                ))
+            })?;
+        if !self.operator.can_commit(&checkpoint.key_id) {
+            return Err(fail(format!(
+                "signer {} does not hold `commit`",
+                checkpoint.key_id
+            )));
+        }
+        checkpoint.verify(key).map_err(|e| fail(e.to_string()))?;
+        self.snapshots.insert(length, self.map.clone());
+        self.checkpoints.insert(length, checkpoint);
+        Ok(())
+    }
+
+    /// The checkpoint of the log and map as they are now.
+    pub fn checkpoint_now(&self) -> Checkpoint {
+        Checkpoint {
+            log_root: self.log.root().into(),
+            log_length: self.log.len(),
+            map_root: self.map.root().into(),
+        }
+    }
+
+    /// Validates `record` against its log's state and, if valid, appends its leaf. Returns the
+    /// map update to apply (the map itself is updated in batches by the caller).
+    pub fn validate_and_append(
+        &mut self,
+        log_id: &LogId,
+        record: &ValidRecord,
+    ) -> Result<(KeyPath, MapValue), ValidationError> {
+        let record_id = record.record_id();
+        match record {
+            ValidRecord::Operator(envelope) => self.operator.validate(envelope)?,
+            ValidRecord::Package(envelope) => self
+                .packages
+                .entry(*log_id)
+                .or_default()
+                .validate(envelope)?,
+        }
+        self.log.append(&prefix::log_leaf(log_id, &record_id));
+        self.leaves.push((*log_id, record_id));
+        Ok(map_update(log_id, &record_id))
+    }
+
+    /// Applies a batch of map updates and records a signed checkpoint for the current length.
+    pub fn commit_checkpoint(&mut self, map: Map, checkpoint: SignedCheckpoint) {
+        self.map = map;
+        let length = checkpoint.contents.log_length;
+        self.snapshots.insert(length, self.map.clone());
+        self.checkpoints.insert(length, checkpoint);
+    }
+
+    /// The registry log (possibly longer than the latest checkpoint while a round commits).
+    pub fn log(&self) -> &RegistryLog {
+        &self.log
+    }
+
+    /// The current map.
+    pub fn map(&self) -> &Map {
+        &self.map
+    }
+
+    /// The map at a checkpointed length.
+    pub fn snapshot(&self, length: u64) -> Option<&Map> {
+        self.snapshots.get(&length)
+    }
+
+    /// The checkpoint at a length.
+    pub fn checkpoint(&self, length: u64) -> Option<&SignedCheckpoint> {
+        self.checkpoints.get(&length)
+    }
+
+    /// The newest checkpoint.
+    pub fn latest_checkpoint(&self) -> Option<&SignedCheckpoint> {
+        self.checkpoints.values().next_back()
+    }
+
+    /// `(log id, record id)` of the leaf at `index`.
+    pub fn leaf(&self, index: u64) -> Option<&(LogId, RecordId)> {
+        self.leaves.get(usize::try_from(index).ok()?)
+    }
+
+    /// The operator log's state.
+    pub fn operator(&self) -> &OperatorLogState {
+        &self.operator
+    }
+
+    /// A package log's state.
+    pub fn package(&self, log_id: &LogId) -> Option<&PackageLogState> {
+        self.packages.get(log_id)
+    }
+}
+
+/// The map update for a log whose head is now `record_id`.
+pub fn map_update(log_id: &LogId, record_id: &RecordId) -> (KeyPath, MapValue) {
+    (
+        KeyPath::of_key(log_id.digest().as_bytes()),
+        MapValue::new(&prefix::map_leaf(record_id)).expect("a map leaf is never empty"),
+    )
+}
+
+/// The content digest as a split blob digest (same bytes).
+pub fn blob_digest(digest: &Digest) -> cairn_split::Digest {
+    cairn_split::Digest::from_bytes(*digest.as_bytes())
+}
