@@ -1,0 +1,238 @@
+//! Runs `cairn serve` on loopback for black-box tests, and talks to it like a client.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cairn_protocol::api::{EnvelopeBody, PackageRecordResponse, PublishRecordRequest, RecordState};
+use cairn_protocol::{
+    Digest, Envelope, HashAlgorithm, PackageEntry, PackageEnvelope, PackageName, PrivateKey, Record, RecordId,
+    SignedCheckpoint, Timestamp,
+};
+
+/// A `cairn serve` process, stopped (SIGKILL if needed) when dropped.
+pub struct TestServer {
+    pub child: Child,
+    pub url: String,
+    pub data: PathBuf,
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cairn-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl TestServer {
+    /// Starts a server on a free loopback port with `data` as its data directory.
+    pub fn start(data: &Path, extra: &[&str]) -> TestServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--checkpoint-interval", "100ms", "--data"])
+            .arg(data)
+            .args(extra)
+            .env("RUST_LOG", "warn,cairn_server=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start cairn serve");
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("cairn registry at ").and_then(|rest| rest.split(' ').next()) {
+                    let _ = tx.send(url.to_owned());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let url = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("cairn serve did not start:\n{}", log.lock().unwrap())
+        });
+        let server = TestServer { child, url, data: data.to_owned(), stderr: log };
+        server.wait_for_checkpoint(1);
+        server
+    }
+
+    pub fn client(&self) -> Client {
+        Client { url: self.url.clone(), http: reqwest::blocking::Client::new() }
+    }
+
+    /// Waits until the served checkpoint has at least `length` leaves.
+    pub fn wait_for_checkpoint(&self, length: u64) -> SignedCheckpoint {
+        let client = self.client();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(checkpoint) = client.checkpoint() {
+                if checkpoint.contents.log_length >= length {
+                    return checkpoint;
+                }
+            }
+            assert!(Instant::now() < deadline, "no checkpoint of length {length}:\n{}", self.stderr.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server with SIGTERM and waits for it.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn crash(mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+        let _ = self.child.wait();
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal warg client for tests.
+pub struct Client {
+    pub url: String,
+    pub http: reqwest::blocking::Client,
+}
+
+impl Client {
+    pub fn get(&self, path: &str) -> reqwest::blocking::Response {
+        self.http.get(format!("{}/{path}", self.url)).send().unwrap()
+    }
+
+    pub fn post_json<T: serde::Serialize>(&self, path: &str, body: &T) -> reqwest::blocking::Response {
+        self.http.post(format!("{}/{path}", self.url)).json(body).send().unwrap()
+    }
+
+    pub fn checkpoint(&self) -> Result<SignedCheckpoint, String> {
+        let response = self.http.get(format!("{}/v1/fetch/checkpoint", self.url)).send().map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(response.status().to_string());
+        }
+        response.json().map_err(|e| e.to_string())
+    }
+
+    pub fn publish(&self, name: &PackageName, envelope: &PackageEnvelope) -> (reqwest::StatusCode, serde_json::Value) {
+        let request = PublishRecordRequest {
+            package_name: name.clone(),
+            record: EnvelopeBody::from(envelope),
+            content_sources: Default::default(),
+        };
+        let response = self.post_json(&format!("v1/package/{}/record", name.log_id()), &request);
+        let status = response.status();
+        (status, response.json().unwrap())
+    }
+
+    pub fn record_state(&self, name: &PackageName, record_id: &RecordId) -> PackageRecordResponse {
+        self.get(&format!("v1/package/{}/record/{record_id}", name.log_id())).json().unwrap()
+    }
+
+    /// Polls until the record is published or rejected.
+    pub fn wait(&self, name: &PackageName, record_id: &RecordId) -> RecordState {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let state = self.record_state(name, record_id).state;
+            if matches!(state, RecordState::Published { .. } | RecordState::Rejected { .. }) {
+                return state;
+            }
+            assert!(Instant::now() < deadline, "record {record_id} stuck in {state:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn upload(&self, name: &PackageName, record_id: &RecordId, bytes: &[u8]) -> reqwest::StatusCode {
+        let digest = Digest::of(bytes);
+        self.http
+            .post(format!("{}/v1/package/{}/record/{record_id}/content/{digest}", self.url, name.log_id()))
+            .body(bytes.to_vec())
+            .send()
+            .unwrap()
+            .status()
+    }
+}
+
+/// A package owner: signs records for one package, linking each to the last.
+pub struct Publisher {
+    pub key: PrivateKey,
+    pub name: PackageName,
+    pub head: Option<RecordId>,
+}
+
+impl Publisher {
+    pub fn new(name: &str) -> Self {
+        Publisher { key: PrivateKey::generate().unwrap(), name: name.parse().unwrap(), head: None }
+    }
+
+    pub fn sign(&mut self, entries: Vec<PackageEntry>) -> PackageEnvelope {
+        let record = Record { prev: self.head, version: 0, time: Timestamp::now(), entries };
+        let envelope = Envelope::signed(record, &self.key);
+        self.head = Some(*envelope.record_id());
+        envelope
+    }
+
+    pub fn init(&mut self) -> PackageEnvelope {
+        let entry = PackageEntry::Init { key: self.key.public_key().clone(), hash_algorithm: HashAlgorithm::Sha256 };
+        self.sign(vec![entry])
+    }
+
+    pub fn release(&mut self, version: &str, content: &[u8]) -> PackageEnvelope {
+        self.sign(vec![PackageEntry::Release { version: version.parse().unwrap(), content: Digest::of(content) }])
+    }
+
+    /// Publishes init, waiting until it is published.
+    pub fn publish_init(&mut self, client: &Client) {
+        let init = self.init();
+        let (status, _) = client.publish(&self.name, &init);
+        assert_eq!(status, 202);
+        assert!(matches!(client.wait(&self.name, init.record_id()), RecordState::Published { .. }));
+    }
+
+    /// Publishes a release of `bytes`, uploading the content, and waits until published.
+    pub fn publish_release(&mut self, client: &Client, version: &str, bytes: &[u8]) -> RecordId {
+        let record = self.release(version, bytes);
+        let (status, body) = client.publish(&self.name, &record);
+        assert_eq!(status, 202, "{body}");
+        if body["state"] == "sourcing" {
+            assert_eq!(client.upload(&self.name, record.record_id(), bytes), 201);
+        }
+        let state = client.wait(&self.name, record.record_id());
+        assert!(matches!(state, RecordState::Published { .. }), "{state:?}");
+        *record.record_id()
+    }
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name)).unwrap()
+}
+
+pub fn corpus(name: &str) -> Option<Vec<u8>> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus").join(name)).ok()
+}
+
+/// Runs `cairn ARGS...` and returns (success, stdout, stderr).
+pub fn cairn(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_cairn")).args(args).output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
