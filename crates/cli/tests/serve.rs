@@ -5,7 +5,8 @@ mod support;
 
 use cairn_log::{KeyPath, TreeHead};
 use cairn_protocol::api::{
-    ConsistencyResponse, FetchLogsResponse, InclusionResponse, RecordState, VerifyCheckpointResponse,
+    ConsistencyResponse, FetchLogsResponse, InclusionResponse, RecordState,
+    VerifyCheckpointResponse,
 };
 use cairn_protocol::proofs::{decode_log_bundle, decode_map_bundle};
 use cairn_protocol::{prefix, Digest, SignedCheckpoint};
@@ -18,16 +19,26 @@ fn a_fresh_registry_has_an_operator_log_and_a_signed_checkpoint() {
     let server = TestServer::start(&data, &["--namespace", "example"]);
     let checkpoint = server.client().checkpoint().unwrap();
     assert_eq!(checkpoint.contents.log_length, 1);
-    let key: cairn_protocol::PrivateKey =
-        std::fs::read_to_string(data.join("operator.key")).unwrap().trim().parse().unwrap();
+    let key: cairn_protocol::PrivateKey = std::fs::read_to_string(data.join("operator.key"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     checkpoint.verify(key.public_key()).unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(data.join("operator.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(data.join("operator.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let logs: FetchLogsResponse = server.client().post_json("v1/fetch/logs", &json!({"logLength": 1})).json().unwrap();
+    let logs: FetchLogsResponse = server
+        .client()
+        .post_json("v1/fetch/logs", &json!({"logLength": 1}))
+        .json()
+        .unwrap();
     assert_eq!(logs.operator.len(), 1);
     assert!(!logs.more);
 }
@@ -49,28 +60,68 @@ fn publishing_and_fetching_a_component_round_trips_byte_for_byte() {
     assert_eq!(source["size"], bytes.len());
     let url = source["url"].as_str().unwrap();
     let response = client.http.get(url).send().unwrap();
-    assert_eq!(response.headers()["content-length"], bytes.len().to_string().as_str());
+    assert_eq!(
+        response.headers()["content-length"],
+        bytes.len().to_string().as_str()
+    );
     assert_eq!(response.bytes().unwrap().as_ref(), &bytes[..]);
 
     // Ranges.
-    let response = client.http.get(url).header("range", "bytes=100-199").send().unwrap();
+    let response = client
+        .http
+        .get(url)
+        .header("range", "bytes=100-199")
+        .send()
+        .unwrap();
     assert_eq!(response.status(), 206);
-    assert_eq!(response.headers()["content-range"], format!("bytes 100-199/{}", bytes.len()).as_str());
+    assert_eq!(
+        response.headers()["content-range"],
+        format!("bytes 100-199/{}", bytes.len()).as_str()
+    );
     assert_eq!(response.bytes().unwrap().as_ref(), &bytes[100..200]);
-    let response = client.http.get(url).header("range", "bytes=-10").send().unwrap();
-    assert_eq!(response.bytes().unwrap().as_ref(), &bytes[bytes.len() - 10..]);
-    let response = client.http.get(url).header("range", format!("bytes={}-", bytes.len())).send().unwrap();
+    let response = client
+        .http
+        .get(url)
+        .header("range", "bytes=-10")
+        .send()
+        .unwrap();
+    assert_eq!(
+        response.bytes().unwrap().as_ref(),
+        &bytes[bytes.len() - 10..]
+    );
+    let response = client
+        .http
+        .get(url)
+        .header("range", format!("bytes={}-", bytes.len()))
+        .send()
+        .unwrap();
     assert_eq!(response.status(), 416);
 
     // The split manifest extension names the same tree as `cairn hash`.
-    let manifest = client.get(&format!("v1/cairn/content/{digest}/manifest")).bytes().unwrap();
+    let manifest = client
+        .get(&format!("v1/cairn/content/{digest}/manifest"))
+        .bytes()
+        .unwrap();
     let manifest = cairn_split::Manifest::from_json(&manifest).unwrap();
-    assert_eq!(manifest.tree_digest(), cairn_split::split(&bytes).unwrap().tree_digest());
+    assert_eq!(
+        manifest.tree_digest(),
+        cairn_split::split(&bytes).unwrap().tree_digest()
+    );
     // Fragments by digest and by raw CID.
-    let module = manifest.blobs().iter().find(|b| b.kind == cairn_split::BlobKind::Module).unwrap();
-    let by_digest = client.get(&format!("v1/cairn/blobs/{}", module.digest)).bytes().unwrap();
+    let module = manifest
+        .blobs()
+        .iter()
+        .find(|b| b.kind == cairn_split::BlobKind::Module)
+        .unwrap();
+    let by_digest = client
+        .get(&format!("v1/cairn/blobs/{}", module.digest))
+        .bytes()
+        .unwrap();
     assert_eq!(cairn_split::Digest::of(&by_digest), module.digest);
-    let by_cid = client.get(&format!("v1/cairn/blobs/{}", module.digest.to_cid())).bytes().unwrap();
+    let by_cid = client
+        .get(&format!("v1/cairn/blobs/{}", module.digest.to_cid()))
+        .bytes()
+        .unwrap();
     assert_eq!(by_cid, by_digest);
 }
 
@@ -88,7 +139,10 @@ fn fetched_records_and_proofs_verify_against_the_checkpoint() {
 
     let log_id = publisher.name.log_id();
     let logs: FetchLogsResponse = client
-        .post_json("v1/fetch/logs", &json!({"logLength": length, "packages": {log_id.to_string(): null}}))
+        .post_json(
+            "v1/fetch/logs",
+            &json!({"logLength": length, "packages": {log_id.to_string(): null}}),
+        )
         .json()
         .unwrap();
     let records = &logs.packages[&log_id];
@@ -97,12 +151,21 @@ fn fetched_records_and_proofs_verify_against_the_checkpoint() {
     let head_index = records[1].registry_index;
 
     let inclusion: InclusionResponse = client
-        .post_json("v1/proof/inclusion", &json!({"logLength": length, "leafs": [head_index]}))
+        .post_json(
+            "v1/proof/inclusion",
+            &json!({"logLength": length, "leafs": [head_index]}),
+        )
         .json()
         .unwrap();
-    let head = TreeHead { length, root: checkpoint.contents.log_root.to_hash() };
+    let head = TreeHead {
+        length,
+        root: checkpoint.contents.log_root.to_hash(),
+    };
     let leaf = cairn_log::leaf_hash(&prefix::log_leaf(&log_id, &release));
-    decode_log_bundle(&inclusion.log).unwrap().verify_inclusion(&head, head_index, &leaf).unwrap();
+    decode_log_bundle(&inclusion.log)
+        .unwrap()
+        .verify_inclusion(&head, head_index, &leaf)
+        .unwrap();
     let map_proof = &decode_map_bundle(&inclusion.map).unwrap()[0];
     map_proof
         .verify_inclusion(
@@ -113,20 +176,33 @@ fn fetched_records_and_proofs_verify_against_the_checkpoint() {
         .unwrap();
 
     let old = first.contents.log_length;
-    let consistency: ConsistencyResponse =
-        client.post_json("v1/proof/consistency", &json!({"from": old, "to": length})).json().unwrap();
-    let old_head = TreeHead { length: old, root: first.contents.log_root.to_hash() };
-    decode_log_bundle(&consistency.proof).unwrap().verify_consistency(&old_head, &head).unwrap();
+    let consistency: ConsistencyResponse = client
+        .post_json("v1/proof/consistency", &json!({"from": old, "to": length}))
+        .json()
+        .unwrap();
+    let old_head = TreeHead {
+        length: old,
+        root: first.contents.log_root.to_hash(),
+    };
+    decode_log_bundle(&consistency.proof)
+        .unwrap()
+        .verify_consistency(&old_head, &head)
+        .unwrap();
 
     // Fetching after the last token returns nothing new.
     let logs: FetchLogsResponse = client
-        .post_json("v1/fetch/logs", &json!({"logLength": length, "packages": {log_id.to_string(): release.to_string()}}))
+        .post_json(
+            "v1/fetch/logs",
+            &json!({"logLength": length, "packages": {log_id.to_string(): release.to_string()}}),
+        )
         .json()
         .unwrap();
     assert!(logs.packages[&log_id].is_empty());
     // Names.
-    let names: serde_json::Value =
-        client.post_json("v1/fetch/names", &json!({"packages": [log_id.to_string()]})).json().unwrap();
+    let names: serde_json::Value = client
+        .post_json("v1/fetch/names", &json!({"packages": [log_id.to_string()]}))
+        .json()
+        .unwrap();
     assert_eq!(names["packages"][log_id.to_string()], "example:fac");
 }
 
@@ -143,7 +219,10 @@ fn publishing_the_same_record_again_is_idempotent() {
     let (again, body) = client.publish(&publisher.name, &init);
     assert_eq!(again, 202);
     assert_eq!(body["state"], "published", "{body}");
-    assert!(matches!(client.record_state(&publisher.name, init.record_id()).state, RecordState::Published { .. }));
+    assert!(matches!(
+        client.record_state(&publisher.name, init.record_id()).state,
+        RecordState::Published { .. }
+    ));
 }
 
 #[test]
@@ -152,14 +231,26 @@ fn an_unknown_fetch_token_is_a_404() {
     let server = TestServer::start(&data, &["--namespace", "example"]);
     let client = server.client();
     let unknown = cairn_protocol::RecordId::package_record(b"never published");
-    let response = client.post_json("v1/fetch/logs", &json!({"logLength": 1, "operator": unknown.to_string()}));
+    let response = client.post_json(
+        "v1/fetch/logs",
+        &json!({"logLength": 1, "operator": unknown.to_string()}),
+    );
     assert_eq!(response.status(), 404);
     let body: serde_json::Value = response.json().unwrap();
-    assert_eq!(body, json!({"status": 404, "type": "fetchToken", "id": unknown.to_string()}));
-    let response = client.post_json("v1/fetch/logs", &json!({"logLength": 1, "operator": "garbage"}));
+    assert_eq!(
+        body,
+        json!({"status": 404, "type": "fetchToken", "id": unknown.to_string()})
+    );
+    let response = client.post_json(
+        "v1/fetch/logs",
+        &json!({"logLength": 1, "operator": "garbage"}),
+    );
     assert_eq!(response.status(), 404);
     let response = client.post_json("v1/fetch/logs", &json!({"logLength": 7}));
-    assert_eq!(response.json::<serde_json::Value>().unwrap(), json!({"status": 404, "type": "logLength", "id": 7}));
+    assert_eq!(
+        response.json::<serde_json::Value>().unwrap(),
+        json!({"status": 404, "type": "logLength", "id": 7})
+    );
 }
 
 #[test]
@@ -168,12 +259,24 @@ fn verify_checkpoint_checks_the_signature_over_the_timestamped_checkpoint() {
     let server = TestServer::start(&data, &["--namespace", "example"]);
     let client = server.client();
     let checkpoint = client.checkpoint().unwrap();
-    let verdict: VerifyCheckpointResponse = client.post_json("v1/verify/checkpoint", &checkpoint).json().unwrap();
-    assert_eq!(serde_json::to_value(&verdict).unwrap(), json!({"checkpoint": "verified", "signature": "verified"}));
+    let verdict: VerifyCheckpointResponse = client
+        .post_json("v1/verify/checkpoint", &checkpoint)
+        .json()
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&verdict).unwrap(),
+        json!({"checkpoint": "verified", "signature": "verified"})
+    );
     let mut moved = checkpoint.clone();
     moved.contents.timestamp += 1;
-    let verdict: serde_json::Value = client.post_json("v1/verify/checkpoint", &moved).json().unwrap();
-    assert_eq!(verdict, json!({"checkpoint": "invalid", "signature": "invalid"}));
+    let verdict: serde_json::Value = client
+        .post_json("v1/verify/checkpoint", &moved)
+        .json()
+        .unwrap();
+    assert_eq!(
+        verdict,
+        json!({"checkpoint": "invalid", "signature": "invalid"})
+    );
 }
 
 #[test]
@@ -182,17 +285,29 @@ fn a_warg_registry_header_naming_this_registry_is_accepted() {
     let server = TestServer::start(&data, &["--namespace", "example"]);
     let host = server.url.trim_start_matches("http://").to_owned();
     let client = server.client();
-    let ours = client.http.get(format!("{}/v1/fetch/checkpoint", server.url)).header("warg-registry", &host).send().unwrap();
+    let ours = client
+        .http
+        .get(format!("{}/v1/fetch/checkpoint", server.url))
+        .header("warg-registry", &host)
+        .send()
+        .unwrap();
     assert_eq!(ours.status(), 200);
-    let other =
-        client.http.get(format!("{}/v1/fetch/checkpoint", server.url)).header("warg-registry", "elsewhere.example").send().unwrap();
+    let other = client
+        .http
+        .get(format!("{}/v1/fetch/checkpoint", server.url))
+        .header("warg-registry", "elsewhere.example")
+        .send()
+        .unwrap();
     assert_eq!(other.status(), 501);
 }
 
 #[test]
 fn uploads_must_be_valid_webassembly_within_the_size_limit() {
     let data = temp_dir("invalid");
-    let server = TestServer::start(&data, &["--namespace", "example", "--max-content-size", "100KiB"]);
+    let server = TestServer::start(
+        &data,
+        &["--namespace", "example", "--max-content-size", "100KiB"],
+    );
     let client = server.client();
     let mut publisher = Publisher::new("example:bad");
     publisher.publish_init(&client);
@@ -200,9 +315,20 @@ fn uploads_must_be_valid_webassembly_within_the_size_limit() {
     let not_wasm = b"this is not webassembly".to_vec();
     let record = publisher.release("1.0.0", &not_wasm);
     let (status, body) = client.publish(&publisher.name, &record);
-    assert_eq!((status.as_u16(), body["state"].as_str()), (202, Some("sourcing")));
-    assert_eq!(client.upload(&publisher.name, record.record_id(), &not_wasm), 422);
-    assert!(matches!(client.record_state(&publisher.name, record.record_id()).state, RecordState::Rejected { .. }));
+    assert_eq!(
+        (status.as_u16(), body["state"].as_str()),
+        (202, Some("sourcing"))
+    );
+    assert_eq!(
+        client.upload(&publisher.name, record.record_id(), &not_wasm),
+        422
+    );
+    assert!(matches!(
+        client
+            .record_state(&publisher.name, record.record_id())
+            .state,
+        RecordState::Rejected { .. }
+    ));
 
     // A digest mismatch is a 400 and loses nothing: the record still waits for its content.
     publisher.head = Some(registry_head(&client, &publisher.name));
@@ -211,19 +337,34 @@ fn uploads_must_be_valid_webassembly_within_the_size_limit() {
     client.publish(&publisher.name, &record);
     let wrong = client
         .http
-        .post(format!("{}/v1/package/{}/record/{}/content/{}", server.url, publisher.name.log_id(), record.record_id(), Digest::of(&bytes)))
+        .post(format!(
+            "{}/v1/package/{}/record/{}/content/{}",
+            server.url,
+            publisher.name.log_id(),
+            record.record_id(),
+            Digest::of(&bytes)
+        ))
         .body(b"other bytes".to_vec())
         .send()
         .unwrap();
     assert_eq!(wrong.status(), 400);
-    assert_eq!(client.upload(&publisher.name, record.record_id(), &bytes), 201);
-    assert!(matches!(client.wait(&publisher.name, record.record_id()), RecordState::Published { .. }));
+    assert_eq!(
+        client.upload(&publisher.name, record.record_id(), &bytes),
+        201
+    );
+    assert!(matches!(
+        client.wait(&publisher.name, record.record_id()),
+        RecordState::Published { .. }
+    ));
 
     // Over the limit (the 181 KB composition against 100 KiB).
     let big = fixture("b03-rs-calc.wac.component.wasm");
     let record = publisher.release("2.0.0", &big);
     client.publish(&publisher.name, &record);
-    assert_eq!(client.upload(&publisher.name, record.record_id(), &big), 413);
+    assert_eq!(
+        client.upload(&publisher.name, record.record_id(), &big),
+        413
+    );
 }
 
 /// The head of a package's log as the registry has it (a rejected record is not in it).
@@ -245,26 +386,44 @@ fn json_errors_have_the_reference_statuses_and_bodies() {
     let url = format!("{}/v1/fetch/logs", server.url);
     let no_type = client.http.post(&url).body("{}").send().unwrap();
     assert_eq!(no_type.status(), 415);
-    let syntax = client.http.post(&url).header("content-type", "application/json").body("{").send().unwrap();
+    let syntax = client
+        .http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .unwrap();
     assert_eq!(syntax.status(), 400);
     let unknown = client.post_json("v1/fetch/logs", &json!({"logLength": 1, "bogus": true}));
     assert_eq!(unknown.status(), 422);
     assert_eq!(unknown.headers()["content-type"], "application/json");
     let missing = client.get("v1/no/such/route");
-    assert_eq!(missing.json::<serde_json::Value>().unwrap(), json!({"status": 404, "message": "the requested resource was not found"}));
+    assert_eq!(
+        missing.json::<serde_json::Value>().unwrap(),
+        json!({"status": 404, "message": "the requested resource was not found"})
+    );
     let bad_path = client.get("v1/package/sha256:ABC/record/sha256:00");
     assert_eq!(bad_path.status(), 400);
 
     let mut outsider = Publisher::new("elsewhere:pkg");
     let init = outsider.init();
     let (status, body) = client.publish(&outsider.name, &init);
-    assert_eq!((status.as_u16(), body), (404, json!({"status": 404, "type": "namespace", "id": "elsewhere"})));
+    assert_eq!(
+        (status.as_u16(), body),
+        (
+            404,
+            json!({"status": 404, "type": "namespace", "id": "elsewhere"})
+        )
+    );
 
     // A release signed by a key the package does not know.
     let mut owner = Publisher::new("example:owned");
     owner.publish_init(&client);
-    let mut stranger =
-        Publisher { key: cairn_protocol::PrivateKey::generate().unwrap(), name: owner.name.clone(), head: owner.head };
+    let mut stranger = Publisher {
+        key: cairn_protocol::PrivateKey::generate().unwrap(),
+        name: owner.name.clone(),
+        head: owner.head,
+    };
     let (status, body) = client.publish(&owner.name, &stranger.release("1.0.0", b"x"));
     assert_eq!(status, 401, "{body}");
     assert!(body["message"].as_str().unwrap().contains("unknown key id"));
@@ -281,7 +440,10 @@ fn fragments_shared_by_two_packages_are_stored_once() {
     a.publish_release(&client, "1.0.0", &bytes);
     let blobs_dir = data.join("content/blobs/sha256");
     let after_first = std::fs::read_dir(&blobs_dir).unwrap().count();
-    assert_eq!(after_first, cairn_split::split(&bytes).unwrap().blobs().len());
+    assert_eq!(
+        after_first,
+        cairn_split::split(&bytes).unwrap().blobs().len()
+    );
     // The same component under another package, and a component holding one of its modules:
     // no new blob for what is already stored.
     let mut b = Publisher::new("example:calc-b");
@@ -299,7 +461,13 @@ fn audit_passes_after_a_restart_and_offline_administration_works() {
     publisher.publish_init(&client);
     publisher.publish_release(&client, "1.0.0", &fixture("b01-fac.component.wasm"));
     // Administration refuses to run beside a serving registry.
-    let (ok, _, stderr) = cairn(&["admin", "define-namespace", "--data", data.to_str().unwrap(), "other"]);
+    let (ok, _, stderr) = cairn(&[
+        "admin",
+        "define-namespace",
+        "--data",
+        data.to_str().unwrap(),
+        "other",
+    ]);
     assert!(!ok && stderr.contains("running"), "{stderr}");
     assert!(server.stop().success());
 
@@ -314,15 +482,34 @@ fn audit_passes_after_a_restart_and_offline_administration_works() {
     let (ok, _, stderr) = cairn(&["admin", "define-namespace", "--data", data_arg, "other"]);
     assert!(!ok && stderr.contains("already defined"), "{stderr}");
     let extra = cairn_protocol::PrivateKey::generate().unwrap();
-    let (ok, _, stderr) = cairn(&["admin", "grant", "--data", data_arg, &extra.public_key().to_string(), "--permission", "commit"]);
+    let (ok, _, stderr) = cairn(&[
+        "admin",
+        "grant",
+        "--data",
+        data_arg,
+        &extra.public_key().to_string(),
+        "--permission",
+        "commit",
+    ]);
     assert!(ok, "{stderr}");
-    let (ok, _, stderr) = cairn(&["admin", "revoke", "--data", data_arg, &extra.public_key().fingerprint().to_string(), "--permission", "commit"]);
+    let (ok, _, stderr) = cairn(&[
+        "admin",
+        "revoke",
+        "--data",
+        data_arg,
+        &extra.public_key().fingerprint().to_string(),
+        "--permission",
+        "commit",
+    ]);
     assert!(ok, "{stderr}");
     let old_key = std::fs::read_to_string(data.join("operator.key")).unwrap();
     let (ok, stdout, stderr) = cairn(&["admin", "rotate-key", "--data", data_arg]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("rotated"));
-    assert_ne!(std::fs::read_to_string(data.join("operator.key")).unwrap(), old_key);
+    assert_ne!(
+        std::fs::read_to_string(data.join("operator.key")).unwrap(),
+        old_key
+    );
     let (ok, _, stderr) = cairn(&["audit", "--data", data_arg]);
     assert!(ok, "{stderr}");
 
@@ -331,9 +518,16 @@ fn audit_passes_after_a_restart_and_offline_administration_works() {
     let client = server.client();
     let mut other = Publisher::new("other:pkg");
     other.publish_init(&client);
-    let new_key: cairn_protocol::PrivateKey =
-        std::fs::read_to_string(data.join("operator.key")).unwrap().trim().parse().unwrap();
-    client.checkpoint().unwrap().verify(new_key.public_key()).unwrap();
+    let new_key: cairn_protocol::PrivateKey = std::fs::read_to_string(data.join("operator.key"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    client
+        .checkpoint()
+        .unwrap()
+        .verify(new_key.public_key())
+        .unwrap();
 }
 
 #[test]
@@ -347,5 +541,8 @@ fn records_fetched_from_a_restarted_registry_are_the_same() {
     assert!(server.stop().success());
     let server = TestServer::start(&data, &[]);
     let after = server.client().checkpoint().unwrap();
-    assert_eq!(after, before, "a restart with nothing new makes no new checkpoint");
+    assert_eq!(
+        after, before,
+        "a restart with nothing new makes no new checkpoint"
+    );
 }

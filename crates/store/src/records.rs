@@ -261,9 +261,14 @@ const SCHEMA: &[&str] = &[
 ];
 
 /// The embedded store: one SQLite file in WAL mode.
+///
+/// Writes go through a pool of one connection, so write transactions queue in the process
+/// instead of failing with `SQLITE_BUSY` when two of them would upgrade their locks at once;
+/// reads use their own pool and run beside the writer (WAL).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -276,19 +281,24 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(30));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        for statement in SCHEMA {
+            sqlx::query(statement).execute(&writer).await?;
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
             .await?;
-        for statement in SCHEMA {
-            sqlx::query(statement).execute(&pool).await?;
-        }
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, writer })
     }
 
-    /// Closes the pool, flushing everything.
+    /// Closes the pools, flushing everything.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 
@@ -310,7 +320,7 @@ const RECORD_COLUMNS: &str = "seq, record_id, log_id, envelope, status, reason, 
 
 impl RecordStore for SqliteStore {
     async fn insert_record(&self, record: NewRecord<'_>) -> Result<InsertOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let existing = sqlx::query(&format!(
             "SELECT {RECORD_COLUMNS} FROM records WHERE record_id = $1"
         ))
@@ -394,7 +404,7 @@ impl RecordStore for SqliteStore {
     }
 
     async fn content_arrived(&self, digest: &Digest) -> Result<Vec<RecordId>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let waiting = sqlx::query("SELECT record_id FROM missing_content WHERE digest = $1")
             .bind(digest.to_string())
             .fetch_all(&mut *tx)
@@ -433,7 +443,7 @@ impl RecordStore for SqliteStore {
     }
 
     async fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         for (record_id, index) in &batch.validated {
             sqlx::query(
                 "UPDATE records SET status = 'validated', registry_index = $1 WHERE record_id = $2",
@@ -550,7 +560,7 @@ impl RecordStore for SqliteStore {
         .bind(content.size as i64)
         .bind(&content.tree_digest)
         .bind(&content.manifest)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }

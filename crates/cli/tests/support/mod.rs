@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use cairn_protocol::api::{EnvelopeBody, PackageRecordResponse, PublishRecordRequest, RecordState};
 use cairn_protocol::{
-    Digest, Envelope, HashAlgorithm, PackageEntry, PackageEnvelope, PackageName, PrivateKey, Record, RecordId,
-    SignedCheckpoint, Timestamp,
+    Digest, Envelope, HashAlgorithm, PackageEntry, PackageEnvelope, PackageName, PrivateKey,
+    Record, RecordId, SignedCheckpoint, Timestamp,
 };
 
 /// A `cairn serve` process, stopped (SIGKILL if needed) when dropped.
@@ -31,7 +31,14 @@ impl TestServer {
     /// Starts a server on a free loopback port with `data` as its data directory.
     pub fn start(data: &Path, extra: &[&str]) -> TestServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--checkpoint-interval", "100ms", "--data"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--checkpoint-interval",
+                "100ms",
+                "--data",
+            ])
             .arg(data)
             .args(extra)
             .env("RUST_LOG", "warn,cairn_server=info")
@@ -46,7 +53,10 @@ impl TestServer {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("cairn registry at ").and_then(|rest| rest.split(' ').next()) {
+                if let Some(url) = line
+                    .strip_prefix("cairn registry at ")
+                    .and_then(|rest| rest.split(' ').next())
+                {
                     let _ = tx.send(url.to_owned());
                 }
                 let mut log = sink.lock().unwrap();
@@ -54,17 +64,27 @@ impl TestServer {
                 log.push('\n');
             }
         });
-        let url = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("cairn serve did not start:\n{}", log.lock().unwrap())
-        });
-        let server = TestServer { child, url, data: data.to_owned(), stderr: log };
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("cairn serve did not start:\n{}", log.lock().unwrap())
+            });
+        let server = TestServer {
+            child,
+            url,
+            data: data.to_owned(),
+            stderr: log,
+        };
         server.wait_for_checkpoint(1);
         server
     }
 
     pub fn client(&self) -> Client {
-        Client { url: self.url.clone(), http: reqwest::blocking::Client::new() }
+        Client {
+            url: self.url.clone(),
+            http: reqwest::blocking::Client::new(),
+        }
     }
 
     /// Waits until the served checkpoint has at least `length` leaves.
@@ -77,7 +97,11 @@ impl TestServer {
                     return checkpoint;
                 }
             }
-            assert!(Instant::now() < deadline, "no checkpoint of length {length}:\n{}", self.stderr.lock().unwrap());
+            assert!(
+                Instant::now() < deadline,
+                "no checkpoint of length {length}:\n{}",
+                self.stderr.lock().unwrap()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -115,22 +139,41 @@ pub struct Client {
 
 impl Client {
     pub fn get(&self, path: &str) -> reqwest::blocking::Response {
-        self.http.get(format!("{}/{path}", self.url)).send().unwrap()
+        self.http
+            .get(format!("{}/{path}", self.url))
+            .send()
+            .unwrap()
     }
 
-    pub fn post_json<T: serde::Serialize>(&self, path: &str, body: &T) -> reqwest::blocking::Response {
-        self.http.post(format!("{}/{path}", self.url)).json(body).send().unwrap()
+    pub fn post_json<T: serde::Serialize>(
+        &self,
+        path: &str,
+        body: &T,
+    ) -> reqwest::blocking::Response {
+        self.http
+            .post(format!("{}/{path}", self.url))
+            .json(body)
+            .send()
+            .unwrap()
     }
 
     pub fn checkpoint(&self) -> Result<SignedCheckpoint, String> {
-        let response = self.http.get(format!("{}/v1/fetch/checkpoint", self.url)).send().map_err(|e| e.to_string())?;
+        let response = self
+            .http
+            .get(format!("{}/v1/fetch/checkpoint", self.url))
+            .send()
+            .map_err(|e| e.to_string())?;
         if !response.status().is_success() {
             return Err(response.status().to_string());
         }
         response.json().map_err(|e| e.to_string())
     }
 
-    pub fn publish(&self, name: &PackageName, envelope: &PackageEnvelope) -> (reqwest::StatusCode, serde_json::Value) {
+    pub fn publish(
+        &self,
+        name: &PackageName,
+        envelope: &PackageEnvelope,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
         let request = PublishRecordRequest {
             package_name: name.clone(),
             record: EnvelopeBody::from(envelope),
@@ -142,7 +185,9 @@ impl Client {
     }
 
     pub fn record_state(&self, name: &PackageName, record_id: &RecordId) -> PackageRecordResponse {
-        self.get(&format!("v1/package/{}/record/{record_id}", name.log_id())).json().unwrap()
+        self.get(&format!("v1/package/{}/record/{record_id}", name.log_id()))
+            .json()
+            .unwrap()
     }
 
     /// Polls until the record is published or rejected.
@@ -150,18 +195,33 @@ impl Client {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let state = self.record_state(name, record_id).state;
-            if matches!(state, RecordState::Published { .. } | RecordState::Rejected { .. }) {
+            if matches!(
+                state,
+                RecordState::Published { .. } | RecordState::Rejected { .. }
+            ) {
                 return state;
             }
-            assert!(Instant::now() < deadline, "record {record_id} stuck in {state:?}");
+            assert!(
+                Instant::now() < deadline,
+                "record {record_id} stuck in {state:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    pub fn upload(&self, name: &PackageName, record_id: &RecordId, bytes: &[u8]) -> reqwest::StatusCode {
+    pub fn upload(
+        &self,
+        name: &PackageName,
+        record_id: &RecordId,
+        bytes: &[u8],
+    ) -> reqwest::StatusCode {
         let digest = Digest::of(bytes);
         self.http
-            .post(format!("{}/v1/package/{}/record/{record_id}/content/{digest}", self.url, name.log_id()))
+            .post(format!(
+                "{}/v1/package/{}/record/{record_id}/content/{digest}",
+                self.url,
+                name.log_id()
+            ))
             .body(bytes.to_vec())
             .send()
             .unwrap()
@@ -178,23 +238,38 @@ pub struct Publisher {
 
 impl Publisher {
     pub fn new(name: &str) -> Self {
-        Publisher { key: PrivateKey::generate().unwrap(), name: name.parse().unwrap(), head: None }
+        Publisher {
+            key: PrivateKey::generate().unwrap(),
+            name: name.parse().unwrap(),
+            head: None,
+        }
     }
 
     pub fn sign(&mut self, entries: Vec<PackageEntry>) -> PackageEnvelope {
-        let record = Record { prev: self.head, version: 0, time: Timestamp::now(), entries };
+        let record = Record {
+            prev: self.head,
+            version: 0,
+            time: Timestamp::now(),
+            entries,
+        };
         let envelope = Envelope::signed(record, &self.key);
         self.head = Some(*envelope.record_id());
         envelope
     }
 
     pub fn init(&mut self) -> PackageEnvelope {
-        let entry = PackageEntry::Init { key: self.key.public_key().clone(), hash_algorithm: HashAlgorithm::Sha256 };
+        let entry = PackageEntry::Init {
+            key: self.key.public_key().clone(),
+            hash_algorithm: HashAlgorithm::Sha256,
+        };
         self.sign(vec![entry])
     }
 
     pub fn release(&mut self, version: &str, content: &[u8]) -> PackageEnvelope {
-        self.sign(vec![PackageEntry::Release { version: version.parse().unwrap(), content: Digest::of(content) }])
+        self.sign(vec![PackageEntry::Release {
+            version: version.parse().unwrap(),
+            content: Digest::of(content),
+        }])
     }
 
     /// Publishes init, waiting until it is published.
@@ -202,7 +277,10 @@ impl Publisher {
         let init = self.init();
         let (status, _) = client.publish(&self.name, &init);
         assert_eq!(status, 202);
-        assert!(matches!(client.wait(&self.name, init.record_id()), RecordState::Published { .. }));
+        assert!(matches!(
+            client.wait(&self.name, init.record_id()),
+            RecordState::Published { .. }
+        ));
     }
 
     /// Publishes a release of `bytes`, uploading the content, and waits until published.
@@ -220,16 +298,29 @@ impl Publisher {
 }
 
 pub fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name)).unwrap()
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
 }
 
 pub fn corpus(name: &str) -> Option<Vec<u8>> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus").join(name)).ok()
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/corpus")
+            .join(name),
+    )
+    .ok()
 }
 
 /// Runs `cairn ARGS...` and returns (success, stdout, stderr).
 pub fn cairn(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_cairn")).args(args).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .output()
+        .unwrap();
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
