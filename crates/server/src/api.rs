@@ -438,7 +438,7 @@ async fn publish(
             Json(record_response(&app, &row, missing)),
         ));
     }
-    {
+    let key = {
         let state = read_state(&app);
         match state.operator().namespace(name.namespace()) {
             None => return Err(ApiError::not_found("namespace", name.namespace())),
@@ -451,33 +451,47 @@ async fn publish(
             }
             Some(NamespaceState::Defined) => {}
         }
-        let key = match state.package(&log_id) {
+        match state.package(&log_id) {
             Some(package) => package.keys().get(envelope.key_id()).cloned(),
-            None => match envelope.record().entries.first() {
-                Some(PackageEntry::Init { key, .. }) if key.fingerprint() == *envelope.key_id() => {
-                    Some(key.clone())
+            None => init_key(&envelope),
+        }
+    };
+    // A package whose init is accepted but not yet sequenced: its init key may sign the
+    // records that follow, so clients can publish without waiting for the init.
+    let key = match key {
+        Some(key) => Some(key),
+        None if read_state(&app).package(&log_id).is_none() => {
+            let mut found = None;
+            for row in app.store.unsequenced(&log_id).await? {
+                if let Ok(earlier) = PackageEnvelope::from_protobuf(&row.envelope) {
+                    found =
+                        init_key(&earlier).filter(|key| key.fingerprint() == *envelope.key_id());
                 }
-                _ => None,
-            },
-        };
-        let key = key.ok_or_else(|| {
-            ApiError::Message(
-                StatusCode::UNAUTHORIZED,
-                format!("unknown key id `{}`", envelope.key_id()),
-            )
-        })?;
-        key.verify(
-            SigningDomain::PackageRecord,
-            envelope.content_bytes(),
-            envelope.signature(),
+                if found.is_some() {
+                    break;
+                }
+            }
+            found
+        }
+        None => None,
+    };
+    let key = key.ok_or_else(|| {
+        ApiError::Message(
+            StatusCode::UNAUTHORIZED,
+            format!("unknown key id `{}`", envelope.key_id()),
         )
-        .map_err(|_| {
-            ApiError::Message(
-                StatusCode::UNAUTHORIZED,
-                format!("signature `{}` verification failed", envelope.signature()),
-            )
-        })?;
-    }
+    })?;
+    key.verify(
+        SigningDomain::PackageRecord,
+        envelope.content_bytes(),
+        envelope.signature(),
+    )
+    .map_err(|_| {
+        ApiError::Message(
+            StatusCode::UNAUTHORIZED,
+            format!("signature `{}` verification failed", envelope.signature()),
+        )
+    })?;
     let mut missing = Vec::new();
     for entry in &envelope.record().entries {
         if let PackageEntry::Release { content, .. } = entry {
@@ -513,6 +527,16 @@ async fn publish(
         StatusCode::ACCEPTED,
         Json(record_response(&app, &row, missing)),
     ))
+}
+
+/// The key an init entry at the start of `envelope` names, if it signed the record.
+fn init_key(envelope: &PackageEnvelope) -> Option<cairn_protocol::PublicKey> {
+    match envelope.record().entries.first() {
+        Some(PackageEntry::Init { key, .. }) if key.fingerprint() == *envelope.key_id() => {
+            Some(key.clone())
+        }
+        _ => None,
+    }
 }
 
 async fn record_of_log(

@@ -184,6 +184,11 @@ pub trait RecordStore: Send + Sync + 'static {
         &self,
         digest: &Digest,
     ) -> impl Future<Output = Result<Vec<RecordId>, StoreError>> + Send;
+    /// Records of one log not yet sequenced (sourcing or pending), in arrival order.
+    fn unsequenced(
+        &self,
+        log_id: &LogId,
+    ) -> impl Future<Output = Result<Vec<RecordRow>, StoreError>> + Send;
     /// Pending records in arrival order.
     fn pending(
         &self,
@@ -430,6 +435,17 @@ impl RecordStore for SqliteStore {
         }
         tx.commit().await?;
         Ok(ready)
+    }
+
+    async fn unsequenced(&self, log_id: &LogId) -> Result<Vec<RecordRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RECORD_COLUMNS} FROM records
+             WHERE log_id = $1 AND status IN ('pending', 'sourcing') ORDER BY seq"
+        ))
+        .bind(log_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_row).collect()
     }
 
     async fn pending(&self, limit: u32) -> Result<Vec<RecordRow>, StoreError> {

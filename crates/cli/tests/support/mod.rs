@@ -30,17 +30,15 @@ pub fn temp_dir(name: &str) -> PathBuf {
 impl TestServer {
     /// Starts a server on a free loopback port with `data` as its data directory.
     pub fn start(data: &Path, extra: &[&str]) -> TestServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--checkpoint-interval",
-                "100ms",
-                "--data",
-            ])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
-            .args(extra)
+            .args(extra);
+        if !extra.contains(&"--checkpoint-interval") {
+            command.args(["--checkpoint-interval", "100ms"]);
+        }
+        let mut child = command
             .env("RUST_LOG", "warn,cairn_server=info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,0 +1,332 @@
+//! Publish and fetch throughput of `cairn serve` and of the reference `warg-server` 0.10.0,
+//! side by side in the same run, over real HTTP on loopback.
+//!
+//! * Publish: many packages, concurrent clients; each client signs and posts its packages'
+//!   records (an init, then releases) one after the other, without waiting for each to be
+//!   published; the clock stops when every record is published. Reported as records/s.
+//! * Fetch: concurrent clients ask `fetch/logs` for one package's whole log at the latest
+//!   checkpoint, over and over. Reported as requests/s and p50/p99 latency.
+//!
+//! Run with `cargo bench -p cairn --bench registry`. `warg-server` is found like the interop
+//! test finds `warg` (`CAIRN_PEERS`, default `~/.cache/cairn-peers/bin`); without it, only
+//! cairn is measured. Scale: `BENCH_PACKAGES` (default 64), `BENCH_RELEASES` (default 30),
+//! `BENCH_CLIENTS` (default 16), `BENCH_FETCHES` (default 4000).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cairn_protocol::api::{PackageRecordResponse, PublishRecordRequest, RecordState};
+use cairn_protocol::{Digest, PackageName, PrivateKey, RecordId};
+use support::{fixture, temp_dir, Client, Publisher, TestServer};
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Scale {
+    packages: usize,
+    releases: usize,
+    clients: usize,
+    fetches: usize,
+}
+
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap()
+}
+
+/// Creates `scale.packages` packages (each init waited for, as the reference requires), then,
+/// timed, publishes `scale.releases` releases in each from `scale.clients` threads. Returns
+/// (records, seconds to accept all, seconds until all are published).
+fn publish_load(url: &str, scale: &Scale) -> (usize, f64, f64) {
+    let content = fixture("b01-fac.component.wasm");
+    let client = Client {
+        url: url.to_owned(),
+        http: http(),
+    };
+    let mut publishers: Vec<Publisher> = (0..scale.packages)
+        .map(|i| Publisher {
+            key: PrivateKey::generate().unwrap(),
+            name: format!("bench:package-n{i}").parse().unwrap(),
+            head: None,
+        })
+        .collect();
+    let inits: Vec<_> = publishers
+        .iter_mut()
+        .map(|p| (p.name.clone(), p.init()))
+        .collect();
+    for (name, init) in &inits {
+        post(&client, name, init, &content);
+    }
+    for (name, init) in &inits {
+        wait_published(&client, name, init.record_id());
+    }
+    type Work = Vec<(PackageName, Vec<cairn_protocol::PackageEnvelope>)>;
+    let work: Work = publishers
+        .iter_mut()
+        .map(|p| {
+            let releases = (0..scale.releases)
+                .map(|r| p.release(&format!("1.0.{r}"), &content))
+                .collect();
+            (p.name.clone(), releases)
+        })
+        .collect();
+    let last: Vec<(PackageName, RecordId)> = work
+        .iter()
+        .map(|(n, records)| (n.clone(), *records.last().unwrap().record_id()))
+        .collect();
+    let queue = Arc::new(std::sync::Mutex::new(work));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..scale.clients)
+        .map(|_| {
+            let (url, queue, content) = (url.to_owned(), queue.clone(), content.clone());
+            std::thread::spawn(move || {
+                let client = Client { url, http: http() };
+                loop {
+                    let Some((name, records)) = queue.lock().unwrap().pop() else {
+                        break;
+                    };
+                    for record in &records {
+                        post(&client, &name, record, &content);
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let accepted = start.elapsed().as_secs_f64();
+    for (name, record_id) in &last {
+        wait_published(&client, name, record_id);
+    }
+    (
+        scale.packages * scale.releases,
+        accepted,
+        start.elapsed().as_secs_f64(),
+    )
+}
+
+fn wait_published(client: &Client, name: &PackageName, record_id: &RecordId) {
+    loop {
+        let state: PackageRecordResponse = client.record_state(name, record_id);
+        match state.state {
+            RecordState::Published { .. } => return,
+            RecordState::Rejected { reason } => panic!("rejected: {reason}"),
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+fn post(
+    client: &Client,
+    name: &PackageName,
+    record: &cairn_protocol::PackageEnvelope,
+    content: &[u8],
+) {
+    let request = PublishRecordRequest {
+        package_name: name.clone(),
+        record: record.into(),
+        content_sources: Default::default(),
+    };
+    let response = client.post_json(&format!("v1/package/{}/record", name.log_id()), &request);
+    assert_eq!(
+        response.status(),
+        202,
+        "{}",
+        response.text().unwrap_or_default()
+    );
+    let body: serde_json::Value = response.json().unwrap();
+    if body["state"] == "sourcing" {
+        let url = body["missingContent"][Digest::of(content).to_string()]["upload"][0]["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let response = client
+            .http
+            .post(format!("{}/{url}", client.url))
+            .body(content.to_vec())
+            .send()
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "upload: {}",
+            response.status()
+        );
+    }
+}
+
+/// `fetch/logs` for random packages' whole logs; returns (requests/s, p50 ms, p99 ms).
+fn fetch_load(url: &str, scale: &Scale) -> (f64, f64, f64) {
+    let client = Client {
+        url: url.to_owned(),
+        http: http(),
+    };
+    let length = client.checkpoint().unwrap().contents.log_length;
+    let log_ids: Vec<String> = (0..scale.packages)
+        .map(|i| {
+            format!("bench:package-n{i}")
+                .parse::<PackageName>()
+                .unwrap()
+                .log_id()
+                .to_string()
+        })
+        .collect();
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..scale.clients)
+        .map(|_| {
+            let (url, log_ids, next) = (url.to_owned(), log_ids.clone(), next.clone());
+            let total = scale.fetches;
+            std::thread::spawn(move || {
+                let http = http();
+                let mut latencies = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        break;
+                    }
+                    let body = serde_json::json!({"logLength": length, "limit": 1000, "packages": {log_ids[i % log_ids.len()].clone(): null}});
+                    let begin = Instant::now();
+                    let response = http.post(format!("{url}/v1/fetch/logs")).json(&body).send().unwrap();
+                    assert_eq!(response.status(), 200);
+                    let bytes = response.bytes().unwrap();
+                    assert!(bytes.len() > 100);
+                    latencies.push(begin.elapsed().as_secs_f64() * 1000.0);
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies: Vec<f64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let seconds = start.elapsed().as_secs_f64();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    (latencies.len() as f64 / seconds, at(0.50), at(0.99))
+}
+
+struct ReferenceServer {
+    child: Child,
+    url: String,
+}
+
+impl Drop for ReferenceServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find_warg_server() -> Option<PathBuf> {
+    let peers = std::env::var_os("CAIRN_PEERS")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache/cairn-peers"))
+        })?;
+    Some(peers.join("bin/warg-server")).filter(|p| p.is_file())
+}
+
+fn start_reference(binary: &Path, dir: &Path) -> ReferenceServer {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let key = PrivateKey::generate().unwrap();
+    let child = Command::new(binary)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--namespace",
+            "bench",
+            "--content-dir",
+        ])
+        .arg(dir)
+        .env("WARG_OPERATOR_KEY", key.to_secret_text())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = ReferenceServer {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let client = Client {
+        url: server.url.clone(),
+        http: http(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.checkpoint().is_err() {
+        assert!(Instant::now() < deadline, "warg-server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+fn main() {
+    let scale = Scale {
+        packages: env_number("BENCH_PACKAGES", 64),
+        releases: env_number("BENCH_RELEASES", 30),
+        clients: env_number("BENCH_CLIENTS", 16),
+        fetches: env_number("BENCH_FETCHES", 4000),
+    };
+    println!(
+        "{} packages x {} releases = {} records, {} concurrent clients, {} fetches",
+        scale.packages,
+        scale.releases,
+        scale.packages * scale.releases,
+        scale.clients,
+        scale.fetches
+    );
+
+    let cairn_dir = temp_dir("bench-cairn");
+    let cairn = TestServer::start(
+        &cairn_dir,
+        &["--namespace", "bench", "--checkpoint-interval", "1s"],
+    );
+    let (records, accepted, published) = publish_load(&cairn.url, &scale);
+    let cairn_publish = records as f64 / published;
+    println!("cairn        publish: {records} records accepted in {accepted:.2} s, all published in {published:.2} s: {cairn_publish:.0} records/s");
+    let (cairn_rps, p50, p99) = fetch_load(&cairn.url, &scale);
+    println!(
+        "cairn        fetch/logs: {cairn_rps:.0} requests/s, p50 {p50:.2} ms, p99 {p99:.2} ms"
+    );
+    drop(cairn);
+
+    let Some(reference) = find_warg_server() else {
+        println!(
+            "warg-server not found (install it into ~/.cache/cairn-peers): no reference figures"
+        );
+        return;
+    };
+    let reference_dir = temp_dir("bench-reference");
+    let server = start_reference(&reference, &reference_dir);
+    let (records, accepted, published) = publish_load(&server.url, &scale);
+    let reference_publish = records as f64 / published;
+    println!("warg-server  publish: {records} records accepted in {accepted:.2} s, all published in {published:.2} s: {reference_publish:.0} records/s");
+    let (reference_rps, r50, r99) = fetch_load(&server.url, &scale);
+    println!(
+        "warg-server  fetch/logs: {reference_rps:.0} requests/s, p50 {r50:.2} ms, p99 {r99:.2} ms"
+    );
+    println!(
+        "ratios (cairn / warg-server): publish {:.1}x (target >= 10x), fetch/logs throughput {:.1}x, p99 latency {:.2}x",
+        cairn_publish / reference_publish,
+        cairn_rps / reference_rps,
+        p99 / r99
+    );
+}
