@@ -123,6 +123,19 @@ fn publishing_and_fetching_a_component_round_trips_byte_for_byte() {
         .bytes()
         .unwrap();
     assert_eq!(by_cid, by_digest);
+    // Every location of every blob.
+    let sources: serde_json::Value = client
+        .get(&format!("v1/cairn/content/{digest}/sources"))
+        .json()
+        .unwrap();
+    let blobs = sources["blobs"].as_array().unwrap();
+    assert_eq!(blobs.len(), manifest.blobs().len());
+    for (listed, entry) in blobs.iter().zip(manifest.blobs()) {
+        assert_eq!(listed["locations"][1]["cid"], entry.digest.to_cid());
+        let url = listed["locations"][0]["url"].as_str().unwrap();
+        let bytes = client.http.get(url).send().unwrap().bytes().unwrap();
+        assert_eq!(cairn_split::Digest::of(&bytes), entry.digest);
+    }
 }
 
 #[test]

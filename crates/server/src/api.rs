@@ -100,6 +100,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/ledger", get(ledger))
         .route("/v1/ledger/records/{start}", get(ledger_records))
         .route("/v1/cairn/content/{digest}/manifest", get(content_manifest))
+        .route("/v1/cairn/content/{digest}/sources", get(content_locations))
         .route("/v1/cairn/blobs/missing", post(missing_blobs))
         .route("/v1/cairn/blobs/{blob}", get(get_blob))
         .route("/v1/{*rest}", axum::routing::any(v1_not_found))
@@ -836,6 +837,77 @@ async fn content_manifest(
         manifest.to_json(),
     )
         .into_response())
+}
+
+/// Where the whole file and each of its blobs can be fetched.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ContentLocations {
+    digest: Digest,
+    size: u64,
+    tree_digest: cairn_split::TreeDigest,
+    /// The whole file.
+    whole: Vec<Location>,
+    /// Each blob of the split, in join order.
+    blobs: Vec<BlobLocations>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BlobLocations {
+    digest: cairn_split::Digest,
+    kind: cairn_split::BlobKind,
+    size: u64,
+    locations: Vec<Location>,
+}
+
+/// One place to fetch bytes from: `http` (a URL), `ipfs` (a raw CIDv1 over the same bytes).
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+enum Location {
+    Http { url: String },
+    Ipfs { cid: String },
+}
+
+/// Extension: every location of a content and of its blobs. The warg `content` endpoint can
+/// only name HTTP sources of the whole file (the reference client refuses other kinds), so
+/// the other kinds are listed here.
+async fn content_locations(
+    State(app): State<AppState>,
+    Path(digest): Path<String>,
+) -> Result<Json<ContentLocations>, ApiError> {
+    let digest: Digest = path_param(&digest)?;
+    let manifest = manifest_of(&app, &digest)
+        .await?
+        .ok_or_else(|| ApiError::not_found("contentDigest", digest))?;
+    let base = &app.settings.base_url;
+    let whole = vec![Location::Http {
+        url: format!("{base}/content/sha256-{}", hex::encode(digest.as_bytes())),
+    }];
+    let blobs = manifest
+        .blobs()
+        .iter()
+        .map(|blob| BlobLocations {
+            digest: blob.digest,
+            kind: blob.kind,
+            size: blob.size,
+            locations: vec![
+                Location::Http {
+                    url: format!("{base}/v1/cairn/blobs/{}", blob.digest),
+                },
+                Location::Ipfs {
+                    cid: blob.digest.to_cid(),
+                },
+            ],
+        })
+        .collect();
+    Ok(Json(ContentLocations {
+        digest,
+        size: manifest.size(),
+        tree_digest: manifest.tree_digest(),
+        whole,
+        blobs,
+    }))
 }
 
 async fn get_blob(
