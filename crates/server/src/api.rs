@@ -624,7 +624,18 @@ async fn upload_content(
             "content is larger than the registry accepts".into(),
         ));
     }
-    let actual = Digest::from_bytes(Sha256::digest(&body).into());
+    accept_content(&app, &row, digest, body.into()).await
+}
+
+/// Checks that `bytes` hash to `digest`, then validates, splits and stores them and queues
+/// the records that waited for them. Invalid WebAssembly rejects `row`.
+async fn accept_content(
+    app: &AppState,
+    row: &RecordRow,
+    digest: Digest,
+    bytes: Vec<u8>,
+) -> Result<StatusCode, ApiError> {
+    let actual = Digest::from_bytes(Sha256::digest(&bytes).into());
     if actual != digest {
         return Err(ApiError::bad_request(format!(
             "content digest mismatch: expected `{digest}`, found `{actual}`"
@@ -632,11 +643,11 @@ async fn upload_content(
     }
     let blobs = app.blobs.clone();
     let ingested =
-        tokio::task::spawn_blocking(move || content::ingest(&blobs, &digest, &body)).await?;
+        tokio::task::spawn_blocking(move || content::ingest(&blobs, &digest, &bytes)).await?;
     match ingested {
-        Ok(content_row) => content_stored(&app, content_row).await?,
+        Ok(content_row) => content_stored(app, content_row).await?,
         Err(error @ content::ContentError::Invalid(_)) => {
-            return Err(reject_for_content(&app, &row, &digest, error).await)
+            return Err(reject_for_content(app, row, &digest, error).await)
         }
         Err(error) => return Err(ApiError::Internal(error.to_string())),
     }
@@ -706,23 +717,7 @@ async fn upload_content_manifest(
         })
         .await??
         .map_err(ApiError::bad_request)?;
-    let actual = Digest::from_bytes(Sha256::digest(&joined).into());
-    if actual != digest {
-        return Err(ApiError::bad_request(format!(
-            "content digest mismatch: expected `{digest}`, found `{actual}`"
-        )));
-    }
-    let blobs = app.blobs.clone();
-    let ingested =
-        tokio::task::spawn_blocking(move || content::ingest(&blobs, &digest, &joined)).await?;
-    match ingested {
-        Ok(content_row) => content_stored(&app, content_row).await?,
-        Err(error @ content::ContentError::Invalid(_)) => {
-            return Err(reject_for_content(&app, &row, &digest, error).await)
-        }
-        Err(error) => return Err(ApiError::Internal(error.to_string())),
-    }
-    Ok(StatusCode::CREATED)
+    accept_content(&app, &row, digest, joined).await
 }
 
 // ---------------------------------------------------------------------------------------
