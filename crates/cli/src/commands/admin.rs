@@ -1,6 +1,6 @@
 //! `cairn admin`: offline administration of a registry's operator log.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context};
 use cairn_protocol::{
@@ -10,6 +10,8 @@ use cairn_protocol::{
 use cairn_server::{Registry, Settings};
 use cairn_store::{RecordStatus, RecordStore};
 use clap::{Args, Subcommand};
+
+use super::DataDir;
 
 /// Change the operator log of a stopped registry: define namespaces, grant, revoke or rotate
 /// operator keys. Each change is one operator record signed by the operator key, validated and
@@ -25,18 +27,6 @@ pub enum AdminCommand {
     /// Replace the operator key: grant every permission to a new key, revoke the old key's,
     /// and keep the old key file as `operator.key.old`.
     RotateKey(RotateKey),
-}
-
-#[derive(Args)]
-pub struct DataDir {
-    /// The data directory.
-    #[arg(
-        long,
-        env = "CAIRN_DATA",
-        default_value = "cairn-data",
-        value_name = "DIR"
-    )]
-    data: PathBuf,
 }
 
 #[derive(Args)]

@@ -1,7 +1,5 @@
 //! `cairn audit`: replay a registry's stored records and check every root and checkpoint.
 
-use std::path::PathBuf;
-
 use anyhow::{bail, Context};
 use cairn_store::{BlobStore, FsContentStore, RecordStore, SqliteStore};
 use clap::Args;
@@ -14,14 +12,8 @@ use crate::output;
 /// signature; then join every stored content and check its digest.
 #[derive(Args)]
 pub struct AuditCommand {
-    /// The data directory.
-    #[arg(
-        long,
-        env = "CAIRN_DATA",
-        default_value = "cairn-data",
-        value_name = "DIR"
-    )]
-    data: PathBuf,
+    #[command(flatten)]
+    dir: super::DataDir,
     /// Skip re-joining and hashing every stored content.
     #[arg(long)]
     skip_content: bool,
@@ -43,9 +35,9 @@ struct AuditReport {
 
 impl AuditCommand {
     pub fn run(self) -> anyhow::Result<()> {
-        let database = self.data.join(cairn_server::DATABASE_FILE);
+        let database = self.dir.data.join(cairn_server::DATABASE_FILE);
         if !database.is_file() {
-            bail!("{} has no registry database", self.data.display());
+            bail!("{} has no registry database", self.dir.data.display());
         }
         let runtime = tokio::runtime::Runtime::new()?;
         let report = runtime.block_on(async {
@@ -56,7 +48,7 @@ impl AuditCommand {
                 .context("the stored records and checkpoints do not verify")?;
             let mut contents_checked = 0;
             if !self.skip_content {
-                let blobs = FsContentStore::open(&self.data.join("content"))?;
+                let blobs = FsContentStore::open(&self.dir.data.join("content"))?;
                 for digest in released_contents(&state) {
                     let row = store
                         .content(&digest)

@@ -12,6 +12,7 @@ pub mod split;
 use std::path::Path;
 
 use anyhow::Context;
+use clap::Args;
 
 /// Reads a whole input file, naming it in the error.
 pub fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
@@ -46,4 +47,17 @@ pub fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
             Err(e).with_context(|| format!("cannot lock {}", path.display()))
         }
     }
+}
+
+/// The `--data DIR` argument of the commands that work on a registry's data directory.
+#[derive(Args)]
+pub struct DataDir {
+    /// The data directory.
+    #[arg(
+        long,
+        env = "CAIRN_DATA",
+        default_value = "cairn-data",
+        value_name = "DIR"
+    )]
+    pub data: std::path::PathBuf,
 }

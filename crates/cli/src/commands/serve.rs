@@ -1,6 +1,5 @@
 //! `cairn serve`: run the registry.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -23,14 +22,8 @@ pub struct ServeCommand {
         value_name = "ADDR:PORT"
     )]
     listen: String,
-    /// The data directory.
-    #[arg(
-        long,
-        env = "CAIRN_DATA",
-        default_value = "cairn-data",
-        value_name = "DIR"
-    )]
-    data: PathBuf,
+    #[command(flatten)]
+    dir: super::DataDir,
     /// A namespace this registry hosts (repeatable; defined in the operator log if new).
     #[arg(
         long = "namespace",
@@ -104,23 +97,23 @@ impl ServeCommand {
         crate::logging::init();
         let runtime = tokio::runtime::Runtime::new()?;
         runtime.block_on(async move {
-            let _lock = crate::commands::lock_data_dir(&self.data)?;
+            let _lock = crate::commands::lock_data_dir(&self.dir.data)?;
             let listener = tokio::net::TcpListener::bind(&self.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", self.listen))?;
             let address = listener.local_addr()?;
             let base_url = self.base_url.unwrap_or_else(|| format!("http://{address}"));
             let registry = Registry::open(Settings {
-                data_dir: self.data.clone(),
+                data_dir: self.dir.data.clone(),
                 namespaces: self.namespaces,
                 checkpoint_interval: self.checkpoint_interval,
                 max_content_size: self.max_content_size,
             })
             .await
-            .with_context(|| format!("cannot open the registry in {}", self.data.display()))?;
+            .with_context(|| format!("cannot open the registry in {}", self.dir.data.display()))?;
             eprintln!(
                 "cairn registry at {base_url} (data in {})",
-                self.data.display()
+                self.dir.data.display()
             );
             registry
                 .serve(listener, base_url, shutdown_signal())
