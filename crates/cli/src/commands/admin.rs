@@ -13,8 +13,9 @@ use clap::{Args, Subcommand};
 
 use super::DataDir;
 
-/// Change the operator log of a stopped registry: define namespaces, grant, revoke or rotate
-/// operator keys. Each change is one operator record signed by the operator key, validated and
+/// Change the operator log of a stopped registry.
+///
+/// Defines namespaces, grants, revokes or rotates operator keys. Each change is one operator record signed by the operator key, validated and
 /// checkpointed like any other record.
 #[derive(Subcommand)]
 pub enum AdminCommand {

@@ -7,7 +7,9 @@ use serde::Serialize;
 
 use crate::output;
 
-/// Check a registry's data directory: replay every stored record through the validators,
+/// Check a registry's data directory.
+///
+/// Replays every stored record through the validators,
 /// rebuild the registry log and map, and check every stored checkpoint's roots and
 /// signature; then join every stored content and check its digest.
 #[derive(Args)]

@@ -10,8 +10,10 @@ use serde::Serialize;
 use super::{read_input, split_file};
 use crate::output;
 
-/// Compare the bytes several files take whole with the bytes they take split, each distinct
-/// blob counted once, and list the blobs that more than one file shares.
+/// Measure what storing several files split saves.
+///
+/// Compares the bytes the files take whole with the bytes they take split, each distinct blob
+/// counted once, and lists the blobs that more than one file shares.
 #[derive(Args)]
 pub struct DedupCommand {
     /// The core modules or components to compare.

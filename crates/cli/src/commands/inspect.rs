@@ -13,8 +13,10 @@ use serde::Serialize;
 use super::{read_input, split_file};
 use crate::output;
 
-/// Show how a module or component splits: its tree of skeletons and module fragments, with
-/// kinds, sizes and digests, and the custom sections inside each module.
+/// Show how a module or component splits.
+///
+/// Prints the tree of skeletons and module fragments, with kinds, sizes and digests, and the
+/// custom sections inside each module.
 #[derive(Args)]
 pub struct InspectCommand {
     /// The core module or component to inspect.

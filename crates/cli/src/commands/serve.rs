@@ -7,8 +7,9 @@ use cairn_protocol::Namespace;
 use cairn_server::{Registry, Settings};
 use clap::Args;
 
-/// Run the registry: the warg v1 API, content storage, and the sequencer that signs
-/// checkpoints.
+/// Run the registry.
+///
+/// Serves the warg v1 API and the content, and runs the sequencer that signs checkpoints.
 ///
 /// With no flags it listens on 127.0.0.1:8090 and keeps everything in ./cairn-data (a SQLite
 /// database, the content blobs, and the operator key, created on first start).
