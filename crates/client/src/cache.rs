@@ -1,0 +1,79 @@
+//! The local fragment cache: blobs of split content (core modules and skeletons), one file
+//! per blob named by its SHA-256, shared by every package of the registry.
+//!
+//! A blob enters the cache only after its digest was checked, and joins read it back
+//! through [`cairn_split::join`], which checks every blob again, so a damaged cache file
+//! fails a join instead of producing wrong bytes. Files are written to a temporary name
+//! and renamed, so a reader never sees half a blob.
+
+use std::io::{self, Read, Write as _};
+use std::path::{Path, PathBuf};
+
+use cairn_split::{BlobEntry, BlobSource, Digest};
+
+/// A directory of verified blobs, `<dir>/sha256/<hex>`.
+#[derive(Debug, Clone)]
+pub struct FragmentCache {
+    dir: PathBuf,
+}
+
+impl FragmentCache {
+    /// The cache in `dir` (created on first write).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        FragmentCache { dir: dir.into() }
+    }
+
+    /// The directory holding the blobs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where the blob `digest` is kept.
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join("sha256").join(digest.to_hex())
+    }
+
+    /// Whether the cache holds the blob `digest`.
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// Stores a blob whose bytes the caller has checked against `digest`.
+    pub(crate) fn put(&self, digest: &Digest, bytes: &[u8]) -> io::Result<()> {
+        debug_assert_eq!(Digest::of(bytes), *digest);
+        let path = self.path(digest);
+        if path.is_file() {
+            return Ok(());
+        }
+        let dir = self.dir.join("sha256");
+        std::fs::create_dir_all(&dir)?;
+        let temp = dir.join(format!(
+            ".{}.{}.{:?}.tmp",
+            digest.to_hex(),
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let result = (|| {
+            let mut file = std::fs::File::create(&temp)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&temp, &path)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        result
+    }
+
+    /// Removes a blob (one found damaged).
+    pub(crate) fn remove(&self, digest: &Digest) {
+        let _ = std::fs::remove_file(self.path(digest));
+    }
+}
+
+impl BlobSource for &FragmentCache {
+    fn open(&mut self, entry: &BlobEntry) -> io::Result<Box<dyn Read + '_>> {
+        let file = std::fs::File::open(self.path(&entry.digest))?;
+        Ok(Box::new(io::BufReader::with_capacity(256 * 1024, file)))
+    }
+}

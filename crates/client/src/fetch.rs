@@ -1,0 +1,354 @@
+//! Fetching a release: resolve a semver requirement against the verified package log, then
+//! download the content and check it against the digest the release signs.
+//!
+//! From a registry with cairn's split extension the client reads the content's manifest,
+//! downloads only the blobs its [`FragmentCache`](crate::FragmentCache) lacks (in parallel,
+//! each checked against its digest before it is cached), joins the file from the cache and
+//! checks the file's SHA-256. From any other registry it downloads the whole file from the
+//! sources `GET /v1/content/{digest}` names, checks its SHA-256, and caches its blobs so
+//! later split downloads can use them. The manifest is never trusted: only the final
+//! SHA-256 against the signed release decides.
+
+use cairn_protocol::api::{ContentSource, ContentSourcesResponse};
+use cairn_protocol::{Digest, PackageName, ReleaseState};
+use cairn_split::{BlobEntry, JoinError, Manifest};
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use reqwest::Method;
+use semver::{Version, VersionReq};
+
+use crate::cache::FragmentCache;
+use crate::error::{ClientError, SecurityError};
+use crate::http::{read_body, BodyError};
+use crate::Client;
+
+/// What a download moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DownloadStats {
+    /// Content bytes downloaded: blobs, or the whole file.
+    pub content_bytes: u64,
+    /// Bytes of the split manifest (0 for a whole-file download).
+    pub manifest_bytes: u64,
+    /// Blobs downloaded.
+    pub blobs_downloaded: u64,
+    /// Blobs found in the fragment cache.
+    pub blobs_cached: u64,
+    /// Whether the whole file was downloaded (the registry has no split extension).
+    pub whole_file: bool,
+}
+
+impl DownloadStats {
+    /// Every byte downloaded for the content.
+    pub fn bytes_downloaded(&self) -> u64 {
+        self.content_bytes + self.manifest_bytes
+    }
+}
+
+/// A fetched release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// The package.
+    pub name: PackageName,
+    /// The version chosen.
+    pub version: Version,
+    /// The content digest the release signs.
+    pub digest: Digest,
+    /// The file, verified against `digest`.
+    pub bytes: Vec<u8>,
+    /// What the download moved.
+    pub stats: DownloadStats,
+}
+
+impl Client {
+    /// Updates `name` (following it), picks its highest release that matches `requirement`
+    /// and is not yanked, and downloads and verifies its content.
+    pub async fn fetch(
+        &mut self,
+        name: &PackageName,
+        requirement: &VersionReq,
+    ) -> Result<Fetched, ClientError> {
+        self.update_packages(std::slice::from_ref(name)).await?;
+        let (version, digest) = self.resolve(name, requirement)?;
+        let what = format!("{name}@{version}");
+        let (bytes, stats) = self.download(&digest, &what).await?;
+        Ok(Fetched {
+            name: name.clone(),
+            version,
+            digest,
+            bytes,
+            stats,
+        })
+    }
+
+    /// The highest release of a followed package matching `requirement` that is not yanked,
+    /// from the trusted state (no network).
+    pub fn resolve(
+        &self,
+        name: &PackageName,
+        requirement: &VersionReq,
+    ) -> Result<(Version, Digest), ClientError> {
+        let package = self
+            .state
+            .package(name)
+            .ok_or_else(|| ClientError::PackageNotFound(name.clone()))?;
+        package
+            .state()
+            .releases()
+            .iter()
+            .rev()
+            .find_map(|(version, release)| match &release.state {
+                ReleaseState::Released { content } if requirement.matches(version) => {
+                    Some((version.clone(), *content))
+                }
+                _ => None,
+            })
+            .ok_or_else(|| ClientError::NoMatchingRelease {
+                name: name.clone(),
+                requirement: requirement.to_string(),
+            })
+    }
+
+    /// Downloads the content whose SHA-256 is `digest` and verifies it; `what` names it in
+    /// errors (`ns:name@1.0.0`).
+    pub async fn download(
+        &self,
+        digest: &Digest,
+        what: &str,
+    ) -> Result<(Vec<u8>, DownloadStats), ClientError> {
+        let manifest_request = format!("the split manifest of {what}");
+        let response = self
+            .http
+            .send(
+                Method::GET,
+                self.http
+                    .url(&format!("v1/cairn/content/{digest}/manifest"))?,
+                None,
+            )
+            .await?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return self.download_whole(digest, what).await;
+        }
+        let json = self
+            .http
+            .success_body(response, self.http.limits.json_bytes, &manifest_request)
+            .await?;
+        let manifest = Manifest::from_json(&json).map_err(|e| SecurityError::TamperedContent {
+            what: what.to_owned(),
+            expected: digest.to_string(),
+            reason: format!("its split manifest is invalid: {e}"),
+        })?;
+        // Distinct blobs add up to about the joined size (skeletons are small); twice the
+        // content limit leaves room for any honest manifest and bounds what a lying one costs.
+        let listed: u64 = manifest
+            .blobs()
+            .iter()
+            .fold(0u64, |sum, blob| sum.saturating_add(blob.size));
+        if manifest.size() > self.http.limits.content_bytes
+            || listed > self.http.limits.content_bytes.saturating_mul(2)
+        {
+            return Err(SecurityError::OversizedResponse {
+                what: manifest_request,
+                limit: self.http.limits.content_bytes,
+            }
+            .into());
+        }
+        let mut stats = DownloadStats {
+            manifest_bytes: json.len() as u64,
+            ..DownloadStats::default()
+        };
+        let missing: Vec<BlobEntry> = manifest
+            .blobs()
+            .iter()
+            .filter(|blob| !self.cache.contains(&blob.digest))
+            .copied()
+            .collect();
+        stats.blobs_cached = (manifest.blobs().len() - missing.len()) as u64;
+        let downloads = missing.iter().map(|entry| self.download_blob(entry, what));
+        let sizes: Vec<u64> = futures_util::stream::iter(downloads)
+            .buffer_unordered(self.config.concurrency.max(1))
+            .try_collect()
+            .await?;
+        stats.blobs_downloaded = sizes.len() as u64;
+        stats.content_bytes = sizes.iter().sum();
+
+        let cache = self.cache.clone();
+        let joined = tokio::task::spawn_blocking(move || join_from_cache(&cache, &manifest))
+            .await
+            .map_err(|e| ClientError::Io {
+                what: "join",
+                path: self.cache.dir().to_owned(),
+                source: std::io::Error::other(e),
+            })?;
+        let bytes = match joined {
+            Ok(bytes) => bytes,
+            Err(error) => return Err(self.join_failed(error, digest, what)),
+        };
+        check_digest(&bytes, digest, what)?;
+        Ok((bytes, stats))
+    }
+
+    /// Downloads one blob, checks its size and digest, and caches it. Returns its size.
+    async fn download_blob(&self, entry: &BlobEntry, what: &str) -> Result<u64, ClientError> {
+        let tampered = |reason: String| SecurityError::TamperedContent {
+            what: format!("{} {} of {what}", entry.kind.as_str(), entry.digest),
+            expected: entry.digest.to_string(),
+            reason,
+        };
+        let url = self.http.url(&format!("v1/cairn/blobs/{}", entry.digest))?;
+        let response = self.http.send(Method::GET, url.clone(), None).await?;
+        if !response.status().is_success() {
+            return Err(
+                crate::http::registry_error(response, &format!("blob {}", entry.digest)).await,
+            );
+        }
+        let bytes = read_body(response, entry.size).await.map_err(|e| match e {
+            BodyError::TooLong => ClientError::from(tampered(format!(
+                "it is longer than its {} bytes",
+                entry.size
+            ))),
+            BodyError::Network(reason) => ClientError::Network {
+                url: url.to_string(),
+                reason,
+            },
+        })?;
+        if bytes.len() as u64 != entry.size {
+            return Err(tampered(format!(
+                "it has {} bytes instead of {}",
+                bytes.len(),
+                entry.size
+            ))
+            .into());
+        }
+        let actual = cairn_split::Digest::of(&bytes);
+        if actual != entry.digest {
+            return Err(tampered(format!("its bytes hash to {actual}")).into());
+        }
+        let cache = self.cache.clone();
+        let digest = entry.digest;
+        let size = bytes.len() as u64;
+        tokio::task::spawn_blocking(move || cache.put(&digest, &bytes))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
+            .map_err(ClientError::io("cache", &self.cache.path(&entry.digest)))?;
+        Ok(size)
+    }
+
+    /// A failed join from the cache: a damaged cache file is removed (the next fetch
+    /// downloads it again), and the failure is reported.
+    fn join_failed(&self, error: JoinError, digest: &Digest, what: &str) -> ClientError {
+        match &error {
+            JoinError::DigestMismatch { expected, .. } => self.cache.remove(expected),
+            JoinError::SizeMismatch { digest, .. } => self.cache.remove(digest),
+            _ => {}
+        }
+        SecurityError::TamperedContent {
+            what: what.to_owned(),
+            expected: digest.to_string(),
+            reason: format!("its blobs do not join: {error}"),
+        }
+        .into()
+    }
+
+    /// Downloads the whole file from the registry's content sources.
+    async fn download_whole(
+        &self,
+        digest: &Digest,
+        what: &str,
+    ) -> Result<(Vec<u8>, DownloadStats), ClientError> {
+        let sources: ContentSourcesResponse = self
+            .http
+            .get_json(
+                &format!("v1/content/{digest}"),
+                &format!("the content sources of {what}"),
+            )
+            .await?;
+        let urls: Vec<&String> = sources
+            .content_sources
+            .get(digest)
+            .into_iter()
+            .flatten()
+            .map(|source| match source {
+                ContentSource::HttpGet { url, .. } => url,
+            })
+            .collect();
+        let mut last_error = None;
+        for url in urls {
+            let url = self.http.url(url)?;
+            let response = match self.http.send(Method::GET, url, None).await {
+                Ok(response) => response,
+                Err(error) => {
+                    last_error = Some(error);
+                    continue;
+                }
+            };
+            let body = self
+                .http
+                .success_body(
+                    response,
+                    self.http.limits.content_bytes,
+                    &format!("the content of {what}"),
+                )
+                .await;
+            let bytes = match body {
+                Ok(bytes) => bytes,
+                Err(error @ ClientError::Security(_)) => return Err(error),
+                Err(error) => {
+                    last_error = Some(error);
+                    continue;
+                }
+            };
+            check_digest(&bytes, digest, what)?;
+            let stats = DownloadStats {
+                content_bytes: bytes.len() as u64,
+                whole_file: true,
+                ..DownloadStats::default()
+            };
+            let cache = self.cache.clone();
+            let bytes = tokio::task::spawn_blocking(move || {
+                cache_blobs_of(&cache, &bytes);
+                bytes
+            })
+            .await
+            .map_err(|e| ClientError::Io {
+                what: "cache",
+                path: self.cache.dir().to_owned(),
+                source: std::io::Error::other(e),
+            })?;
+            return Ok((bytes, stats));
+        }
+        Err(last_error.unwrap_or_else(|| ClientError::BadResponse {
+            what: format!("the content sources of {what}"),
+            reason: "the registry names no source".into(),
+        }))
+    }
+}
+
+/// Checks a whole file against the digest its release signs.
+fn check_digest(bytes: &[u8], digest: &Digest, what: &str) -> Result<(), SecurityError> {
+    let actual = Digest::of(bytes);
+    if actual != *digest {
+        return Err(SecurityError::TamperedContent {
+            what: what.to_owned(),
+            expected: digest.to_string(),
+            reason: format!("the file's SHA-256 is {actual}"),
+        });
+    }
+    Ok(())
+}
+
+fn join_from_cache(cache: &FragmentCache, manifest: &Manifest) -> Result<Vec<u8>, JoinError> {
+    let mut out = Vec::with_capacity(manifest.size() as usize);
+    let mut source = cache;
+    cairn_split::join(manifest, &mut source, &mut out)?;
+    Ok(out)
+}
+
+/// Caches the blobs of a verified whole file, so later split downloads skip them. Content
+/// that does not split (not WebAssembly) is simply not cached.
+fn cache_blobs_of(cache: &FragmentCache, bytes: &[u8]) {
+    if let Ok(split) = cairn_split::split(bytes) {
+        for blob in split.blobs() {
+            let _ = cache.put(&blob.digest, &blob.bytes);
+        }
+    }
+}

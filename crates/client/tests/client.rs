@@ -1,0 +1,367 @@
+//! The verifying client against a real cairn registry over HTTP on loopback: publish, update,
+//! fetch, yank, grant and revoke, split-aware downloads, and the persisted trust state.
+
+mod support;
+
+use cairn_client::{ClientError, PublishEntry};
+use cairn_protocol::{Digest, PackagePermission};
+use semver::{Version, VersionReq};
+use support::*;
+
+fn v(text: &str) -> Version {
+    text.parse().unwrap()
+}
+
+fn req(text: &str) -> VersionReq {
+    text.parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_release_is_fetched_byte_for_byte() {
+    let dir = temp_dir("round-trip");
+    let registry = TestRegistry::start(&dir.join("registry")).await;
+    let owner = key();
+    let package = name("example:calc");
+    let bytes = fixture("b03-rs-calc.wac.component.wasm");
+
+    let mut publisher = client(&registry.url, &dir.join("publisher"));
+    publisher.publish_init(&package, &owner).await.unwrap();
+    let published = publisher
+        .publish_release(&package, &owner, v("1.0.0"), bytes.clone())
+        .await
+        .unwrap();
+    assert!(published.bytes_uploaded > 0);
+    let head = publisher.trusted().package(&package).unwrap();
+    assert_eq!(head.records().len(), 2);
+
+    let mut consumer = client(&registry.url, &dir.join("consumer"));
+    let fetched = consumer.fetch(&package, &req("^1")).await.unwrap();
+    assert_eq!(fetched.version, v("1.0.0"));
+    assert_eq!(fetched.digest, Digest::of(&bytes));
+    assert_eq!(fetched.bytes, bytes);
+    assert!(!fetched.stats.whole_file);
+    assert!(fetched.stats.blobs_downloaded > 1);
+    registry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_sees_releases_published_since_the_last_one() {
+    let dir = temp_dir("update");
+    let registry = TestRegistry::start(&dir.join("registry")).await;
+    let owner = key();
+    let package = name("example:fac");
+    let mut publisher = client(&registry.url, &dir.join("publisher"));
+    publisher.publish_init(&package, &owner).await.unwrap();
+    let first = fixture("b01-fac.component.wasm");
+    publisher
+        .publish_release(&package, &owner, v("1.0.0"), first.clone())
+        .await
+        .unwrap();
+
+    let mut consumer = client(&registry.url, &dir.join("consumer"));
+    consumer
+        .update_packages(std::slice::from_ref(&package))
+        .await
+        .unwrap();
+    let before = consumer.trusted().checkpoint().unwrap().contents;
+    assert_eq!(consumer.resolve(&package, &req("*")).unwrap().0, v("1.0.0"));
+
+    let second = fixture("r01-wit-parser-e.component.wasm");
+    publisher
+        .publish_release(&package, &owner, v("1.1.0"), second.clone())
+        .await
+        .unwrap();
+    let summary = consumer.update().await.unwrap();
+    assert_eq!(summary.previous, Some(before));
+    assert!(summary.checkpoint.log_length > before.log_length);
+    assert_eq!(summary.package_records, 1);
+    let (version, digest) = consumer.resolve(&package, &req("*")).unwrap();
+    assert_eq!((version, digest), (v("1.1.0"), Digest::of(&second)));
+    assert_eq!(
+        consumer.fetch(&package, &req("~1.0")).await.unwrap().bytes,
+        first
+    );
+    registry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_record_may_carry_several_entries() {
+    let dir = temp_dir("entries");
+    let registry = TestRegistry::start(&dir.join("registry")).await;
+    let owner = key();
+    let package = name("example:many");
+    let one = fixture("b01-fac.component.wasm");
+    let two = fixture("r03-wabt-fac.core.wasm");
+    let mut publisher = client(&registry.url, &dir.join("publisher"));
+    publisher
+        .publish(
+            &package,
+            &owner,
+            vec![
+                PublishEntry::Init,
+                PublishEntry::Release {
+                    version: v("1.0.0"),
+                    content: one.clone(),
+                },
+                PublishEntry::Release {
+                    version: v("2.0.0"),
+                    content: two.clone(),
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    let log = publisher.trusted().package(&package).unwrap();
+    assert_eq!(log.records().len(), 1);
+    assert_eq!(log.state().releases().len(), 2);
+    let mut consumer = client(&registry.url, &dir.join("consumer"));
+    assert_eq!(
+        consumer.fetch(&package, &req("^1")).await.unwrap().bytes,
+        one
+    );
+    assert_eq!(
+        consumer.fetch(&package, &req("*")).await.unwrap().bytes,
+        two
+    );
+    registry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_skips_yanked_versions() {
+    let dir = temp_dir("yank");
+    let registry = TestRegistry::start(&dir.join("registry")).await;
+    let owner = key();
+    let package = name("example:yanked");
+    let old = fixture("b01-fac.component.wasm");
+    let new = fixture("r01-wit-parser-e.component.wasm");
+    let mut publisher = client(&registry.url, &dir.join("publisher"));
+    publisher.publish_init(&package, &owner).await.unwrap();
+    publisher
+        .publish_release(&package, &owner, v("1.0.0"), old.clone())
+        .await
+        .unwrap();
+    publisher
+        .publish_release(&package, &owner, v("1.1.0"), new)
+        .await
+        .unwrap();
+    publisher.yank(&package, &owner, v("1.1.0")).await.unwrap();
+
+    let mut consumer = client(&registry.url, &dir.join("consumer"));
+    let fetched = consumer.fetch(&package, &req("^1")).await.unwrap();
+    assert_eq!(fetched.version, v("1.0.0"));
+    assert_eq!(fetched.bytes, old);
+    let error = consumer.fetch(&package, &req("=1.1.0")).await.unwrap_err();
+    assert!(
+        matches!(error, ClientError::NoMatchingRelease { .. }),
+        "{error}"
+    );
+    registry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_granted_key_can_release_until_its_permission_is_revoked() {
+    let dir = temp_dir("grant");
+    let registry = TestRegistry::start(&dir.join("registry")).await;
+    let owner = key();
+    let helper = key();
+    let package = name("example:shared");
+    let mut owner_client = client(&registry.url, &dir.join("owner"));
+    owner_client.publish_init(&package, &owner).await.unwrap();
+    owner_client
+        .grant(
+            &package,
+            &owner,
+            helper.public_key().clone(),
+            vec![PackagePermission::Release],
+        )
+        .await
+        .unwrap();
+
+    let mut helper_client = client(&registry.url, &dir.join("helper"));
+    helper_client
+        .publish_release(
+            &package,
+            &helper,
+            v("1.0.0"),
+            fixture("b01-fac.component.wasm"),
+        )
+        .await
+        .unwrap();
+    let state = helper_client.trusted().package(&package).unwrap().state();
+    assert_eq!(
+        state.release(&v("1.0.0")).unwrap().by,
+        helper.public_key().fingerprint()
+    );
+
+    owner_client
+        .revoke(
+            &package,
+            &owner,
+            helper.public_key().fingerprint(),
+            vec![PackagePermission::Release],
+        )
+        .await
+        .unwrap();
+    let error = helper_client
+        .publish_release(
+            &package,
+            &helper,
+            v("2.0.0"),
+            fixture("r03-wabt-fac.core.wasm"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ClientError::Rejected { .. }), "{error}");
+    assert!(error.to_string().contains("release"), "{error}");
+    registry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_component_sharing_a_module_moves_only_what_is_new() {
+    let dir = temp_dir("sharing");
+    let registry = TestRegistry::start(&dir.join("registry")).await;
+    let owner = key();
+    let (shared, first, second) = two_components_sharing_a_module();
+    let (a, b) = (name("example:first"), name("example:second"));
+
+    let mut publisher = client(&registry.url, &dir.join("publisher"));
+    for package in [&a, &b] {
+        publisher.publish_init(package, &owner).await.unwrap();
+    }
+    let up_first = publisher
+        .publish_release(&a, &owner, v("1.0.0"), first.clone())
+        .await
+        .unwrap();
+    let up_second = publisher
+        .publish_release(&b, &owner, v("1.0.0"), second.clone())
+        .await
+        .unwrap();
+    assert_eq!(up_first.blobs_skipped, 0);
+    assert_eq!(
+        up_second.blobs_skipped, 1,
+        "the shared module is not sent again"
+    );
+    assert!(up_second.bytes_uploaded < (second.len() - shared.len() + 1024) as u64);
+
+    let mut consumer = client(&registry.url, &dir.join("consumer"));
+    let got_first = consumer.fetch(&a, &req("*")).await.unwrap();
+    assert_eq!(got_first.bytes, first);
+    assert_eq!(got_first.stats.blobs_cached, 0);
+    let got_second = consumer.fetch(&b, &req("*")).await.unwrap();
+    assert_eq!(got_second.bytes, second);
+    assert_eq!(got_second.stats.blobs_cached, 1);
+    assert_eq!(got_second.stats.blobs_downloaded, 2);
+    let split = cairn_split::split(&second).unwrap();
+    let new_bytes: u64 = split
+        .blobs()
+        .iter()
+        .filter(|blob| blob.bytes.as_ref() != shared.as_slice())
+        .map(|blob| blob.bytes.len() as u64)
+        .sum();
+    assert_eq!(got_second.stats.content_bytes, new_bytes);
+    assert!(got_second.stats.bytes_downloaded() < second.len() as u64 / 4);
+    registry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trusted_state_survives_reopening_the_client() {
+    let dir = temp_dir("reopen");
+    let registry = TestRegistry::start(&dir.join("registry")).await;
+    let owner = key();
+    let package = name("example:kept");
+    let bytes = fixture("b01-fac.component.wasm");
+    let storage = dir.join("client");
+    let checkpoint = {
+        let mut first = client(&registry.url, &storage);
+        first.publish_init(&package, &owner).await.unwrap();
+        first
+            .publish_release(&package, &owner, v("0.1.0"), bytes.clone())
+            .await
+            .unwrap();
+        first.trusted().checkpoint().unwrap().clone()
+    };
+    let mut reopened = client(&registry.url, &storage);
+    assert_eq!(reopened.trusted().checkpoint(), Some(&checkpoint));
+    assert_eq!(
+        reopened.resolve(&package, &req("*")).unwrap(),
+        (v("0.1.0"), Digest::of(&bytes))
+    );
+    assert_eq!(
+        reopened
+            .trusted()
+            .package(&package)
+            .unwrap()
+            .records()
+            .len(),
+        2
+    );
+    let summary = reopened.update().await.unwrap();
+    assert_eq!(summary.package_records, 0);
+    assert_eq!(summary.checkpoint, checkpoint.contents);
+    registry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_file_edited_on_disk_is_refused() {
+    let dir = temp_dir("edited");
+    let registry = TestRegistry::start(&dir.join("registry")).await;
+    let storage = dir.join("client");
+    let mut first = client(&registry.url, &storage);
+    first.update().await.unwrap();
+    let path = first.state_file().to_owned();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let signature = text.split("\"signature\": \"").nth(1).unwrap();
+    let forged = signature.replacen(&signature[20..24], "AAAA", 1);
+    std::fs::write(&path, text.replacen(signature, &forged, 1)).unwrap();
+    let config = cairn_client::ClientConfig::new(registry.url.clone(), &storage);
+    let error = cairn_client::Client::open(config).unwrap_err();
+    assert!(matches!(error, ClientError::CorruptState { .. }), "{error}");
+    registry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_package_is_not_found_and_changes_nothing() {
+    let dir = temp_dir("unknown");
+    let registry = TestRegistry::start(&dir.join("registry")).await;
+    let mut consumer = client(&registry.url, &dir.join("consumer"));
+    consumer.update().await.unwrap();
+    let before = state_bytes(&consumer);
+    let error = consumer
+        .fetch(&name("example:nothing"), &req("*"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ClientError::PackageNotFound(_)), "{error}");
+    assert_eq!(state_bytes(&consumer), before);
+    assert!(consumer.trusted().packages().next().is_none());
+    registry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_without_the_split_extension_gets_whole_files() {
+    let setup = Setup::start("whole-file").await;
+    setup.proxy.set(Tamper::NoSplitExtension);
+    let owner = key();
+    let package = name("example:whole");
+    let bytes = fixture("b03-rs-calc.wac.component.wasm");
+    let mut publisher = setup.client("publisher");
+    publisher.publish_init(&package, &owner).await.unwrap();
+    let published = publisher
+        .publish_release(&package, &owner, v("1.0.0"), bytes.clone())
+        .await
+        .unwrap();
+    assert_eq!(published.bytes_uploaded, bytes.len() as u64);
+
+    let mut consumer = setup.client("consumer");
+    let fetched = consumer.fetch(&package, &req("*")).await.unwrap();
+    assert_eq!(fetched.bytes, bytes);
+    assert!(fetched.stats.whole_file);
+    assert_eq!(fetched.stats.bytes_downloaded(), bytes.len() as u64);
+
+    // The whole file's blobs were cached, so a split-aware fetch later needs none.
+    setup.proxy.set(Tamper::Nothing);
+    let again = consumer.fetch(&package, &req("*")).await.unwrap();
+    assert_eq!(again.bytes, bytes);
+    assert_eq!(again.stats.blobs_downloaded, 0);
+    assert_eq!(again.stats.content_bytes, 0);
+    setup.stop().await;
+}
