@@ -6,6 +6,7 @@
 mod commands;
 mod logging;
 mod output;
+mod settings;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,15 @@ enum Command {
     Audit(commands::audit::AuditCommand),
     #[command(subcommand)]
     Admin(commands::admin::AdminCommand),
+    Config(commands::config::ConfigCommand),
+    #[command(subcommand)]
+    Publish(commands::publish::PublishCommand),
+    Update(commands::update::UpdateCommand),
+    Info(commands::info::InfoCommand),
+    Log(commands::log::LogCommand),
+    Fetch(commands::fetch::FetchCommand),
+    #[command(subcommand)]
+    Key(commands::key::KeyCommand),
     Split(commands::split::SplitCommand),
     Join(commands::join::JoinCommand),
     Hash(commands::hash::HashCommand),
@@ -38,6 +48,13 @@ fn main() -> ExitCode {
         Command::Serve(command) => command.run(),
         Command::Audit(command) => command.run(),
         Command::Admin(command) => command.run(),
+        Command::Config(command) => command.run(),
+        Command::Publish(command) => command.run(),
+        Command::Update(command) => command.run(),
+        Command::Info(command) => command.run(),
+        Command::Log(command) => command.run(),
+        Command::Fetch(command) => command.run(),
+        Command::Key(command) => command.run(),
         Command::Split(command) => command.run(),
         Command::Join(command) => command.run(),
         Command::Hash(command) => command.run(),

@@ -2,12 +2,20 @@
 
 pub mod admin;
 pub mod audit;
+pub mod client;
+pub mod config;
 pub mod dedup;
+pub mod fetch;
 pub mod hash;
+pub mod info;
 pub mod inspect;
 pub mod join;
+pub mod key;
+pub mod log;
+pub mod publish;
 pub mod serve;
 pub mod split;
+pub mod update;
 
 use std::path::Path;
 

@@ -1,0 +1,82 @@
+//! What the client commands share: choosing the registry, opening the client's storage for
+//! it, loading the signing key.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use cairn_client::{Client, ClientConfig};
+use cairn_protocol::{PackageName, PrivateKey};
+use clap::Args;
+
+use crate::settings::{self, ClientSettings};
+
+/// Options every client command takes.
+#[derive(Args, Clone)]
+pub struct ClientArgs {
+    /// The registry URL (default: from `cairn config`).
+    #[arg(long, env = "CAIRN_REGISTRY", value_name = "URL")]
+    pub registry: Option<String>,
+    /// Blobs downloaded or uploaded at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The signing key option of the publishing commands.
+#[derive(Args, Clone)]
+pub struct KeyArg {
+    /// The name of the signing key (`cairn key new`); `CAIRN_KEY` overrides it.
+    #[arg(long = "key", default_value = "default", value_name = "NAME")]
+    pub key: String,
+}
+
+impl KeyArg {
+    pub fn load(&self) -> anyhow::Result<PrivateKey> {
+        settings::load_key(&self.key)
+    }
+}
+
+impl ClientArgs {
+    /// The registry for `package` (or the default one).
+    pub fn registry_url(&self, package: Option<&PackageName>) -> anyhow::Result<String> {
+        if let Some(url) = &self.registry {
+            return Ok(url.trim_end_matches('/').to_owned());
+        }
+        ClientSettings::load()?.registry_for(package.map(|p| p.namespace()))
+    }
+
+    /// Opens the client for `package`'s registry; its trusted state lives in the XDG data
+    /// folder, one directory per registry.
+    pub fn open(&self, package: Option<&PackageName>) -> anyhow::Result<Client> {
+        let url = self.registry_url(package)?;
+        let mut config = ClientConfig::new(url.clone(), storage_dir(&url)?);
+        config.concurrency = self.concurrency.max(1);
+        Client::open(config).with_context(|| format!("cannot open the client state for {url}"))
+    }
+}
+
+/// `<data dir>/registries/<url as a file name>`.
+fn storage_dir(url: &str) -> anyhow::Result<PathBuf> {
+    let name: String = url
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Ok(settings::data_dir()?.join("registries").join(name))
+}
+
+/// A runtime for one command.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

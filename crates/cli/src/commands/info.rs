@@ -1,0 +1,117 @@
+//! `cairn info`: what the client trusts about packages.
+
+use cairn_protocol::{PackageName, ReleaseState};
+use clap::Args;
+use serde::Serialize;
+
+use super::client::ClientArgs;
+use crate::output;
+
+/// Show the verified state of one followed package, or of all of them: versions (and which
+/// are yanked), keys and their permissions. Reads the local trusted state; run `cairn update`
+/// first for news.
+#[derive(Args)]
+pub struct InfoCommand {
+    /// The package, `namespace:name` (default: every followed package).
+    package: Option<PackageName>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PackageInfo {
+    name: String,
+    versions: Vec<VersionInfo>,
+    keys: Vec<KeyInfo>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VersionInfo {
+    version: String,
+    content: Option<String>,
+    yanked: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyInfo {
+    key_id: String,
+    permissions: Vec<String>,
+}
+
+impl InfoCommand {
+    pub fn run(self) -> anyhow::Result<()> {
+        let client = self.client.open(self.package.as_ref())?;
+        let trusted = client.trusted();
+        let mut packages = Vec::new();
+        for package in trusted.packages() {
+            if self.package.as_ref().is_some_and(|p| p != package.name()) {
+                continue;
+            }
+            let state = package.state();
+            packages.push(PackageInfo {
+                name: package.name().to_string(),
+                versions: state
+                    .releases()
+                    .values()
+                    .map(|release| VersionInfo {
+                        version: release.version.to_string(),
+                        content: match &release.state {
+                            ReleaseState::Released { content } => Some(content.to_string()),
+                            ReleaseState::Yanked { .. } => None,
+                        },
+                        yanked: matches!(release.state, ReleaseState::Yanked { .. }),
+                    })
+                    .collect(),
+                keys: state
+                    .keys()
+                    .keys()
+                    .map(|key_id| KeyInfo {
+                        key_id: key_id.to_string(),
+                        permissions: state
+                            .permissions(key_id)
+                            .iter()
+                            .map(|p| p.to_string())
+                            .collect(),
+                    })
+                    .collect(),
+            });
+        }
+        if let Some(name) = &self.package {
+            anyhow::ensure!(
+                !packages.is_empty(),
+                "`{name}` is not followed yet: `cairn fetch {name}` follows it"
+            );
+        }
+        if self.client.json {
+            return output::print_json(&packages);
+        }
+        if let Some(checkpoint) = trusted.checkpoint() {
+            println!(
+                "registry {} at log length {}",
+                client.config().registry_url,
+                checkpoint.contents.log_length
+            );
+        }
+        for package in &packages {
+            println!("{}", package.name);
+            for version in &package.versions {
+                match &version.content {
+                    Some(content) => println!("  {}  {content}", version.version),
+                    None => println!("  {}  (yanked)", version.version),
+                }
+            }
+            for key in &package.keys {
+                let permissions = if key.permissions.is_empty() {
+                    "none".to_owned()
+                } else {
+                    key.permissions.join(", ")
+                };
+                println!("  key {}: {permissions}", key.key_id);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,171 @@
+//! The user's client settings and signing keys, in the XDG config folder
+//! (`$XDG_CONFIG_HOME/cairn`, by default `~/.config/cairn`):
+//!
+//! * `config.json`: the default registry URL and per-namespace registries;
+//! * `keys/<name>.key`: signing keys, one `ecdsa-p256:...` secret per file, mode 0600.
+//!
+//! `CAIRN_CONFIG_DIR` moves the folder; `CAIRN_KEY` supplies a key (its secret text) without
+//! any file, for CI jobs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use cairn_protocol::PrivateKey;
+use serde::{Deserialize, Serialize};
+
+/// The folder holding `config.json` and `keys/`.
+pub fn config_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("CAIRN_CONFIG_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("cairn"));
+    }
+    let home = std::env::var_os("HOME").context("neither XDG_CONFIG_HOME nor HOME is set")?;
+    Ok(PathBuf::from(home).join(".config").join("cairn"))
+}
+
+/// The folder for the client's trusted state and fragment cache (`$XDG_DATA_HOME/cairn`).
+pub fn data_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("CAIRN_DATA_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("cairn"));
+    }
+    let home = std::env::var_os("HOME").context("neither XDG_DATA_HOME nor HOME is set")?;
+    Ok(PathBuf::from(home).join(".local/share/cairn"))
+}
+
+/// `config.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientSettings {
+    /// The registry used when a namespace has none of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
+    /// Registries by namespace.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub namespaces: BTreeMap<String, String>,
+}
+
+impl ClientSettings {
+    fn path() -> anyhow::Result<PathBuf> {
+        Ok(config_dir()?.join("config.json"))
+    }
+
+    /// Reads the settings (empty if there is no file yet).
+    pub fn load() -> anyhow::Result<Self> {
+        let path = Self::path()?;
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not valid", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Writes the settings.
+    pub fn save(&self) -> anyhow::Result<PathBuf> {
+        let path = Self::path()?;
+        std::fs::create_dir_all(path.parent().expect("a file in a folder"))?;
+        let json = serde_json::to_string_pretty(self)?;
+        crate::commands::split::write_atomically(&path, json.as_bytes())?;
+        Ok(path)
+    }
+
+    /// The registry for a package of `namespace`: its own, else the default.
+    pub fn registry_for(&self, namespace: Option<&str>) -> anyhow::Result<String> {
+        if let Some(url) = namespace.and_then(|ns| self.namespaces.get(ns)) {
+            return Ok(url.clone());
+        }
+        self.registry.clone().context(
+            "no registry configured: run `cairn config --registry URL` (or pass --registry)",
+        )
+    }
+}
+
+/// Checks a key name: letters, digits, `-` and `_`.
+fn key_path(name: &str) -> anyhow::Result<PathBuf> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!("invalid key name {name:?} (use letters, digits, `-` and `_`)");
+    }
+    Ok(config_dir()?.join("keys").join(format!("{name}.key")))
+}
+
+/// Stores a new key under `name`, refusing to overwrite one.
+pub fn save_key(name: &str, key: &PrivateKey) -> anyhow::Result<PathBuf> {
+    let path = key_path(name)?;
+    std::fs::create_dir_all(path.parent().expect("a file in a folder"))?;
+    if path.exists() {
+        bail!("a key named {name:?} exists already ({})", path.display());
+    }
+    cairn_server::write_secret(&path, &key.to_secret_text())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// The key named `name`, or the one in `CAIRN_KEY` if that is set.
+pub fn load_key(name: &str) -> anyhow::Result<PrivateKey> {
+    if let Ok(text) = std::env::var("CAIRN_KEY") {
+        return text
+            .trim()
+            .parse()
+            .context("CAIRN_KEY does not hold a valid `ecdsa-p256:` private key");
+    }
+    let path = key_path(name)?;
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!("no key named {name:?}: create one with `cairn key new --name {name}`")
+    })?;
+    if !is_private(&path) {
+        eprintln!(
+            "warning: {} can be read by other users; run `chmod 600` on it",
+            path.display()
+        );
+    }
+    text.trim()
+        .parse()
+        .with_context(|| format!("{} does not hold a valid key", path.display()))
+}
+
+/// The names of the stored keys.
+pub fn key_names() -> anyhow::Result<Vec<String>> {
+    let dir = config_dir()?.join("keys");
+    let mut names = Vec::new();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(names),
+        Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".key"))
+        {
+            names.push(name.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Whether `path` is readable by its owner only.
+pub fn is_private(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 == 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        true
+    }
+}
