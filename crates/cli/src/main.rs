@@ -6,6 +6,7 @@
 mod commands;
 mod logging;
 mod output;
+mod progress;
 mod settings;
 
 use std::process::ExitCode;

@@ -20,7 +20,12 @@ use semver::VersionReq;
 use support::{client, key, name, Setup, Tamper};
 
 fn corpus(file: &str) -> Option<Vec<u8>> {
-    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus").join(file)).ok()
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/corpus")
+            .join(file),
+    )
+    .ok()
 }
 
 fn median(mut times: Vec<Duration>) -> Duration {
@@ -43,12 +48,20 @@ async fn main() {
     let (hello, spin) = (name("example:py-hello"), name("example:py-spin"));
     for (package, bytes) in [(&hello, &first), (&spin, &second)] {
         publisher.publish_init(package, &owner).await.unwrap();
-        publisher.publish_release(package, &owner, "1.0.0".parse().unwrap(), bytes.clone()).await.unwrap();
+        publisher
+            .publish_release(package, &owner, "1.0.0".parse().unwrap(), bytes.clone())
+            .await
+            .unwrap();
     }
     let any = VersionReq::STAR;
 
     // The floor: the blobs of the second component that the first does not have.
-    let cached: HashSet<_> = cairn_split::split(&first).unwrap().blobs().iter().map(|b| b.digest).collect();
+    let cached: HashSet<_> = cairn_split::split(&first)
+        .unwrap()
+        .blobs()
+        .iter()
+        .map(|b| b.digest)
+        .collect();
     let split_second = cairn_split::split(&second).unwrap();
     let floor: u64 = split_second
         .blobs()
@@ -81,7 +94,9 @@ async fn main() {
     for round in 0..5 {
         setup.proxy.set(Tamper::Nothing);
         let mut cold = setup.client(&format!("cold-split-{round}"));
-        cold.update_packages(std::slice::from_ref(&spin)).await.unwrap();
+        cold.update_packages(std::slice::from_ref(&spin))
+            .await
+            .unwrap();
         let start = Instant::now();
         let fetched = cold.fetch(&spin, &any).await.unwrap();
         split_times.push(start.elapsed());
@@ -89,7 +104,9 @@ async fn main() {
 
         setup.proxy.set(Tamper::NoSplitExtension);
         let mut cold = setup.client(&format!("cold-whole-{round}"));
-        cold.update_packages(std::slice::from_ref(&spin)).await.unwrap();
+        cold.update_packages(std::slice::from_ref(&spin))
+            .await
+            .unwrap();
         let start = Instant::now();
         let fetched = cold.fetch(&spin, &any).await.unwrap();
         whole_times.push(start.elapsed());

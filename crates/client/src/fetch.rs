@@ -162,11 +162,22 @@ impl Client {
             .copied()
             .collect();
         stats.blobs_cached = (manifest.blobs().len() - missing.len()) as u64;
-        let downloads = missing.iter().map(|entry| self.download_blob(entry, what));
-        let sizes: Vec<u64> = futures_util::stream::iter(downloads)
+        let progress = &self.config.progress;
+        progress.start(
+            &format!("downloading {what}"),
+            missing.iter().map(|b| b.size).sum(),
+        );
+        let downloads = missing.iter().map(|entry| async move {
+            let size = self.download_blob(entry, what).await?;
+            progress.advance(size);
+            Ok::<u64, ClientError>(size)
+        });
+        let sizes: Result<Vec<u64>, ClientError> = futures_util::stream::iter(downloads)
             .buffer_unordered(self.config.concurrency.max(1))
             .try_collect()
-            .await?;
+            .await;
+        progress.finish();
+        let sizes = sizes?;
         stats.blobs_downloaded = sizes.len() as u64;
         stats.content_bytes = sizes.iter().sum();
 
@@ -297,6 +308,11 @@ impl Client {
                     continue;
                 }
             };
+            self.config
+                .progress
+                .start(&format!("downloading {what}"), bytes.len() as u64);
+            self.config.progress.advance(bytes.len() as u64);
+            self.config.progress.finish();
             check_digest(&bytes, digest, what)?;
             let stats = DownloadStats {
                 content_bytes: bytes.len() as u64,

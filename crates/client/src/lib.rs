@@ -30,6 +30,7 @@ mod cache;
 mod error;
 mod fetch;
 mod http;
+mod progress;
 mod publish;
 pub mod state;
 mod update;
@@ -41,6 +42,7 @@ pub use cache::FragmentCache;
 pub use error::{ClientError, SecurityError};
 pub use fetch::{DownloadStats, Fetched};
 pub use http::Limits;
+pub use progress::{Progress, ProgressSink};
 pub use publish::{PublishEntry, Published};
 pub use state::{LoggedRecord, PackageLog, TrustState, VerifiedLog};
 pub use update::UpdateSummary;
@@ -65,6 +67,8 @@ pub struct ClientConfig {
     pub publish_timeout: Duration,
     /// Refuse checkpoints older than this (a freeze defence); `None` accepts any age.
     pub max_checkpoint_age: Option<Duration>,
+    /// Where upload and download progress is reported (off by default).
+    pub progress: ProgressSink,
 }
 
 impl ClientConfig {
@@ -79,6 +83,7 @@ impl ClientConfig {
             poll_interval: Duration::from_millis(250),
             publish_timeout: Duration::from_secs(120),
             max_checkpoint_age: None,
+            progress: ProgressSink::default(),
         }
     }
 }

@@ -302,12 +302,16 @@ impl Client {
             .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
             .map(|(_, v)| v.as_str())
             .unwrap_or("application/wasm");
+        let progress = &self.config.progress;
+        progress.start(&format!("uploading {digest}"), bytes.len() as u64);
         let response = self
             .http
             .send(method, url, Some((bytes.to_vec(), content_type)))
-            .await?;
+            .await;
+        progress.advance(bytes.len() as u64);
+        progress.finish();
         let what = format!("the upload of {digest}");
-        self.http.success_body(response, 1 << 16, &what).await?;
+        self.http.success_body(response?, 1 << 16, &what).await?;
         Ok(UploadStats {
             bytes: bytes.len() as u64,
             skipped: 0,
@@ -345,6 +349,14 @@ impl Client {
             bytes: 0,
             skipped: (digests.len() - missing.missing.len()) as u64,
         };
+        let progress = &self.config.progress;
+        let total: u64 = missing
+            .missing
+            .iter()
+            .filter_map(|d| split.blob(d))
+            .map(|b| b.bytes.len() as u64)
+            .sum();
+        progress.start(&format!("uploading {digest}"), total);
         let uploads = missing.missing.iter().map(|blob_digest| {
             let blob = split.blob(blob_digest);
             let log_id = &log_id;
@@ -366,13 +378,16 @@ impl Client {
                     .await?;
                 let what = format!("the upload of blob {blob_digest}");
                 self.http.success_body(response, 1 << 16, &what).await?;
+                progress.advance(blob.bytes.len() as u64);
                 Ok::<u64, ClientError>(blob.bytes.len() as u64)
             }
         });
-        let sizes: Vec<u64> = futures_util::stream::iter(uploads)
+        let sizes: Result<Vec<u64>, ClientError> = futures_util::stream::iter(uploads)
             .buffer_unordered(self.config.concurrency.max(1))
             .try_collect()
-            .await?;
+            .await;
+        progress.finish();
+        let sizes = sizes?;
         stats.bytes = sizes.iter().sum();
         let url = self.http.url(&format!(
             "v1/package/{log_id}/record/{record_id}/content/{digest}/manifest"

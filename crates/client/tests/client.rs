@@ -365,3 +365,71 @@ async fn a_registry_without_the_split_extension_gets_whole_files() {
     assert_eq!(again.stats.content_bytes, 0);
     setup.stop().await;
 }
+
+/// Counts what the client reports to a progress bar.
+#[derive(Default)]
+struct CountingProgress {
+    started: std::sync::Mutex<Vec<(String, u64)>>,
+    advanced: std::sync::atomic::AtomicU64,
+    finished: std::sync::atomic::AtomicU64,
+}
+
+impl cairn_client::Progress for CountingProgress {
+    fn start(&self, what: &str, total_bytes: u64) {
+        self.started
+            .lock()
+            .unwrap()
+            .push((what.to_owned(), total_bytes));
+    }
+    fn advance(&self, bytes: u64) {
+        self.advanced
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn finish(&self) {
+        self.finished
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_and_downloads_report_their_progress() {
+    let dir = temp_dir("progress");
+    let registry = TestRegistry::start(&dir.join("registry")).await;
+    let owner = key();
+    let package = name("example:calc");
+    let bytes = fixture("b03-rs-calc.wac.component.wasm");
+    let progress = std::sync::Arc::new(CountingProgress::default());
+    let open = |sub: &str| {
+        let mut config = cairn_client::ClientConfig::new(&registry.url, dir.join(sub));
+        config.poll_interval = std::time::Duration::from_millis(20);
+        config.progress = cairn_client::ProgressSink::new(progress.clone());
+        cairn_client::Client::open(config).unwrap()
+    };
+    let mut publisher = open("publisher");
+    publisher.publish_init(&package, &owner).await.unwrap();
+    let published = publisher
+        .publish_release(&package, &owner, v("1.0.0"), bytes.clone())
+        .await
+        .unwrap();
+    let uploaded = progress.advanced.load(std::sync::atomic::Ordering::Relaxed);
+    // The blobs' bytes (the manifest is not counted as progress).
+    assert!(
+        uploaded > 0 && uploaded <= published.bytes_uploaded,
+        "{uploaded} of {}",
+        published.bytes_uploaded
+    );
+
+    let mut consumer = open("consumer");
+    let fetched = consumer.fetch(&package, &req("*")).await.unwrap();
+    let total = progress.advanced.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(total - uploaded, fetched.stats.content_bytes);
+    let started = progress.started.lock().unwrap().clone();
+    assert_eq!(started.len(), 2);
+    assert!(started[1].0.starts_with("downloading example:calc@1.0.0"));
+    assert_eq!(started[1].1, fetched.stats.content_bytes);
+    assert_eq!(
+        progress.finished.load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    registry.stop().await;
+}

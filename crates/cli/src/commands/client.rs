@@ -53,6 +53,10 @@ impl ClientArgs {
         let url = self.registry_url(package)?;
         let mut config = ClientConfig::new(url.clone(), storage_dir(&url)?);
         config.concurrency = self.concurrency.max(1);
+        if !self.json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            let progress = std::sync::Arc::new(crate::progress::TerminalProgress::default());
+            config.progress = cairn_client::ProgressSink::new(progress);
+        }
         Client::open(config).with_context(|| format!("cannot open the client state for {url}"))
     }
 }
