@@ -70,14 +70,14 @@ impl FetchCommand {
             return output::print_json(&report);
         }
         println!(
-            "fetched {}@{} to {} ({})",
+            "fetched {}@{} to {}: {}",
             report.package,
             report.version,
             report.output,
             output::size(report.size)
         );
         println!(
-            "downloaded {} ({}; {} from the cache), verified against {}",
+            "downloaded {} in {}, {} from the cache; verified against {}",
             output::size(report.bytes_downloaded),
             output::count(report.blobs_downloaded as usize, "blob"),
             report.blobs_cached,
