@@ -18,6 +18,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::Row;
+use tokio::sync::{mpsc, oneshot};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,9 @@ pub enum StoreError {
     /// Stored data does not parse: the database was changed outside cairn.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// A write failed together with others committed in the same transaction.
+    #[error("store write failed: {0}")]
+    Failed(String),
     /// Another package already has this name in another case.
     #[error("package name {requested} conflicts with the existing package {existing}")]
     NameConflict {
@@ -274,6 +278,7 @@ const SCHEMA: &[&str] = &[
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: SqlitePool,
+    inserts: mpsc::Sender<InsertRequest>,
 }
 
 impl SqliteStore {
@@ -297,7 +302,13 @@ impl SqliteStore {
             .max_connections(8)
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { pool, writer })
+        let (inserts, requests) = mpsc::channel(4 * INSERT_BATCH);
+        tokio::spawn(insert_batches(writer.clone(), requests));
+        Ok(SqliteStore {
+            pool,
+            writer,
+            inserts,
+        })
     }
 
     /// Closes the pools, flushing everything.
@@ -325,66 +336,24 @@ const RECORD_COLUMNS: &str = "seq, record_id, log_id, envelope, status, reason, 
 
 impl RecordStore for SqliteStore {
     async fn insert_record(&self, record: NewRecord<'_>) -> Result<InsertOutcome, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let existing = sqlx::query(&format!(
-            "SELECT {RECORD_COLUMNS} FROM records WHERE record_id = $1"
-        ))
-        .bind(record.record_id.to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = existing {
-            return Ok(InsertOutcome::AlreadyThere(record_row(&row)?));
-        }
-        let log_id = record.log_id.to_string();
-        let known = sqlx::query("SELECT name FROM logs WHERE log_id = $1")
-            .bind(&log_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if known.is_none() {
-            let name = record.package_name.map(|n| n.to_string());
-            let lower = name.as_ref().map(|n| n.to_lowercase());
-            if let Some(lower) = &lower {
-                let clash = sqlx::query("SELECT name FROM logs WHERE name_lower = $1")
-                    .bind(lower)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if let Some(clash) = clash {
-                    return Err(StoreError::NameConflict {
-                        requested: name.unwrap_or_default(),
-                        existing: clash.try_get("name")?,
-                    });
-                }
-            }
-            sqlx::query("INSERT INTO logs (log_id, name, name_lower) VALUES ($1, $2, $3)")
-                .bind(&log_id)
-                .bind(&name)
-                .bind(&lower)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let status = if record.missing_content.is_empty() {
-            RecordStatus::Pending
-        } else {
-            RecordStatus::Sourcing
+        let (reply, outcome) = oneshot::channel();
+        let request = InsertRequest {
+            record: OwnedNewRecord {
+                record_id: record.record_id,
+                log_id: record.log_id,
+                package_name: record.package_name.map(|n| n.to_string()),
+                envelope: record.envelope.to_vec(),
+                missing_content: record.missing_content.to_vec(),
+            },
+            reply,
         };
-        let row = sqlx::query(&format!(
-            "INSERT INTO records (record_id, log_id, envelope, status) VALUES ($1, $2, $3, $4) RETURNING {RECORD_COLUMNS}"
-        ))
-        .bind(record.record_id.to_string())
-        .bind(&log_id)
-        .bind(record.envelope)
-        .bind(status.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        for digest in record.missing_content {
-            sqlx::query("INSERT INTO missing_content (record_id, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(record.record_id.to_string())
-                .bind(digest.to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(InsertOutcome::Inserted(record_row(&row)?))
+        self.inserts
+            .send(request)
+            .await
+            .map_err(|_| StoreError::Failed("the store is closed".into()))?;
+        outcome
+            .await
+            .map_err(|_| StoreError::Failed("the store's writer stopped".into()))?
     }
 
     async fn record(&self, record_id: &RecordId) -> Result<Option<RecordRow>, StoreError> {
@@ -598,4 +567,138 @@ impl RecordStore for SqliteStore {
         })
         .transpose()
     }
+}
+
+/// A record to insert, owned, on its way to the writer task.
+struct OwnedNewRecord {
+    record_id: RecordId,
+    log_id: LogId,
+    package_name: Option<String>,
+    envelope: Vec<u8>,
+    missing_content: Vec<Digest>,
+}
+
+struct InsertRequest {
+    record: OwnedNewRecord,
+    reply: oneshot::Sender<Result<InsertOutcome, StoreError>>,
+}
+
+/// Most inserts committed together.
+const INSERT_BATCH: usize = 512;
+
+/// The writer task for inserts: takes every insert waiting, runs each in its own savepoint
+/// of one transaction, commits once (one fsync for the lot: group commit), and only then
+/// answers each caller.
+async fn insert_batches(writer: SqlitePool, mut requests: mpsc::Receiver<InsertRequest>) {
+    while let Some(first) = requests.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < INSERT_BATCH {
+            match requests.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        match insert_batch(&writer, &batch).await {
+            Ok(outcomes) => {
+                for (request, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = request.reply.send(outcome);
+                }
+            }
+            Err(error) => {
+                let message = error.to_string();
+                for request in batch {
+                    let _ = request.reply.send(Err(StoreError::Failed(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+async fn insert_batch(
+    writer: &SqlitePool,
+    batch: &[InsertRequest],
+) -> Result<Vec<Result<InsertOutcome, StoreError>>, StoreError> {
+    let mut tx = writer.begin().await?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for request in batch {
+        sqlx::query("SAVEPOINT insert_record")
+            .execute(&mut *tx)
+            .await?;
+        let outcome = insert_one(&mut tx, &request.record).await;
+        if outcome.is_err() {
+            sqlx::query("ROLLBACK TO insert_record")
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("RELEASE insert_record")
+            .execute(&mut *tx)
+            .await?;
+        outcomes.push(outcome);
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+async fn insert_one(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    record: &OwnedNewRecord,
+) -> Result<InsertOutcome, StoreError> {
+    let existing = sqlx::query(&format!(
+        "SELECT {RECORD_COLUMNS} FROM records WHERE record_id = $1"
+    ))
+    .bind(record.record_id.to_string())
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(row) = existing {
+        return Ok(InsertOutcome::AlreadyThere(record_row(&row)?));
+    }
+    let log_id = record.log_id.to_string();
+    let known = sqlx::query("SELECT name FROM logs WHERE log_id = $1")
+        .bind(&log_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if known.is_none() {
+        let name = record.package_name.clone();
+        let lower = name.as_ref().map(|n| n.to_lowercase());
+        if let Some(lower) = &lower {
+            let clash = sqlx::query("SELECT name FROM logs WHERE name_lower = $1")
+                .bind(lower)
+                .fetch_optional(&mut **tx)
+                .await?;
+            if let Some(clash) = clash {
+                return Err(StoreError::NameConflict {
+                    requested: name.unwrap_or_default(),
+                    existing: clash.try_get("name")?,
+                });
+            }
+        }
+        sqlx::query("INSERT INTO logs (log_id, name, name_lower) VALUES ($1, $2, $3)")
+            .bind(&log_id)
+            .bind(&name)
+            .bind(&lower)
+            .execute(&mut **tx)
+            .await?;
+    }
+    let status = if record.missing_content.is_empty() {
+        RecordStatus::Pending
+    } else {
+        RecordStatus::Sourcing
+    };
+    let row = sqlx::query(&format!(
+        "INSERT INTO records (record_id, log_id, envelope, status) VALUES ($1, $2, $3, $4) RETURNING {RECORD_COLUMNS}"
+    ))
+    .bind(record.record_id.to_string())
+    .bind(&log_id)
+    .bind(&record.envelope)
+    .bind(status.as_str())
+    .fetch_one(&mut **tx)
+    .await?;
+    for digest in &record.missing_content {
+        sqlx::query("INSERT INTO missing_content (record_id, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(record.record_id.to_string())
+            .bind(digest.to_string())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(InsertOutcome::Inserted(record_row(&row)?))
 }
