@@ -50,6 +50,8 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// Settings.
     pub settings: Arc<ApiSettings>,
+    /// Content digests known to be stored (content is never removed, so this only grows).
+    pub stored_content: Arc<RwLock<std::collections::HashSet<Digest>>>,
 }
 
 /// Settings the routes need.
@@ -431,14 +433,6 @@ async fn publish(
             "specifying content sources is not supported".into(),
         ));
     }
-    // Publishing the same record again is idempotent: answer with its state.
-    if let Some(row) = app.store.record(envelope.record_id()).await? {
-        let missing = app.store.missing_content(&row.record_id).await?;
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(record_response(&app, &row, missing)),
-        ));
-    }
     let key = {
         let state = read_state(&app);
         match state.operator().namespace(name.namespace()) {
@@ -496,7 +490,7 @@ async fn publish(
     let mut missing = Vec::new();
     for entry in &envelope.record().entries {
         if let PackageEntry::Release { content, .. } = entry {
-            if app.store.content(content).await?.is_none() && !missing.contains(content) {
+            if !missing.contains(content) && !content_is_stored(&app, content).await? {
                 missing.push(*content);
             }
         }
@@ -520,14 +514,40 @@ async fn publish(
     let row = match outcome {
         InsertOutcome::Inserted(row) | InsertOutcome::AlreadyThere(row) => row,
     };
+    // Publishing the same record again is idempotent: the insert finds it and its current
+    // state is the answer.
     if row.status == RecordStatus::Pending {
         app.wake.notify_one();
     }
-    let missing = app.store.missing_content(&row.record_id).await?;
+    let missing = if row.status == RecordStatus::Sourcing {
+        app.store.missing_content(&row.record_id).await?
+    } else {
+        Vec::new()
+    };
     Ok((
         StatusCode::ACCEPTED,
         Json(record_response(&app, &row, missing)),
     ))
+}
+
+/// Whether content is stored, asking the store only until the answer is yes.
+async fn content_is_stored(app: &AppState, digest: &Digest) -> Result<bool, ApiError> {
+    if app
+        .stored_content
+        .read()
+        .expect("content cache lock")
+        .contains(digest)
+    {
+        return Ok(true);
+    }
+    let stored = app.store.content(digest).await?.is_some();
+    if stored {
+        app.stored_content
+            .write()
+            .expect("content cache lock")
+            .insert(*digest);
+    }
+    Ok(stored)
 }
 
 /// The key an init entry at the start of `envelope` names, if it signed the record.

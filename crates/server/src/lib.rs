@@ -294,6 +294,7 @@ impl Registry {
             state: self.state.clone(),
             wake: self.wake.clone(),
             settings: Arc::new(settings),
+            stored_content: Arc::default(),
         };
         let (stop_tx, stop_rx) = watch::channel(false);
         let sequencer = tokio::spawn(self.sequencer().run(stop_rx));
