@@ -12,12 +12,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use cairn_protocol::api::{
-    ConsistencyRequest, ConsistencyResponse, ContentSource, ContentSourcesResponse, EnvelopeBody,
-    ErrorId, FetchLogsRequest, FetchLogsResponse, FetchNamesRequest, FetchNamesResponse,
-    InclusionRequest, InclusionResponse, LedgerSource, LedgerSourcesResponse, MissingContent,
-    PackageRecordResponse, ProofFailure, PublishRecordRequest, PublishedRecord, RecordState,
-    UploadEndpoint, Verification, VerifyCheckpointResponse, WargEndpoint, WellKnownRegistry,
-    LEDGER_PACKED_MEDIA_TYPE,
+    ConsistencyRequest, ConsistencyResponse, ContentSource, ContentSourcesResponse, ErrorId,
+    FetchLogsRequest, FetchNamesRequest, FetchNamesResponse, InclusionRequest, InclusionResponse,
+    LedgerSource, LedgerSourcesResponse, MissingContent, PackageRecordResponse, ProofFailure,
+    PublishRecordRequest, RecordState, UploadEndpoint, Verification, VerifyCheckpointResponse,
+    WargEndpoint, WellKnownRegistry, LEDGER_PACKED_MEDIA_TYPE,
 };
 use cairn_protocol::{
     Digest, LogId, NamespaceState, PackageEntry, PackageEnvelope, RecordId, SignedCheckpoint,
@@ -238,8 +237,10 @@ async fn fetch_checkpoint(State(app): State<AppState>) -> Result<Json<SignedChec
 const DEFAULT_FETCH_LIMIT: u16 = 100;
 const MAX_FETCH_LIMIT: u16 = 1000;
 
-async fn resolve_token(
-    app: &AppState,
+/// The registry index after which a fetch token's log continues; the token must name a record
+/// of `log_id` below `below`.
+fn resolve_token(
+    state: &RegistryState,
     log_id: &LogId,
     token: Option<&str>,
     below: u64,
@@ -247,102 +248,62 @@ async fn resolve_token(
     let Some(token) = token else {
         return Ok(None);
     };
-    let record_id: RecordId = token
-        .parse()
-        .map_err(|_| ApiError::not_found("fetchToken", token))?;
-    match app.store.record(&record_id).await? {
-        Some(RecordRow {
-            log_id: found,
-            registry_index: Some(index),
-            status: RecordStatus::Validated,
-            ..
-        }) if found == *log_id && index < below => Ok(Some(index)),
-        _ => Err(ApiError::not_found("fetchToken", token)),
+    let not_found = || ApiError::not_found("fetchToken", token);
+    let record_id: RecordId = token.parse().map_err(|_| not_found())?;
+    let index = state
+        .index_of(&record_id)
+        .filter(|&index| index < below)
+        .ok_or_else(not_found)?;
+    match state.leaf(index) {
+        Some((found, _)) if found == log_id => Ok(Some(index)),
+        _ => Err(not_found()),
     }
 }
 
-fn published(record: cairn_store::StoredLogRecord) -> Result<PublishedRecord, ApiError> {
-    let envelope = PackageEnvelopeParts::from_protobuf(&record.envelope)?;
-    Ok(PublishedRecord {
-        envelope,
-        registry_index: record.registry_index,
-        fetch_token: record.record_id,
-    })
-}
-
-/// Reads the stored protobuf envelope back into its JSON body, without re-encoding the record.
-struct PackageEnvelopeParts;
-
-impl PackageEnvelopeParts {
-    fn from_protobuf(bytes: &[u8]) -> Result<EnvelopeBody, ApiError> {
-        use cairn_protocol::protobuf::Reader;
-        let (mut contents, mut key_id, mut signature) = (Vec::new(), String::new(), String::new());
-        let mut reader = Reader::new(bytes);
-        while let Some((field, value)) = reader
-            .next_field()
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-        {
-            let internal =
-                |e: cairn_protocol::protobuf::WireError| ApiError::Internal(e.to_string());
-            match field {
-                1 => contents = value.bytes(field).map_err(internal)?.to_vec(),
-                2 => key_id = value.string(field).map_err(internal)?.to_owned(),
-                3 => signature = value.string(field).map_err(internal)?.to_owned(),
-                _ => {}
-            }
-        }
-        Ok(EnvelopeBody {
-            content_bytes: contents,
-            key_id: key_id
-                .parse()
-                .map_err(|e: cairn_protocol::DigestError| ApiError::Internal(e.to_string()))?,
-            signature: signature
-                .parse()
-                .map_err(|e: cairn_protocol::KeyError| ApiError::Internal(e.to_string()))?,
-        })
-    }
+/// `fetch/logs`' answer with each record's JSON written once, when it entered the log.
+#[derive(Serialize)]
+struct FetchLogsJson {
+    more: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    operator: Vec<Arc<serde_json::value::RawValue>>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    packages: BTreeMap<LogId, Vec<Arc<serde_json::value::RawValue>>>,
 }
 
 async fn fetch_logs(
     State(app): State<AppState>,
     ApiJson(request): ApiJson<FetchLogsRequest>,
-) -> Result<Json<FetchLogsResponse>, ApiError> {
+) -> Result<Json<FetchLogsJson>, ApiError> {
     let length = request.log_length;
-    if read_state(&app).checkpoint(length).is_none() {
+    let limit = request.limit.unwrap_or(DEFAULT_FETCH_LIMIT);
+    let state = read_state(&app);
+    if state.checkpoint(length).is_none() {
         return Err(ApiError::not_found_number("logLength", length));
     }
-    let limit = request.limit.unwrap_or(DEFAULT_FETCH_LIMIT);
     if limit == 0 || limit > MAX_FETCH_LIMIT {
         return Err(ApiError::bad_request(format!(
             "limit must be between 1 and {MAX_FETCH_LIMIT}"
         )));
     }
-    let mut response = FetchLogsResponse::default();
+    let limit = usize::from(limit);
     let operator = LogId::operator_log();
-    let after = resolve_token(&app, &operator, request.operator.as_deref(), length).await?;
-    for record in app
-        .store
-        .log_records(&operator, after, length, u32::from(limit))
-        .await?
-    {
-        response.operator.push(published(record)?);
-    }
-    response.more = response.operator.len() == usize::from(limit);
+    let after = resolve_token(&state, &operator, request.operator.as_deref(), length)?;
+    let records = state.published(&operator, after, length, limit);
+    let mut response = FetchLogsJson {
+        more: records.len() == limit,
+        operator: records.into_iter().map(|r| r.json).collect(),
+        packages: BTreeMap::new(),
+    };
     for (log_id, token) in request.packages.unwrap_or_default() {
-        if read_state(&app).package(&log_id).is_none() {
+        if state.package(&log_id).is_none() {
             return Err(ApiError::not_found("log", log_id));
         }
-        let after = resolve_token(&app, &log_id, token.as_deref(), length).await?;
-        let records = app
-            .store
-            .log_records(&log_id, after, length, u32::from(limit))
-            .await?;
-        response.more |= records.len() == usize::from(limit);
-        let records = records
-            .into_iter()
-            .map(published)
-            .collect::<Result<Vec<_>, _>>()?;
-        response.packages.insert(log_id, records);
+        let after = resolve_token(&state, &log_id, token.as_deref(), length)?;
+        let records = state.published(&log_id, after, length, limit);
+        response.more |= records.len() == limit;
+        response
+            .packages
+            .insert(log_id, records.into_iter().map(|r| r.json).collect());
     }
     Ok(Json(response))
 }

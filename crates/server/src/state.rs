@@ -7,8 +7,10 @@
 //! `cairn audit` runs the same replay. Nothing here is a source of truth: the store is.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use cairn_log::{KeyPath, Map, MapValue, RegistryLog};
+use cairn_protocol::api::{EnvelopeBody, PublishedRecord};
 use cairn_protocol::{
     prefix, Checkpoint, Digest, LogId, OperatorEnvelope, OperatorLogState, PackageEnvelope,
     PackageLogState, RecordId, SignedCheckpoint, ValidationError,
@@ -66,6 +68,19 @@ pub struct RegistryState {
     checkpoints: BTreeMap<u64, SignedCheckpoint>,
     operator: OperatorLogState,
     packages: HashMap<LogId, PackageLogState>,
+    /// Every log's records as `fetch/logs` serves them (JSON), in index order.
+    published: HashMap<LogId, Vec<PublishedJson>>,
+    /// The registry index of every record, by id (fetch tokens).
+    indices: HashMap<RecordId, u64>,
+}
+
+/// One record, serialised once as `fetch/logs` returns it.
+#[derive(Debug, Clone)]
+pub struct PublishedJson {
+    /// Its registry index.
+    pub registry_index: u64,
+    /// `{"contentBytes", "keyId", "signature", "registryIndex", "fetchToken"}`.
+    pub json: Arc<serde_json::value::RawValue>,
 }
 
 /// A validated record on its way into the log.
@@ -214,6 +229,25 @@ impl RegistryState {
         }
         self.log.append(&prefix::log_leaf(log_id, &record_id));
         self.leaves.push((*log_id, record_id));
+        let registry_index = self.log.len() - 1;
+        let envelope = match record {
+            ValidRecord::Operator(envelope) => EnvelopeBody::from(envelope),
+            ValidRecord::Package(envelope) => EnvelopeBody::from(envelope),
+        };
+        let published = PublishedRecord {
+            envelope,
+            registry_index,
+            fetch_token: record_id,
+        };
+        let json = serde_json::value::to_raw_value(&published).expect("a record always serialises");
+        self.published
+            .entry(*log_id)
+            .or_default()
+            .push(PublishedJson {
+                registry_index,
+                json: Arc::from(json),
+            });
+        self.indices.insert(record_id, registry_index);
         Ok(map_update(log_id, &record_id))
     }
 
@@ -253,6 +287,34 @@ impl RegistryState {
     /// `(log id, record id)` of the leaf at `index`.
     pub fn leaf(&self, index: u64) -> Option<&(LogId, RecordId)> {
         self.leaves.get(usize::try_from(index).ok()?)
+    }
+
+    /// Up to `limit` records of `log_id` with an index after `after` and below `below`.
+    pub fn published(
+        &self,
+        log_id: &LogId,
+        after: Option<u64>,
+        below: u64,
+        limit: usize,
+    ) -> Vec<PublishedJson> {
+        let Some(records) = self.published.get(log_id) else {
+            return Vec::new();
+        };
+        let start = match after {
+            Some(after) => records.partition_point(|r| r.registry_index <= after),
+            None => 0,
+        };
+        records[start..]
+            .iter()
+            .take_while(|r| r.registry_index < below)
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// The registry index of a record in the log.
+    pub fn index_of(&self, record_id: &RecordId) -> Option<u64> {
+        self.indices.get(record_id).copied()
     }
 
     /// The operator log's state.
