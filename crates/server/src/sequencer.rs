@@ -28,6 +28,9 @@ use crate::state::{RegistryState, ValidRecord};
 /// Most records one round takes.
 const ROUND_LIMIT: u32 = 20_000;
 
+/// Records validated per hold of the state's write lock.
+const VALIDATION_CHUNK: usize = 256;
+
 /// What the sequencer needs.
 pub struct Sequencer {
     /// The store.
@@ -85,16 +88,22 @@ impl Sequencer {
             return Ok(false);
         }
         let mut batch = CommitBatch::default();
-        let (new_map, checkpoint) = {
+        // Decoding needs no lock; validation takes the write lock a chunk at a time, so that
+        // readers (fetch, proofs, publish checks) are never held up for a whole round.
+        let decoded: Vec<_> = pending
+            .iter()
+            .map(|row| (row, ValidRecord::decode(row)))
+            .collect();
+        let mut updates = Vec::new();
+        for chunk in decoded.chunks(VALIDATION_CHUNK) {
             let mut state = self.state.write().expect("state lock poisoned");
-            let mut updates = Vec::new();
-            for row in &pending {
-                let decoded = ValidRecord::decode(row);
-                let result = decoded
+            for (row, record) in chunk {
+                let result = record
+                    .as_ref()
                     .map_err(|e| format!("the record could not be decoded: {e}"))
                     .and_then(|record| {
                         state
-                            .validate_and_append(&row.log_id, &record)
+                            .validate_and_append(&row.log_id, record)
                             .map_err(|e| describe_rejection(&row.log_id, e))
                     });
                 match result {
@@ -105,28 +114,29 @@ impl Sequencer {
                     Err(reason) => batch.rejected.push((row.record_id, reason)),
                 }
             }
-            if updates.is_empty() {
-                (None, None)
-            } else {
-                let map = state.map().extend(updates);
-                let previous = state
-                    .latest_checkpoint()
-                    .map(|c| c.contents.timestamp)
-                    .unwrap_or(0);
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                let contents = TimestampedCheckpoint::new(
-                    cairn_protocol::Checkpoint {
-                        log_root: state.log().root().into(),
-                        log_length: state.log().len(),
-                        map_root: map.root().into(),
-                    },
-                    now.max(previous),
-                );
-                (Some(map), Some(contents.sign(&self.operator_key)))
-            }
+        }
+        let (new_map, checkpoint) = if updates.is_empty() {
+            (None, None)
+        } else {
+            let state = self.state.read().expect("state lock poisoned");
+            let map = state.map().extend(updates);
+            let previous = state
+                .latest_checkpoint()
+                .map(|c| c.contents.timestamp)
+                .unwrap_or(0);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let contents = TimestampedCheckpoint::new(
+                cairn_protocol::Checkpoint {
+                    log_root: state.log().root().into(),
+                    log_length: state.log().len(),
+                    map_root: map.root().into(),
+                },
+                now.max(previous),
+            );
+            (Some(map), Some(contents.sign(&self.operator_key)))
         };
         batch.checkpoint = checkpoint.clone();
         if let Err(error) = self.store.commit(&batch).await {
