@@ -142,15 +142,21 @@ async fn append(
     dir: &Path,
     make: impl FnOnce(&Registry) -> anyhow::Result<Vec<OperatorEntry>>,
 ) -> anyhow::Result<Registry> {
-    let (_lock, registry) = open(dir).await?;
-    append_to(&registry, make(&registry)?, registry.operator_key()).await?;
+    let (_lock, mut registry) = open(dir).await?;
+    let entries = make(&registry)?;
+    let key = registry.operator_key().clone();
+    append_to(&mut registry, entries, &key, None).await?;
     Ok(registry)
 }
 
+/// Signs a record of `entries` with `key`, links it to the operator log's head, and sequences
+/// it; the covering checkpoint is signed by `checkpoint_key` if given (key rotation), else by
+/// the operator key.
 async fn append_to(
-    registry: &Registry,
+    registry: &mut Registry,
     entries: Vec<OperatorEntry>,
     key: &PrivateKey,
+    checkpoint_key: Option<PrivateKey>,
 ) -> anyhow::Result<()> {
     let head = registry
         .state()
@@ -168,6 +174,9 @@ async fn append_to(
     let envelope = Envelope::signed(record, key);
     let record_id = *envelope.record_id();
     registry.queue_operator_record(envelope).await?;
+    if let Some(checkpoint_key) = checkpoint_key {
+        registry.set_operator_key(checkpoint_key);
+    }
     registry.sequence_pending().await?;
     let row = registry
         .store()
@@ -206,37 +215,9 @@ async fn rotate(dir: &Path) -> anyhow::Result<()> {
     ];
     // The old key signs the record; the checkpoint that covers it must be signed by the new
     // key, the only one that holds `commit` once the record applies.
-    let head = registry
-        .state()
-        .read()
-        .expect("state lock")
-        .operator()
-        .head()
-        .map(|h| h.record_id);
-    let envelope = Envelope::signed(
-        Record {
-            prev: head,
-            version: 0,
-            time: Timestamp::now(),
-            entries,
-        },
-        &old,
-    );
-    let record_id = *envelope.record_id();
-    registry.queue_operator_record(envelope).await?;
-    registry.set_operator_key(new.clone());
-    registry.sequence_pending().await?;
-    let row = registry
-        .store()
-        .record(&record_id)
-        .await?
-        .context("the operator record was not stored")?;
-    if row.status != RecordStatus::Validated {
+    if let Err(error) = append_to(&mut registry, entries, &old, Some(new.clone())).await {
         let _ = std::fs::remove_file(&new_file);
-        bail!(
-            "the operator record was refused: {}",
-            row.reason.unwrap_or_default()
-        );
+        return Err(error);
     }
     let key_file = dir.join(cairn_server::OPERATOR_KEY_FILE);
     let old_file = dir.join(format!("{}.old", cairn_server::OPERATOR_KEY_FILE));
