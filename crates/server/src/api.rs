@@ -546,6 +546,14 @@ async fn get_record(
     Ok(Json(record_response(&app, &row, missing)))
 }
 
+/// 413 for content above the size limit.
+fn content_too_large() -> ApiError {
+    ApiError::Message(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "content is larger than the registry accepts".into(),
+    )
+}
+
 /// Checks that `digest` is content the sourcing record `row` still needs.
 async fn needed_content(app: &AppState, row: &RecordRow, digest: &str) -> Result<Digest, ApiError> {
     let digest: Digest = path_param(digest)?;
@@ -600,10 +608,7 @@ async fn upload_content(
     let row = record_of_log(&app, &log_id, &record_id).await?;
     let digest = needed_content(&app, &row, &digest).await?;
     if body.len() as u64 > app.settings.max_content_size {
-        return Err(ApiError::Message(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "content is larger than the registry accepts".into(),
-        ));
+        return Err(content_too_large());
     }
     accept_content(&app, &row, digest, body.into()).await
 }
@@ -676,10 +681,7 @@ async fn upload_content_manifest(
     let digest = needed_content(&app, &row, &digest).await?;
     let manifest = Manifest::from_json(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     if manifest.size() > app.settings.max_content_size {
-        return Err(ApiError::Message(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "content is larger than the registry accepts".into(),
-        ));
+        return Err(content_too_large());
     }
     let blobs = app.blobs.clone();
     let joined =
