@@ -107,6 +107,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/{*rest}", axum::routing::any(v1_not_found))
         .route("/content/{file}", get(serve_content))
         .route("/.well-known/wasm-pkg/registry.json", get(well_known))
+        .merge(crate::oci::router(app.clone()))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             registry_header,

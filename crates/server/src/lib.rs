@@ -10,6 +10,7 @@
 pub mod api;
 pub mod content;
 mod error;
+pub mod oci;
 pub mod sequencer;
 pub mod state;
 

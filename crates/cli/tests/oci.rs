@@ -1,0 +1,587 @@
+//! `cairn serve` over real HTTP on loopback, through the OCI distribution API v1.1 (pull
+//! side): released packages as CNCF Wasm artifacts, tags, catalog, errors, yanks, and a pull
+//! by `skopeo` when it is installed.
+
+mod support;
+
+use cairn_protocol::{Digest, PackageEntry};
+use reqwest::blocking::Response;
+use serde_json::Value;
+use sha2::Digest as _;
+use support::*;
+
+const COMPONENT: &str = "b01-fac.component.wasm";
+const OTHER_COMPONENT: &str = "b03-rs-calc.wac.component.wasm";
+const CORE_MODULE: &str = "r03-wabt-fac.core.wasm";
+
+fn sha256(bytes: &[u8]) -> String {
+    let digest = sha2::Sha256::digest(bytes);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+fn get(server: &TestServer, path: &str) -> Response {
+    server
+        .client()
+        .http
+        .get(format!("{}{path}", server.url))
+        .send()
+        .unwrap()
+}
+
+fn head(server: &TestServer, path: &str) -> Response {
+    server
+        .client()
+        .http
+        .head(format!("{}{path}", server.url))
+        .send()
+        .unwrap()
+}
+
+fn header(response: &Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} header"))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Asserts a distribution-spec error body with `code` and `status`.
+fn assert_error(response: Response, status: u16, code: &str) {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().unwrap();
+    assert_eq!(body["errors"][0]["code"], code, "{body}");
+    assert!(body["errors"][0]["message"].is_string(), "{body}");
+}
+
+/// A registry hosting `example`, with `example:fac` released at `versions` (all the same
+/// component file).
+fn registry_with(data_name: &str, versions: &[&str]) -> (TestServer, Publisher) {
+    let data = temp_dir(data_name);
+    let server = TestServer::start(&data, &["--namespace", "example"]);
+    let client = server.client();
+    let mut publisher = Publisher::new("example:fac");
+    publisher.publish_init(&client);
+    let bytes = fixture(COMPONENT);
+    for version in versions {
+        publisher.publish_release(&client, version, &bytes);
+    }
+    (server, publisher)
+}
+
+/// A component's top-level import and export names, read with `wasmparser` by skipping
+/// nested modules and components section by section.
+fn top_level_names(bytes: &[u8]) -> (Vec<String>, Vec<String>) {
+    use wasmparser::{Chunk, Parser, Payload};
+    let (mut imports, mut exports) = (Vec::new(), Vec::new());
+    let mut parser = Parser::new(0);
+    let mut data = bytes;
+    loop {
+        let Chunk::Parsed { consumed, payload } = parser.parse(data, true).unwrap() else {
+            panic!("the whole file is given");
+        };
+        data = &data[consumed..];
+        match payload {
+            Payload::ModuleSection {
+                unchecked_range, ..
+            }
+            | Payload::ComponentSection {
+                unchecked_range, ..
+            } => {
+                // The parent parser resumes after the nested bytes, which it never reads.
+                data = &data[(unchecked_range.end - unchecked_range.start) as usize..];
+            }
+            Payload::ComponentImportSection(reader) => {
+                for import in reader {
+                    imports.push(import.unwrap().name.full_name().into_owned());
+                }
+            }
+            Payload::ComponentExportSection(reader) => {
+                for export in reader {
+                    exports.push(export.unwrap().name.full_name().into_owned());
+                }
+            }
+            Payload::End(_) => break,
+            _ => {}
+        }
+    }
+    (imports, exports)
+}
+
+#[test]
+fn the_base_endpoint_answers_with_the_api_version() {
+    let (server, _) = registry_with("oci-ping", &[]);
+    let response = get(&server, "/v2/");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        header(&response, "docker-distribution-api-version"),
+        "registry/2.0"
+    );
+}
+
+#[test]
+fn a_release_is_a_wasm_artifact_by_tag_and_by_digest() {
+    let (server, _) = registry_with("oci-manifest", &["1.0.0"]);
+    let bytes = fixture(COMPONENT);
+
+    let response = get(&server, "/v2/example/fac/manifests/1.0.0");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        header(&response, "content-type"),
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    let digest = header(&response, "docker-content-digest");
+    let length = header(&response, "content-length");
+    let by_tag = response.bytes().unwrap();
+    assert_eq!(digest, sha256(&by_tag));
+    assert_eq!(length, by_tag.len().to_string());
+
+    let manifest: Value = serde_json::from_slice(&by_tag).unwrap();
+    assert_eq!(manifest["schemaVersion"], 2);
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.wasm.config.v0+json"
+    );
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1);
+    assert_eq!(layers[0]["mediaType"], "application/wasm");
+    assert_eq!(layers[0]["digest"], Digest::of(&bytes).to_string());
+    assert_eq!(layers[0]["size"], bytes.len());
+
+    let response = get(&server, &format!("/v2/example/fac/manifests/{digest}"));
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "docker-content-digest"), digest);
+    assert_eq!(response.bytes().unwrap(), by_tag);
+
+    for reference in ["1.0.0", digest.as_str()] {
+        let response = head(&server, &format!("/v2/example/fac/manifests/{reference}"));
+        assert_eq!(response.status(), 200);
+        assert_eq!(header(&response, "docker-content-digest"), digest);
+        assert_eq!(
+            header(&response, "content-length"),
+            by_tag.len().to_string()
+        );
+        assert!(response.bytes().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn the_layer_is_the_published_file_with_ranges() {
+    let (server, _) = registry_with("oci-layer", &["1.0.0"]);
+    let bytes = fixture(COMPONENT);
+    let layer = format!("/v2/example/fac/blobs/{}", Digest::of(&bytes));
+
+    let response = get(&server, &layer);
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "docker-content-digest"), sha256(&bytes));
+    assert_eq!(header(&response, "content-length"), bytes.len().to_string());
+    assert_eq!(response.bytes().unwrap().as_ref(), &bytes[..]);
+
+    let response = head(&server, &layer);
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "content-length"), bytes.len().to_string());
+    assert_eq!(header(&response, "docker-content-digest"), sha256(&bytes));
+    assert!(response.bytes().unwrap().is_empty());
+
+    let response = server
+        .client()
+        .http
+        .get(format!("{}{layer}", server.url))
+        .header("range", "bytes=10-99")
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 206);
+    assert_eq!(
+        header(&response, "content-range"),
+        format!("bytes 10-99/{}", bytes.len())
+    );
+    assert_eq!(response.bytes().unwrap().as_ref(), &bytes[10..100]);
+
+    let response = server
+        .client()
+        .http
+        .get(format!("{}{layer}", server.url))
+        .header("range", format!("bytes={}-", bytes.len()))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 416);
+}
+
+#[test]
+fn the_config_describes_the_component_from_its_binary() {
+    let data = temp_dir("oci-config");
+    let server = TestServer::start(&data, &["--namespace", "example"]);
+    let client = server.client();
+    let mut publisher = Publisher::new("example:fac");
+    publisher.publish_init(&client);
+    // A component with WASI imports and exports.
+    let bytes = fixture(OTHER_COMPONENT);
+    publisher.publish_release(&client, "1.0.0", &bytes);
+    let manifest: Value = get(&server, "/v2/example/fac/manifests/1.0.0")
+        .json()
+        .unwrap();
+    let config_digest = manifest["config"]["digest"].as_str().unwrap();
+    let response = get(&server, &format!("/v2/example/fac/blobs/{config_digest}"));
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "docker-content-digest"), config_digest);
+    let config_bytes = response.bytes().unwrap();
+    assert_eq!(sha256(&config_bytes), config_digest);
+    assert_eq!(manifest["config"]["size"], config_bytes.len());
+
+    let config: Value = serde_json::from_slice(&config_bytes).unwrap();
+    assert_eq!(config["architecture"], "wasm");
+    assert_eq!(config["os"], "wasip2");
+    assert_eq!(
+        config["layerDigests"],
+        serde_json::json!([Digest::of(&bytes).to_string()])
+    );
+    let created = config["created"].as_str().unwrap();
+    assert!(
+        created.len() >= 20 && created.ends_with('Z') && &created[10..11] == "T",
+        "{created}"
+    );
+    let (imports, exports) = top_level_names(&bytes);
+    assert!(
+        imports.iter().any(|name| name.starts_with("wasi:")),
+        "{imports:?}"
+    );
+    assert!(!exports.is_empty());
+    assert_eq!(config["component"]["imports"], serde_json::json!(imports));
+    assert_eq!(config["component"]["exports"], serde_json::json!(exports));
+}
+
+#[test]
+fn a_core_module_is_a_wasip1_artifact_without_a_component_section() {
+    let data = temp_dir("oci-core");
+    let server = TestServer::start(&data, &["--namespace", "example"]);
+    let client = server.client();
+    let mut publisher = Publisher::new("example:core");
+    publisher.publish_init(&client);
+    let bytes = fixture(CORE_MODULE);
+    publisher.publish_release(&client, "0.1.0", &bytes);
+    let manifest: Value = get(&server, "/v2/example/core/manifests/0.1.0")
+        .json()
+        .unwrap();
+    let config_digest = manifest["config"]["digest"].as_str().unwrap();
+    let config: Value = get(&server, &format!("/v2/example/core/blobs/{config_digest}"))
+        .json()
+        .unwrap();
+    assert_eq!(config["os"], "wasip1");
+    assert!(config.get("component").is_none(), "{config}");
+    let layer = get(
+        &server,
+        &format!("/v2/example/core/blobs/{}", Digest::of(&bytes)),
+    );
+    assert_eq!(layer.bytes().unwrap().as_ref(), &bytes[..]);
+}
+
+#[test]
+fn manifests_are_deterministic_across_requests_and_restarts() {
+    let (server, _) = registry_with("oci-determinism", &["1.0.0"]);
+    let fetch = |server: &TestServer| {
+        let response = get(server, "/v2/example/fac/manifests/1.0.0");
+        assert_eq!(response.status(), 200);
+        let digest = header(&response, "docker-content-digest");
+        (digest, response.bytes().unwrap())
+    };
+    let first = fetch(&server);
+    assert_eq!(fetch(&server), first);
+    let manifest: Value = serde_json::from_slice(&first.1).unwrap();
+    let config_path = format!(
+        "/v2/example/fac/blobs/{}",
+        manifest["config"]["digest"].as_str().unwrap()
+    );
+    let config = get(&server, &config_path).bytes().unwrap();
+
+    let data = server.data.clone();
+    assert!(server.stop().success());
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let server = TestServer::start(&data, &["--namespace", "example"]);
+    assert_eq!(fetch(&server), first);
+    assert_eq!(get(&server, &config_path).bytes().unwrap(), config);
+}
+
+#[test]
+fn tags_are_listed_in_lexical_order_with_paging() {
+    let (server, _) = registry_with("oci-tags", &["1.0.0", "0.9.0", "1.1.0-rc.1", "2.0.0"]);
+    let all: Value = get(&server, "/v2/example/fac/tags/list").json().unwrap();
+    assert_eq!(all["name"], "example/fac");
+    assert_eq!(
+        all["tags"],
+        serde_json::json!(["0.9.0", "1.0.0", "1.1.0-rc.1", "2.0.0"])
+    );
+
+    let response = get(&server, "/v2/example/fac/tags/list?n=2");
+    assert_eq!(response.status(), 200);
+    let link = header(&response, "link");
+    assert_eq!(
+        link,
+        "</v2/example/fac/tags/list?n=2&last=1.0.0>; rel=\"next\""
+    );
+    let page: Value = response.json().unwrap();
+    assert_eq!(page["tags"], serde_json::json!(["0.9.0", "1.0.0"]));
+
+    let next = &link[1..link.find('>').unwrap()];
+    let response = get(&server, next);
+    assert!(response.headers().get("link").is_none());
+    let page: Value = response.json().unwrap();
+    assert_eq!(page["tags"], serde_json::json!(["1.1.0-rc.1", "2.0.0"]));
+
+    let page: Value = get(&server, "/v2/example/fac/tags/list?last=1.1.0-rc.1")
+        .json()
+        .unwrap();
+    assert_eq!(page["tags"], serde_json::json!(["2.0.0"]));
+    let page: Value = get(&server, "/v2/example/fac/tags/list?n=0")
+        .json()
+        .unwrap();
+    assert_eq!(page["tags"], serde_json::json!([]));
+}
+
+#[test]
+fn the_catalog_lists_every_package_with_paging() {
+    let (server, _) = registry_with("oci-catalog", &["1.0.0"]);
+    let client = server.client();
+    for name in ["example:b-two", "example:a-one"] {
+        let mut publisher = Publisher::new(name);
+        publisher.publish_init(&client);
+    }
+    let all: Value = get(&server, "/v2/_catalog").json().unwrap();
+    assert_eq!(
+        all["repositories"],
+        serde_json::json!(["example/a-one", "example/b-two", "example/fac"])
+    );
+    let response = get(&server, "/v2/_catalog?n=1");
+    assert_eq!(
+        header(&response, "link"),
+        "</v2/_catalog?n=1&last=example/a-one>; rel=\"next\""
+    );
+    let page: Value = response.json().unwrap();
+    assert_eq!(page["repositories"], serde_json::json!(["example/a-one"]));
+    let page: Value = get(&server, "/v2/_catalog?n=5&last=example/a-one")
+        .json()
+        .unwrap();
+    assert_eq!(
+        page["repositories"],
+        serde_json::json!(["example/b-two", "example/fac"])
+    );
+}
+
+#[test]
+fn errors_follow_the_distribution_spec() {
+    let (server, _) = registry_with("oci-errors", &["1.0.0"]);
+    let unknown_digest = format!("sha256:{}", "0".repeat(64));
+    assert_error(
+        get(&server, "/v2/example/nothing/manifests/1.0.0"),
+        404,
+        "NAME_UNKNOWN",
+    );
+    assert_error(get(&server, "/v2/other/fac/tags/list"), 404, "NAME_UNKNOWN");
+    assert_error(
+        get(&server, "/v2/Example/fac/manifests/1.0.0"),
+        400,
+        "NAME_INVALID",
+    );
+    assert_error(
+        get(&server, "/v2/example/fac/manifests/9.9.9"),
+        404,
+        "MANIFEST_UNKNOWN",
+    );
+    assert_error(
+        get(
+            &server,
+            &format!("/v2/example/fac/manifests/{unknown_digest}"),
+        ),
+        404,
+        "MANIFEST_UNKNOWN",
+    );
+    for bad in ["sha256:xyz", "sha256:ABC", "nothing:at-all"] {
+        assert_error(
+            get(&server, &format!("/v2/example/fac/blobs/{bad}")),
+            400,
+            "DIGEST_INVALID",
+        );
+        assert_error(
+            get(&server, &format!("/v2/example/fac/manifests/{bad}")),
+            400,
+            "DIGEST_INVALID",
+        );
+    }
+    assert_error(
+        get(&server, &format!("/v2/example/fac/blobs/{unknown_digest}")),
+        404,
+        "BLOB_UNKNOWN",
+    );
+    assert_error(
+        get(
+            &server,
+            &format!("/v2/example/fac/blobs/sha512:{}", "0".repeat(128)),
+        ),
+        404,
+        "BLOB_UNKNOWN",
+    );
+    // A blob of another repository is not part of this one.
+    let mut other = Publisher::new("example:other");
+    other.publish_init(&server.client());
+    assert_error(
+        get(
+            &server,
+            &format!(
+                "/v2/example/other/blobs/{}",
+                Digest::of(&fixture(COMPONENT))
+            ),
+        ),
+        404,
+        "BLOB_UNKNOWN",
+    );
+    assert_error(
+        get(&server, "/v2/example/fac/tags/list?n=many"),
+        400,
+        "PAGINATION_NUMBER_INVALID",
+    );
+}
+
+#[test]
+fn pushes_and_deletes_are_unsupported() {
+    let (server, _) = registry_with("oci-push", &["1.0.0"]);
+    let http = &server.client().http;
+    let url = &server.url;
+    let digest = Digest::of(&fixture(COMPONENT));
+    let attempts = [
+        http.post(format!("{url}/v2/example/fac/blobs/uploads/")),
+        http.patch(format!("{url}/v2/example/fac/blobs/uploads/some-session")),
+        http.put(format!("{url}/v2/example/fac/manifests/1.0.0")),
+        http.delete(format!("{url}/v2/example/fac/manifests/1.0.0")),
+        http.delete(format!("{url}/v2/example/fac/blobs/{digest}")),
+    ];
+    for attempt in attempts {
+        assert_error(attempt.send().unwrap(), 405, "UNSUPPORTED");
+    }
+    // Nothing changed.
+    assert_eq!(
+        get(&server, "/v2/example/fac/manifests/1.0.0").status(),
+        200
+    );
+}
+
+#[test]
+fn a_yank_removes_the_tag_but_keeps_the_digests_readable() {
+    let data = temp_dir("oci-yank");
+    let server = TestServer::start(&data, &["--namespace", "example"]);
+    let client = server.client();
+    let mut publisher = Publisher::new("example:fac");
+    publisher.publish_init(&client);
+    let yanked_bytes = fixture(COMPONENT);
+    publisher.publish_release(&client, "1.0.0", &yanked_bytes);
+    publisher.publish_release(&client, "2.0.0", &fixture(OTHER_COMPONENT));
+
+    let response = get(&server, "/v2/example/fac/manifests/1.0.0");
+    let manifest_digest = header(&response, "docker-content-digest");
+    let manifest_bytes = response.bytes().unwrap();
+    let manifest: Value = serde_json::from_slice(&manifest_bytes).unwrap();
+    let config_digest = manifest["config"]["digest"].as_str().unwrap().to_owned();
+
+    let yank = publisher.sign(vec![PackageEntry::Yank {
+        version: "1.0.0".parse().unwrap(),
+    }]);
+    let (status, body) = client.publish(&publisher.name, &yank);
+    assert_eq!(status, 202, "{body}");
+    assert!(matches!(
+        client.wait(&publisher.name, yank.record_id()),
+        cairn_protocol::api::RecordState::Published { .. }
+    ));
+
+    let check = |server: &TestServer| {
+        let tags: Value = get(server, "/v2/example/fac/tags/list").json().unwrap();
+        assert_eq!(tags["tags"], serde_json::json!(["2.0.0"]));
+        assert_error(
+            get(server, "/v2/example/fac/manifests/1.0.0"),
+            404,
+            "MANIFEST_UNKNOWN",
+        );
+        let response = get(
+            server,
+            &format!("/v2/example/fac/manifests/{manifest_digest}"),
+        );
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.bytes().unwrap(), manifest_bytes);
+        let response = get(server, &format!("/v2/example/fac/blobs/{config_digest}"));
+        assert_eq!(response.status(), 200);
+        let layer = get(
+            server,
+            &format!("/v2/example/fac/blobs/{}", Digest::of(&yanked_bytes)),
+        );
+        assert_eq!(layer.status(), 200);
+        assert_eq!(layer.bytes().unwrap().as_ref(), &yanked_bytes[..]);
+    };
+    check(&server);
+    // After a restart the artifact of the yanked release is derived afresh, from its record.
+    assert!(server.stop().success());
+    let server = TestServer::start(&data, &["--namespace", "example"]);
+    check(&server);
+}
+
+#[test]
+fn skopeo_copies_a_release_to_an_oci_layout_byte_for_byte() {
+    let found = std::process::Command::new("sh")
+        .args(["-c", "command -v skopeo"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        let message = "SKIPPED: skopeo is not installed (apt-get install -y skopeo); \
+                       the OCI pull interoperability test did not run";
+        assert!(std::env::var_os("CI").is_none(), "{message}, and CI is set");
+        eprintln!("\n{}\n{message}\n{}\n", "!".repeat(72), "!".repeat(72));
+        return;
+    }
+    let (server, _) = registry_with("oci-skopeo", &["1.0.0"]);
+    let bytes = fixture(COMPONENT);
+    let work = temp_dir("oci-skopeo-out");
+    let policy = work.join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    let layout = work.join("layout");
+    let host = server
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let output = std::process::Command::new("skopeo")
+        .arg("--policy")
+        .arg(&policy)
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{host}/example/fac:1.0.0"))
+        .arg(format!("oci:{}:fac", layout.display()))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "skopeo copy failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let digest = Digest::of(&bytes).to_string();
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    let copied = std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap();
+    assert_eq!(copied, bytes);
+    // The manifest skopeo stored is ours, byte for byte.
+    let manifest_digest = header(
+        &get(&server, "/v2/example/fac/manifests/1.0.0"),
+        "docker-content-digest",
+    );
+    let stored = std::fs::read(
+        layout
+            .join("blobs/sha256")
+            .join(manifest_digest.strip_prefix("sha256:").unwrap()),
+    )
+    .unwrap();
+    assert_eq!(sha256(&stored), manifest_digest);
+}
