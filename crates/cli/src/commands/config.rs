@@ -5,7 +5,9 @@ use clap::Args;
 use crate::output;
 use crate::settings::ClientSettings;
 
-/// Show or change the client settings (`config.json` in the XDG config folder).
+/// Show or change the client settings.
+///
+/// They live in `config.json` in the XDG config folder.
 ///
 /// With no options it prints the settings.
 #[derive(Args)]

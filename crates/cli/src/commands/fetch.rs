@@ -11,8 +11,9 @@ use serde::Serialize;
 use super::client::{runtime, ClientArgs};
 use crate::output;
 
-/// Download a release: the highest version matching the requirement that is not yanked,
-/// verified end to end (every record and proof, then every fragment and the whole file against
+/// Download a verified release.
+///
+/// Picks the highest version matching the requirement that is not yanked, verified end to end (every record and proof, then every fragment and the whole file against
 /// the signed release). Fragments already in the local cache are not downloaded again.
 #[derive(Args)]
 pub struct FetchCommand {

@@ -7,9 +7,10 @@ use serde::Serialize;
 use super::client::ClientArgs;
 use crate::output;
 
-/// Show the verified state of one followed package, or of all of them: versions (and which
-/// are yanked), keys and their permissions. Reads the local trusted state; run `cairn update`
-/// first for news.
+/// Show what you trust about followed packages.
+///
+/// Versions (and which are yanked), keys and their permissions, of one followed package or of
+/// all of them. Reads the local trusted state; run `cairn update` first for news.
 #[derive(Args)]
 pub struct InfoCommand {
     /// The package, `namespace:name` (default: every followed package).

@@ -11,8 +11,9 @@ use serde::Serialize;
 use crate::output;
 use crate::settings;
 
-/// Manage signing keys (files of mode 0600 in the XDG config folder; `CAIRN_KEY` may hold
-/// a key instead).
+/// Manage signing keys.
+///
+/// Keys are files of mode 0600 in the XDG config folder; `CAIRN_KEY` may hold a key instead.
 #[derive(Subcommand)]
 pub enum KeyCommand {
     /// Create a new key.

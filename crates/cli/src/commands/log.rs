@@ -7,7 +7,9 @@ use serde::Serialize;
 use super::client::{runtime, ClientArgs};
 use crate::output;
 
-/// Show a package's verified history: every record, who signed it, when, and what it did.
+/// Show a package's verified history.
+///
+/// Every record, who signed it, when, and what it did.
 #[derive(Args)]
 pub struct LogCommand {
     /// The package, `namespace:name`.

@@ -12,7 +12,9 @@ use serde::Serialize;
 use super::client::{runtime, ClientArgs, KeyArg};
 use crate::output;
 
-/// Publish package records, signed with your key, and wait until they are published.
+/// Publish signed package records.
+///
+/// Each record is signed with your key; the command waits until it is published.
 #[derive(Subcommand)]
 pub enum PublishCommand {
     /// Create a package owned by your key.

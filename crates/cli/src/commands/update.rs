@@ -6,8 +6,10 @@ use serde::Serialize;
 use super::client::{runtime, ClientArgs};
 use crate::output;
 
-/// Fetch and verify the registry's newest checkpoint, the operator log and every package you
-/// follow (the ones you published or fetched).
+/// Verify the registry's newest checkpoint and the packages you follow.
+///
+/// Fetches the checkpoint, the operator log and every package you follow (the ones you
+/// published or fetched).
 ///
 /// Every record's signature, chain and permissions, the checkpoint's signature, the inclusion
 /// of every log head and the consistency with the last checkpoint you trusted are checked; on
