@@ -1,6 +1,8 @@
 //! `cairn serve` over real HTTP on loopback, through the OCI distribution API v1.1 (pull
-//! side): released packages as CNCF Wasm artifacts, tags, catalog, errors, yanks, and a pull
-//! by `skopeo` when it is installed.
+//! side): released packages as CNCF Wasm artifacts, tags, catalog, errors, yanks, split
+//! manifests as referrers, the discovery document, a pull by `skopeo` when it is installed,
+//! and `wkg get` (found like `warg` in `warg_interop.rs`: `CAIRN_WKG`, then
+//! `$CAIRN_PEERS/bin/wkg`, then `PATH`).
 
 mod support;
 
@@ -584,4 +586,265 @@ fn skopeo_copies_a_release_to_an_oci_layout_byte_for_byte() {
     )
     .unwrap();
     assert_eq!(sha256(&stored), manifest_digest);
+}
+
+const SPLIT_TYPE: &str = "application/vnd.cairn.split.manifest.v1+json";
+const INDEX_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+
+#[test]
+fn the_split_manifest_is_a_referrer_of_the_release_manifest() {
+    let (server, _) = registry_with("oci-referrers", &["1.0.0", "2.0.0"]);
+    let bytes = fixture(COMPONENT);
+    let response = get(&server, "/v2/example/fac/manifests/1.0.0");
+    let subject_digest = header(&response, "docker-content-digest");
+    let subject_size = response.bytes().unwrap().len();
+
+    // The listing, unfiltered.
+    let response = get(
+        &server,
+        &format!("/v2/example/fac/referrers/{subject_digest}"),
+    );
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "content-type"), INDEX_TYPE);
+    assert!(response.headers().get("oci-filters-applied").is_none());
+    let index: Value = response.json().unwrap();
+    assert_eq!(index["schemaVersion"], 2);
+    assert_eq!(index["mediaType"], INDEX_TYPE);
+    let listed = index["manifests"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{index}");
+    let descriptor = &listed[0];
+    assert_eq!(
+        descriptor["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(descriptor["artifactType"], SPLIT_TYPE);
+
+    // The referrer manifest, by digest.
+    let referrer_digest = descriptor["digest"].as_str().unwrap();
+    let response = get(
+        &server,
+        &format!("/v2/example/fac/manifests/{referrer_digest}"),
+    );
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "docker-content-digest"), referrer_digest);
+    assert_eq!(
+        header(&response, "content-type"),
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    let referrer_bytes = response.bytes().unwrap();
+    assert_eq!(sha256(&referrer_bytes), referrer_digest);
+    assert_eq!(descriptor["size"], referrer_bytes.len());
+    let referrer: Value = serde_json::from_slice(&referrer_bytes).unwrap();
+    assert_eq!(descriptor["annotations"], referrer["annotations"]);
+    assert_eq!(referrer["schemaVersion"], 2);
+    assert_eq!(referrer["artifactType"], SPLIT_TYPE);
+    assert_eq!(
+        referrer["subject"],
+        serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": subject_digest,
+            "size": subject_size,
+        })
+    );
+    assert_eq!(
+        referrer["config"],
+        serde_json::json!({
+            "mediaType": "application/vnd.oci.empty.v1+json",
+            "digest": sha256(b"{}"),
+            "size": 2,
+        })
+    );
+    let config = get(&server, &format!("/v2/example/fac/blobs/{}", sha256(b"{}")));
+    assert_eq!(config.status(), 200);
+    assert_eq!(config.bytes().unwrap().as_ref(), b"{}");
+
+    // Its one layer is the split manifest the warg extension serves, and it verifies.
+    let layers = referrer["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1);
+    assert_eq!(layers[0]["mediaType"], SPLIT_TYPE);
+    let layer_digest = layers[0]["digest"].as_str().unwrap();
+    let response = get(&server, &format!("/v2/example/fac/blobs/{layer_digest}"));
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "docker-content-digest"), layer_digest);
+    let layer = response.bytes().unwrap();
+    assert_eq!(sha256(&layer), layer_digest);
+    assert_eq!(layers[0]["size"], layer.len());
+    let served = get(
+        &server,
+        &format!("/v1/cairn/content/{}/manifest", Digest::of(&bytes)),
+    );
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.bytes().unwrap(), layer);
+    let manifest = cairn_split::Manifest::from_json(&layer).unwrap();
+    let split = cairn_split::split(&bytes).unwrap();
+    assert_eq!(manifest.tree_digest(), split.tree_digest());
+    assert_eq!(manifest.size(), bytes.len() as u64);
+    assert_eq!(
+        referrer["annotations"]["dev.cairn.split.tree-digest"],
+        split.tree_digest().to_string()
+    );
+
+    // Filtered: by our type (`+` encoded, or left as is, which a query decodes as a space),
+    // and by another.
+    for spelled in [SPLIT_TYPE.replace('+', "%2B"), SPLIT_TYPE.to_owned()] {
+        let response = get(
+            &server,
+            &format!("/v2/example/fac/referrers/{subject_digest}?artifactType={spelled}"),
+        );
+        assert_eq!(response.status(), 200);
+        assert_eq!(header(&response, "oci-filters-applied"), "artifactType");
+        let filtered: Value = response.json().unwrap();
+        assert_eq!(filtered, index, "{spelled}");
+    }
+    let response = get(
+        &server,
+        &format!(
+            "/v2/example/fac/referrers/{subject_digest}?artifactType=application/vnd.example.sbom"
+        ),
+    );
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "oci-filters-applied"), "artifactType");
+    let filtered: Value = response.json().unwrap();
+    assert_eq!(filtered["manifests"], serde_json::json!([]));
+
+    // The other release has its own referrer; a manifest without referrers (the referrer
+    // itself) and an unknown digest get an empty index; a bad digest is a 400.
+    let other = header(
+        &get(&server, "/v2/example/fac/manifests/2.0.0"),
+        "docker-content-digest",
+    );
+    let index: Value = get(&server, &format!("/v2/example/fac/referrers/{other}"))
+        .json()
+        .unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+    assert_ne!(index["manifests"][0]["digest"], referrer_digest);
+    for digest in [
+        referrer_digest.to_owned(),
+        format!("sha256:{}", "0".repeat(64)),
+        format!("sha512:{}", "0".repeat(128)),
+    ] {
+        let response = get(&server, &format!("/v2/example/fac/referrers/{digest}"));
+        assert_eq!(response.status(), 200);
+        assert_eq!(header(&response, "content-type"), INDEX_TYPE);
+        let index: Value = response.json().unwrap();
+        assert_eq!(index["manifests"], serde_json::json!([]), "{digest}");
+    }
+    assert_error(
+        get(&server, "/v2/example/fac/referrers/sha256:xyz"),
+        400,
+        "DIGEST_INVALID",
+    );
+    assert_error(
+        get(
+            &server,
+            &format!("/v2/example/none/referrers/{subject_digest}"),
+        ),
+        404,
+        "NAME_UNKNOWN",
+    );
+
+    // Deterministic across restarts.
+    let data = server.data.clone();
+    assert!(server.stop().success());
+    let server = TestServer::start(&data, &["--namespace", "example"]);
+    let response = get(
+        &server,
+        &format!("/v2/example/fac/manifests/{referrer_digest}"),
+    );
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().unwrap(), referrer_bytes);
+}
+
+#[test]
+fn the_discovery_document_advertises_oci_and_warg() {
+    let (server, _) = registry_with("oci-well-known", &[]);
+    let response = get(&server, "/.well-known/wasm-pkg/registry.json");
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "content-type"), "application/json");
+    let document: Value = response.json().unwrap();
+    let url = server.url.trim_end_matches('/');
+    let host = url.trim_start_matches("http://");
+    assert_eq!(
+        document,
+        serde_json::json!({
+            "preferredProtocol": "oci",
+            "warg": {"url": url},
+            "oci": {"registry": host},
+            "ociRegistry": host,
+        })
+    );
+}
+
+/// The `wkg` binary: `CAIRN_WKG`, then `$CAIRN_PEERS/bin/wkg` (default `~/.cache/cairn-peers`,
+/// where `.ci/run` installs it), then `PATH`.
+fn find_wkg() -> Option<std::path::PathBuf> {
+    use std::path::{Path, PathBuf};
+    if let Some(path) = std::env::var_os("CAIRN_WKG") {
+        return Some(PathBuf::from(path));
+    }
+    let peers = std::env::var_os("CAIRN_PEERS")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache/cairn-peers"))
+        });
+    if let Some(candidate) = peers.map(|dir| dir.join("bin/wkg")).filter(|p| p.is_file()) {
+        return Some(candidate);
+    }
+    let found = std::process::Command::new("sh")
+        .args(["-c", "command -v wkg"])
+        .output()
+        .ok()?;
+    let path = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+    (!path.is_empty()).then(|| PathBuf::from(path))
+}
+
+#[test]
+fn wkg_gets_a_release_byte_for_byte() {
+    let Some(wkg) = find_wkg() else {
+        let message = "SKIPPED: wkg is not installed (cargo install --locked --root \
+                       \"$CAIRN_PEERS\" wkg@0.16.1); the wkg interoperability test did not run";
+        assert!(std::env::var_os("CI").is_none(), "{message}, and CI is set");
+        eprintln!("\n{}\n{message}\n{}\n", "!".repeat(72), "!".repeat(72));
+        return;
+    };
+    let (server, _) = registry_with("oci-wkg", &["1.0.0", "1.1.0"]);
+    let bytes = fixture(COMPONENT);
+    let home = temp_dir("oci-wkg-home");
+    let registry = server
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    // Only the namespace's registry, and plain HTTP for it: the rest comes from discovery.
+    let config = home.join("wkg-config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[namespace_registries]\nexample = \"{registry}\"\n\n\
+             [registry.\"{registry}\".oci]\nprotocol = \"http\"\n"
+        ),
+    )
+    .unwrap();
+    let output = home.join("fac.wasm");
+    let run = std::process::Command::new(&wkg)
+        .args(["get", "example:fac@1.0.0", "--overwrite", "--config"])
+        .arg(&config)
+        .arg("--output")
+        .arg(&output)
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("XDG_DATA_HOME", home.join(".local/share"))
+        .env_remove("WKG_OCI_INSECURE")
+        .env_remove("WKG_REGISTRY")
+        .env_remove("WKG_CACHE_DIR")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "wkg get failed:\n{}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(std::fs::read(&output).unwrap(), bytes);
 }

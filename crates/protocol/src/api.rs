@@ -402,8 +402,8 @@ pub enum ErrorBody {
     },
 }
 
-/// `/.well-known/wasm-pkg/registry.json`: both the old (`wargUrl`) and the new
-/// (`preferredProtocol`, `warg`, `oci`) discovery formats.
+/// `/.well-known/wasm-pkg/registry.json`: both the old (`wargUrl`, `ociRegistry`,
+/// `ociNamespacePrefix`) and the new (`preferredProtocol`, `warg`, `oci`) discovery formats.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct WellKnownRegistry {
@@ -419,6 +419,12 @@ pub struct WellKnownRegistry {
     /// New format: the OCI endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oci: Option<OciEndpoint>,
+    /// Old format: the OCI registry host (and port), as `oci.registry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci_registry: Option<String>,
+    /// Old format: the prefix put before `<namespace>/<name>`, as `oci.namespacePrefix`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci_namespace_prefix: Option<String>,
 }
 
 /// The warg endpoint of a discovery document.

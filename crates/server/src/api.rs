@@ -14,9 +14,9 @@ use axum::{Json, Router};
 use cairn_protocol::api::{
     ConsistencyRequest, ConsistencyResponse, ContentSource, ContentSourcesResponse, ErrorId,
     FetchLogsRequest, FetchNamesRequest, FetchNamesResponse, InclusionRequest, InclusionResponse,
-    LedgerSource, LedgerSourcesResponse, MissingContent, PackageRecordResponse, ProofFailure,
-    PublishRecordRequest, RecordState, UploadEndpoint, Verification, VerifyCheckpointResponse,
-    WargEndpoint, WellKnownRegistry, LEDGER_PACKED_MEDIA_TYPE,
+    LedgerSource, LedgerSourcesResponse, MissingContent, OciEndpoint, PackageRecordResponse,
+    ProofFailure, PublishRecordRequest, RecordState, UploadEndpoint, Verification,
+    VerifyCheckpointResponse, WargEndpoint, WellKnownRegistry, LEDGER_PACKED_MEDIA_TYPE,
 };
 use cairn_protocol::{
     Digest, LogId, NamespaceState, PackageEntry, PackageEnvelope, RecordId, SignedCheckpoint,
@@ -1065,12 +1065,26 @@ async fn ledger_records(
     Ok(([(header::CONTENT_TYPE, LEDGER_PACKED_MEDIA_TYPE)], bytes).into_response())
 }
 
+/// The discovery document. OCI is the preferred protocol: `wkg` (0.16 and later) speaks only
+/// OCI. cairn serves OCI at its own host and port with no namespace prefix (`ns:name` is the
+/// repository `ns/name`). There is no `wargUrl`: `wkg` 0.16.1 cannot parse a document that has
+/// it, and the `warg` CLI then uses the URL it was given (see `docs/api.md`, "Discovery").
 async fn well_known(State(app): State<AppState>) -> Json<WellKnownRegistry> {
     let url = app.settings.base_url.clone();
+    let registry = url
+        .split_once("://")
+        .map_or(url.as_str(), |(_, rest)| rest)
+        .trim_end_matches('/')
+        .to_owned();
     Json(WellKnownRegistry {
-        warg_url: Some(url.clone()),
-        preferred_protocol: Some("warg".into()),
+        warg_url: None,
+        preferred_protocol: Some("oci".into()),
         warg: Some(WargEndpoint { url }),
-        oci: None,
+        oci: Some(OciEndpoint {
+            registry: registry.clone(),
+            namespace_prefix: None,
+        }),
+        oci_registry: Some(registry),
+        oci_namespace_prefix: None,
     })
 }

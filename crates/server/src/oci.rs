@@ -13,6 +13,12 @@
 //! no longer listed and its tag no longer resolves), but its manifest, config and layer stay
 //! readable by digest, so clients that pinned a digest keep working (see `docs/api.md`).
 //!
+//! Each release's split manifest (`docs/split-format.md`) is attached to the release's image
+//! manifest as an OCI referrer: an artifact manifest with `artifactType`
+//! `application/vnd.cairn.split.manifest.v1+json`, the empty config, one layer holding the
+//! split manifest JSON, and `subject` naming the release's manifest. It is derived, cached and
+//! deterministic like the release's own manifest, and listed by the referrers API.
+//!
 //! This module must never accept writes: every push and delete method is answered with 405
 //! and the spec's `UNSUPPORTED` error.
 
@@ -41,6 +47,18 @@ pub const IMAGE_MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.
 pub const WASM_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
 /// The media type of the one layer: the whole `.wasm` file.
 pub const WASM_LAYER_MEDIA_TYPE: &str = "application/wasm";
+
+/// The media type of image indexes (the referrers API answers with one).
+pub const IMAGE_INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+/// The artifact type of a release's split-manifest referrer, and its layer's media type.
+pub const SPLIT_ARTIFACT_TYPE: &str = cairn_split::manifest::MANIFEST_MEDIA_TYPE;
+/// The media type of the empty config of an artifact manifest (image-spec 1.1).
+pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+/// The empty JSON object, the empty config's bytes.
+const EMPTY_JSON: &[u8] = b"{}";
+/// The digest of [`EMPTY_JSON`].
+const EMPTY_DIGEST: &str =
+    "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
 
 /// The most entries one page of `tags/list` or `_catalog` holds.
 const MAX_PAGE: usize = 1000;
@@ -91,6 +109,7 @@ pub fn router(app: AppState) -> Router<AppState> {
         .route("/v2/{ns}/{name}/blobs/uploads/", any(unsupported))
         .route("/v2/{ns}/{name}/blobs/uploads/{upload}", any(unsupported))
         .route("/v2/{ns}/{name}/tags/list", get(tags_list))
+        .route("/v2/{ns}/{name}/referrers/{digest}", get(referrers))
         .with_state(oci)
 }
 
@@ -421,13 +440,28 @@ async fn release_content(oci: &Oci, release: &ReleaseView) -> Result<Digest, Oci
 // ---------------------------------------------------------------------------------------
 // The artifact.
 
-/// The OCI form of one release: image manifest, config, and the layer's descriptor.
+/// The OCI form of one release: image manifest, config, and the split-manifest referrer.
 #[derive(Debug)]
 struct Artifact {
     manifest: Bytes,
     manifest_digest: String,
     config: Bytes,
     config_digest: String,
+    referrer: Referrer,
+}
+
+/// The split-manifest referrer of a release.
+#[derive(Debug)]
+struct Referrer {
+    /// The artifact manifest, whose `subject` is the release's manifest.
+    manifest: Bytes,
+    manifest_digest: String,
+    /// The artifact manifest's annotations, repeated in its referrers-API descriptor.
+    annotations: BTreeMap<&'static str, String>,
+    /// The one layer: the split manifest JSON, as `GET /v1/cairn/content/{digest}/manifest`
+    /// serves it.
+    split: Bytes,
+    split_digest: String,
 }
 
 #[derive(Serialize)]
@@ -435,8 +469,12 @@ struct Artifact {
 struct ImageManifest<'a> {
     schema_version: u32,
     media_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artifact_type: Option<&'a str>,
     config: Descriptor<'a>,
     layers: [Descriptor<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<Descriptor<'a>>,
     annotations: BTreeMap<&'a str, String>,
 }
 
@@ -447,7 +485,18 @@ struct Descriptor<'a> {
     digest: String,
     size: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    artifact_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     annotations: Option<BTreeMap<&'a str, String>>,
+}
+
+/// An image index: what the referrers API answers.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ImageIndex<'a> {
+    schema_version: u32,
+    media_type: &'a str,
+    manifests: Vec<Descriptor<'a>>,
 }
 
 /// `application/vnd.wasm.config.v0+json`, fields in the order `oci-wasm` writes them.
@@ -543,9 +592,10 @@ fn build_artifact(
     package: &PackageName,
     release: &ReleaseView,
     layer: Digest,
-    layer_size: u64,
+    split: &Manifest,
     shape: WasmShape,
 ) -> Artifact {
+    let layer_size = split.size();
     let created = rfc3339(release.timestamp);
     let config = WasmConfig {
         created: created.clone(),
@@ -562,32 +612,117 @@ fn build_artifact(
     let manifest = ImageManifest {
         schema_version: 2,
         media_type: IMAGE_MANIFEST_MEDIA_TYPE,
+        artifact_type: None,
         config: Descriptor {
             media_type: WASM_CONFIG_MEDIA_TYPE,
             digest: config_digest.clone(),
             size: config.len() as u64,
+            artifact_type: None,
             annotations: None,
         },
         layers: [Descriptor {
             media_type: WASM_LAYER_MEDIA_TYPE,
             digest: layer.to_string(),
             size: layer_size,
+            artifact_type: None,
             annotations: Some(BTreeMap::from([(
                 "org.opencontainers.image.title",
                 format!("{}.wasm", package.name()),
             )])),
         }],
+        subject: None,
         annotations: BTreeMap::from([
-            ("org.opencontainers.image.created", created),
+            ("org.opencontainers.image.created", created.clone()),
             ("org.opencontainers.image.version", release.version.clone()),
         ]),
     };
     let manifest = Bytes::from(serde_json::to_vec(&manifest).expect("manifests serialise"));
+    let manifest_digest = sha256_text(&manifest);
+    let referrer = build_referrer(
+        package,
+        release,
+        &manifest,
+        &manifest_digest,
+        split,
+        created,
+    );
     Artifact {
-        manifest_digest: sha256_text(&manifest),
+        manifest_digest,
         manifest,
         config_digest,
         config,
+        referrer,
+    }
+}
+
+/// Builds the split-manifest referrer of a release whose image manifest is `subject`.
+fn build_referrer(
+    package: &PackageName,
+    release: &ReleaseView,
+    subject: &[u8],
+    subject_digest: &str,
+    split: &Manifest,
+    created: String,
+) -> Referrer {
+    let split_json = Bytes::from(split.to_json().into_bytes());
+    let split_digest = sha256_text(&split_json);
+    let annotations = BTreeMap::from([
+        ("org.opencontainers.image.created", created),
+        (
+            "dev.cairn.split.tree-digest",
+            split.tree_digest().to_string(),
+        ),
+    ]);
+    let manifest = ImageManifest {
+        schema_version: 2,
+        media_type: IMAGE_MANIFEST_MEDIA_TYPE,
+        artifact_type: Some(SPLIT_ARTIFACT_TYPE),
+        config: Descriptor {
+            media_type: EMPTY_MEDIA_TYPE,
+            digest: EMPTY_DIGEST.to_owned(),
+            size: EMPTY_JSON.len() as u64,
+            artifact_type: None,
+            annotations: None,
+        },
+        layers: [Descriptor {
+            media_type: SPLIT_ARTIFACT_TYPE,
+            digest: split_digest.clone(),
+            size: split_json.len() as u64,
+            artifact_type: None,
+            annotations: Some(BTreeMap::from([(
+                "org.opencontainers.image.title",
+                format!("{}-{}.split.json", package.name(), release.version),
+            )])),
+        }],
+        subject: Some(Descriptor {
+            media_type: IMAGE_MANIFEST_MEDIA_TYPE,
+            digest: subject_digest.to_owned(),
+            size: subject.len() as u64,
+            artifact_type: None,
+            annotations: None,
+        }),
+        annotations: annotations.clone(),
+    };
+    let manifest = Bytes::from(serde_json::to_vec(&manifest).expect("manifests serialise"));
+    Referrer {
+        manifest_digest: sha256_text(&manifest),
+        manifest,
+        annotations,
+        split: split_json,
+        split_digest,
+    }
+}
+
+impl Referrer {
+    /// The referrer's descriptor in a referrers-API index.
+    fn descriptor(&self) -> Descriptor<'static> {
+        Descriptor {
+            media_type: IMAGE_MANIFEST_MEDIA_TYPE,
+            digest: self.manifest_digest.clone(),
+            size: self.manifest.len() as u64,
+            artifact_type: Some(SPLIT_ARTIFACT_TYPE),
+            annotations: Some(self.annotations.clone()),
+        }
     }
 }
 
@@ -615,7 +750,7 @@ async fn artifact(
     }
     let layer = release_content(oci, release).await?;
     let manifest = split_manifest(oci, &layer).await?;
-    let layer_size = manifest.size();
+    let split = manifest.clone();
     let blobs = oci.app.blobs.clone();
     let shape = tokio::task::spawn_blocking(move || -> Result<WasmShape, String> {
         let mut bytes = Vec::with_capacity(manifest.size() as usize);
@@ -626,7 +761,7 @@ async fn artifact(
     .await
     .map_err(OciError::internal)?
     .map_err(OciError::internal)?;
-    let built = Arc::new(build_artifact(package, release, layer, layer_size, shape));
+    let built = Arc::new(build_artifact(package, release, layer, &split, shape));
     oci.artifacts
         .lock()
         .expect("cache poisoned")
@@ -683,7 +818,11 @@ async fn manifest(
         for release in &releases {
             let artifact = artifact(&oci, &package, release).await?;
             if artifact.manifest_digest == reference {
-                found = Some(artifact);
+                found = Some((artifact.manifest.clone(), reference.clone()));
+                break;
+            }
+            if artifact.referrer.manifest_digest == reference {
+                found = Some((artifact.referrer.manifest.clone(), reference.clone()));
                 break;
             }
         }
@@ -693,16 +832,19 @@ async fn manifest(
             .iter()
             .find(|r| r.tagged() && r.version == reference)
         {
-            Some(release) => Some(artifact(&oci, &package, release).await?),
+            Some(release) => {
+                let artifact = artifact(&oci, &package, release).await?;
+                Some((artifact.manifest.clone(), artifact.manifest_digest.clone()))
+            }
             None => None,
         }
     };
-    let artifact = found.ok_or_else(|| OciError::manifest_unknown(&reference))?;
+    let (bytes, digest) = found.ok_or_else(|| OciError::manifest_unknown(&reference))?;
     Ok(bytes_response(
         &method,
         IMAGE_MANIFEST_MEDIA_TYPE,
-        &artifact.manifest_digest,
-        artifact.manifest.clone(),
+        &digest,
+        bytes,
     ))
 }
 
@@ -724,11 +866,29 @@ async fn blob(
             return Ok(layer_response(&oci, &method, &headers, digest, manifest));
         }
     }
-    // The config.
+    // The empty config of the referrers, in any repository that has one.
+    if digest_text == EMPTY_DIGEST && !releases.is_empty() {
+        let empty = Bytes::from_static(EMPTY_JSON);
+        return Ok(small_blob_response(&method, &headers, &empty, EMPTY_DIGEST));
+    }
+    // The config, and the split manifest layer of the referrer.
     for release in &releases {
         let artifact = artifact(&oci, &package, release).await?;
         if artifact.config_digest == digest_text {
-            return Ok(config_response(&method, &headers, &artifact));
+            return Ok(small_blob_response(
+                &method,
+                &headers,
+                &artifact.config,
+                &artifact.config_digest,
+            ));
+        }
+        if artifact.referrer.split_digest == digest_text {
+            return Ok(small_blob_response(
+                &method,
+                &headers,
+                &artifact.referrer.split,
+                &artifact.referrer.split_digest,
+            ));
         }
     }
     Err(OciError::blob_unknown(&digest_text))
@@ -816,24 +976,71 @@ fn layer_response(
     response
 }
 
-fn config_response(method: &Method, headers: &HeaderMap, artifact: &Artifact) -> Response {
-    let size = artifact.config.len() as u64;
+/// A blob held in memory (a config, the empty config, a split manifest).
+fn small_blob_response(
+    method: &Method,
+    headers: &HeaderMap,
+    bytes: &Bytes,
+    digest: &str,
+) -> Response {
+    let size = bytes.len() as u64;
     let range = match requested_range(headers, size) {
         Ok(range) => range,
         Err(unsatisfiable) => return unsatisfiable.into_response(),
     };
     let body = match (method == Method::HEAD, range) {
         (true, _) => Body::empty(),
-        (false, None) => Body::from(artifact.config.clone()),
-        (false, Some(range)) => Body::from(
-            artifact
-                .config
-                .slice(range.start as usize..=range.end as usize),
-        ),
+        (false, None) => Body::from(bytes.clone()),
+        (false, Some(range)) => Body::from(bytes.slice(range.start as usize..=range.end as usize)),
     };
     let mut response = Response::new(body);
-    blob_headers(&mut response, &artifact.config_digest, size, range);
+    blob_headers(&mut response, digest, size, range);
     response
+}
+
+/// `GET /v2/{ns}/{name}/referrers/{digest}`: an image index of the manifests whose subject is
+/// `digest` (a release's split-manifest referrer), filtered by `artifactType` if asked. A
+/// manifest without referrers, or an unknown one, gets an empty index, never a 404.
+async fn referrers(
+    State(oci): State<Oci>,
+    Path((ns, name, digest_text)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, OciError> {
+    let package = package_of(&oci, &ns, &name)?;
+    let parsed = parse_digest(&digest_text)?;
+    // A media type has no spaces: a space is a `+` that the client left unencoded.
+    let filter = query
+        .get("artifactType")
+        .map(|wanted| wanted.replace(' ', "+"));
+    let mut manifests = Vec::new();
+    if let OciDigest::Sha256(_) = parsed {
+        for release in &releases(&oci, &package) {
+            let artifact = artifact(&oci, &package, release).await?;
+            if artifact.manifest_digest == digest_text {
+                if filter
+                    .as_deref()
+                    .is_none_or(|wanted| wanted == SPLIT_ARTIFACT_TYPE)
+                {
+                    manifests.push(artifact.referrer.descriptor());
+                }
+                break;
+            }
+        }
+    }
+    let index = ImageIndex {
+        schema_version: 2,
+        media_type: IMAGE_INDEX_MEDIA_TYPE,
+        manifests,
+    };
+    let json = serde_json::to_vec(&index).expect("indexes serialise");
+    let mut response = ([(header::CONTENT_TYPE, IMAGE_INDEX_MEDIA_TYPE)], json).into_response();
+    if filter.is_some() {
+        response.headers_mut().insert(
+            "oci-filters-applied",
+            HeaderValue::from_static("artifactType"),
+        );
+    }
+    Ok(response)
 }
 
 /// `n` and `last` of a paged listing.
@@ -991,6 +1198,11 @@ mod tests {
         assert_eq!(at(0, 0), "1970-01-01T00:00:00Z");
         assert_eq!(at(951_782_400, 0), "2000-02-29T00:00:00Z");
         assert_eq!(at(1_767_225_599, 5), "2025-12-31T23:59:59.000000005Z");
+    }
+
+    #[test]
+    fn the_empty_config_digest_is_the_digest_of_an_empty_object() {
+        assert_eq!(sha256_text(EMPTY_JSON), EMPTY_DIGEST);
     }
 
     #[test]
