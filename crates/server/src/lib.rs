@@ -94,6 +94,7 @@ pub struct Registry {
     operator_key: PrivateKey,
     settings: Settings,
     wake: Arc<Notify>,
+    oci_push_token: Option<String>,
 }
 
 fn io_error<'a>(
@@ -170,9 +171,17 @@ impl Registry {
             operator_key,
             settings,
             wake: Arc::new(Notify::new()),
+            oci_push_token: None,
         };
         registry.queue_operator_records().await?;
         Ok(registry)
+    }
+
+    /// Enables OCI pushes to scratch repositories for clients presenting `token` (bearer, or
+    /// basic with the token as password); `None` refuses every push.
+    pub fn with_oci_push_token(mut self, token: Option<String>) -> Self {
+        self.oci_push_token = token;
+        self
     }
 
     /// Queues the operator records the settings call for, if they are not in the log or
@@ -300,7 +309,14 @@ impl Registry {
         let (stop_tx, stop_rx) = watch::channel(false);
         let sequencer = tokio::spawn(self.sequencer().run(stop_rx));
         tracing::info!(%address, "serving");
-        let server = axum::serve(listener, api::router(app)).with_graceful_shutdown(async move {
+        let server = axum::serve(
+            listener,
+            api::router(app).layer(axum::Extension(oci::PushSettings::new(
+                self.oci_push_token.clone(),
+                &self.settings.data_dir,
+            ))),
+        )
+        .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down");
         });

@@ -19,13 +19,14 @@
 //! split manifest JSON, and `subject` naming the release's manifest. It is derived, cached and
 //! deterministic like the release's own manifest, and listed by the referrers API.
 //!
-//! This module must never accept writes: every push and delete method is answered with 405
-//! and the spec's `UNSUPPORTED` error.
+//! Package repositories never accept writes: a push or delete is 405 `UNSUPPORTED` without a
+//! credential and 403 `DENIED` with one. Pushes go to scratch repositories (`push`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -38,8 +39,12 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::api::AppState;
+
+mod push;
+
 use crate::content::{self, ByteRange};
 use crate::state::ValidRecord;
+pub use push::PushSettings;
 
 /// The media type of the image manifests served here.
 pub const IMAGE_MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -86,6 +91,9 @@ struct Catalog {
 
 /// The routes under `/v2/`, to be merged into the API router.
 pub fn router(app: AppState) -> Router<AppState> {
+    let limit = usize::try_from(app.settings.max_content_size)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
     let oci = Oci {
         app,
         artifacts: Arc::default(),
@@ -99,15 +107,21 @@ pub fn router(app: AppState) -> Router<AppState> {
             "/v2/{ns}/{name}/manifests/{reference}",
             get(manifest)
                 .head(manifest)
-                .put(unsupported)
-                .delete(unsupported),
+                .put(push::put_manifest)
+                .delete(push::delete_manifest),
         )
         .route(
             "/v2/{ns}/{name}/blobs/{digest}",
-            get(blob).head(blob).delete(unsupported),
+            get(blob).head(blob).delete(push::delete_blob),
         )
-        .route("/v2/{ns}/{name}/blobs/uploads/", any(unsupported))
-        .route("/v2/{ns}/{name}/blobs/uploads/{upload}", any(unsupported))
+        .route(
+            "/v2/{ns}/{name}/blobs/uploads/",
+            any(push::start_upload).layer(DefaultBodyLimit::max(limit)),
+        )
+        .route(
+            "/v2/{ns}/{name}/blobs/uploads/{upload}",
+            any(push::upload).layer(DefaultBodyLimit::max(limit)),
+        )
         .route("/v2/{ns}/{name}/tags/list", get(tags_list))
         .route("/v2/{ns}/{name}/referrers/{digest}", get(referrers))
         .with_state(oci)
@@ -808,7 +822,13 @@ async fn manifest(
     Path((ns, name, reference)): Path<(String, String, String)>,
     method: Method,
 ) -> Result<Response, OciError> {
-    let package = package_of(&oci, &ns, &name)?;
+    let package = match package_of(&oci, &ns, &name) {
+        Ok(package) => package,
+        Err(e) if e.code == "NAME_UNKNOWN" => {
+            return push::manifest(&oci, &ns, &name, &reference, &method).await
+        }
+        Err(e) => return Err(e),
+    };
     let releases = releases(&oci, &package);
     let found = if reference.contains(':') {
         let OciDigest::Sha256(_) = parse_digest(&reference)? else {
@@ -854,7 +874,13 @@ async fn blob(
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, OciError> {
-    let package = package_of(&oci, &ns, &name)?;
+    let package = match package_of(&oci, &ns, &name) {
+        Ok(package) => package,
+        Err(e) if e.code == "NAME_UNKNOWN" => {
+            return push::blob(&oci, &ns, &name, &digest_text, &method, &headers).await
+        }
+        Err(e) => return Err(e),
+    };
     let OciDigest::Sha256(digest) = parse_digest(&digest_text)? else {
         return Err(OciError::blob_unknown(&digest_text));
     };
@@ -1006,12 +1032,34 @@ async fn referrers(
     Path((ns, name, digest_text)): Path<(String, String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, OciError> {
-    let package = package_of(&oci, &ns, &name)?;
     let parsed = parse_digest(&digest_text)?;
     // A media type has no spaces: a space is a `+` that the client left unencoded.
     let filter = query
         .get("artifactType")
         .map(|wanted| wanted.replace(' ', "+"));
+    let package = match package_of(&oci, &ns, &name) {
+        Ok(package) => package,
+        Err(e) if e.code == "NAME_UNKNOWN" => {
+            let manifests =
+                push::referrers(&oci, &ns, &name, &digest_text, filter.as_deref()).await?;
+            let index = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": IMAGE_INDEX_MEDIA_TYPE,
+                "manifests": manifests,
+            });
+            let json = serde_json::to_vec(&index).expect("indexes serialise");
+            let mut response =
+                ([(header::CONTENT_TYPE, IMAGE_INDEX_MEDIA_TYPE)], json).into_response();
+            if filter.is_some() {
+                response.headers_mut().insert(
+                    "oci-filters-applied",
+                    HeaderValue::from_static("artifactType"),
+                );
+            }
+            return Ok(response);
+        }
+        Err(e) => return Err(e),
+    };
     let mut manifests = Vec::new();
     if let OciDigest::Sha256(_) = parsed {
         for release in &releases(&oci, &package) {
@@ -1094,14 +1142,20 @@ async fn tags_list(
     Path((ns, name)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, OciError> {
-    let package = package_of(&oci, &ns, &name)?;
     let (n, last) = page_params(&query)?;
-    let mut tags: Vec<String> = releases(&oci, &package)
-        .into_iter()
-        .filter(ReleaseView::tagged)
-        .map(|release| release.version)
-        .collect();
-    tags.sort();
+    let tags = match package_of(&oci, &ns, &name) {
+        Ok(package) => {
+            let mut tags: Vec<String> = releases(&oci, &package)
+                .into_iter()
+                .filter(ReleaseView::tagged)
+                .map(|release| release.version)
+                .collect();
+            tags.sort();
+            tags
+        }
+        Err(e) if e.code == "NAME_UNKNOWN" => push::tags(&oci, &ns, &name).await?,
+        Err(e) => return Err(e),
+    };
     let (tags, more) = page(tags, n, last);
     let next = match (more, tags.last()) {
         (true, Some(last)) => Some(format!(
@@ -1172,14 +1226,13 @@ async fn catalog(
 ) -> Result<Response, OciError> {
     let (n, last) = page_params(&query)?;
     refresh_catalog(&oci).await?;
-    let all: Vec<String> = oci
-        .catalog
-        .lock()
-        .expect("catalog poisoned")
-        .repositories
-        .iter()
-        .cloned()
-        .collect();
+    let scratch = push::repositories(&oci).await?;
+    let all: Vec<String> = {
+        let catalog = oci.catalog.lock().expect("catalog poisoned");
+        let mut all = catalog.repositories.clone();
+        all.extend(scratch);
+        all.into_iter().collect()
+    };
     let (repositories, more) = page(all, n, last);
     let next = match (more, repositories.last()) {
         (true, Some(last)) => Some(format!("/v2/_catalog?n={}&last={last}", repositories.len())),

@@ -10,9 +10,11 @@
 //! `synchronous=FULL`) or fsynced (blobs, and their directory) before the call returns.
 
 mod content;
+mod oci;
 mod records;
 
 pub use content::{BlobStore, FsContentStore};
+pub use oci::OciManifestRow;
 pub use records::{
     CommitBatch, ContentRow, InsertOutcome, NewRecord, RecordRow, RecordStatus, RecordStore,
     SqliteStore, StoreError, StoredLogRecord,

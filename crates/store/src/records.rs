@@ -18,6 +18,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::Row;
+
 use tokio::sync::{mpsc, oneshot};
 
 /// Why the store failed.
@@ -267,6 +268,27 @@ const SCHEMA: &[&str] = &[
         tree_digest TEXT NOT NULL,
         manifest TEXT NOT NULL
     )",
+    "CREATE TABLE IF NOT EXISTS oci_blobs (
+        repository TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        PRIMARY KEY (repository, digest)
+    )",
+    "CREATE TABLE IF NOT EXISTS oci_manifests (
+        repository TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        bytes BLOB NOT NULL,
+        subject TEXT,
+        artifact_type TEXT,
+        PRIMARY KEY (repository, digest)
+    )",
+    "CREATE INDEX IF NOT EXISTS oci_manifests_by_subject ON oci_manifests (repository, subject)",
+    "CREATE TABLE IF NOT EXISTS oci_tags (
+        repository TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        PRIMARY KEY (repository, tag)
+    )",
 ];
 
 /// The embedded store: one SQLite file in WAL mode.
@@ -276,8 +298,8 @@ const SCHEMA: &[&str] = &[
 /// reads use their own pool and run beside the writer (WAL).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
-    writer: SqlitePool,
+    pub(crate) pool: SqlitePool,
+    pub(crate) writer: SqlitePool,
     inserts: mpsc::Sender<InsertRequest>,
 }
 

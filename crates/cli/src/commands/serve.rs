@@ -42,6 +42,15 @@ pub struct ServeCommand {
     /// The URL clients reach this registry at (default: `http://` and the listening address).
     #[arg(long, env = "CAIRN_BASE_URL", value_name = "URL")]
     base_url: Option<String>,
+    /// The credential OCI pushes to scratch repositories need (`Authorization: Bearer TOKEN`,
+    /// or basic auth with any user and TOKEN as password). Without it, OCI pushes are refused.
+    #[arg(
+        long,
+        env = "CAIRN_OCI_PUSH_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    oci_push_token: Option<String>,
 }
 
 /// Parses `500ms`, `2s`, `1m` or plain seconds.
@@ -111,7 +120,8 @@ impl ServeCommand {
                 max_content_size: self.max_content_size,
             })
             .await
-            .with_context(|| format!("cannot open the registry in {}", self.dir.data.display()))?;
+            .with_context(|| format!("cannot open the registry in {}", self.dir.data.display()))?
+            .with_oci_push_token(self.oci_push_token);
             eprintln!(
                 "cairn registry at {base_url} (data in {})",
                 self.dir.data.display()

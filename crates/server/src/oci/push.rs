@@ -1,0 +1,856 @@
+//! The OCI push side, for scratch repositories: repositories `ns/name` whose `ns:name` is not
+//! a warg package (warg releases are only made by signed records). Blobs go to the content
+//! store (SHA-256 only), repository membership, manifests and tags to SQL. Upload sessions
+//! are files under `content/tmp/oci-uploads` and live as long as the process.
+
+use std::collections::HashMap;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use cairn_protocol::PackageName;
+use cairn_split::Digest;
+use cairn_store::{BlobStore, OciManifestRow};
+use sha2::{Digest as _, Sha256};
+
+use super::{
+    bytes_response, header_value, is_name_component, is_tag, parse_digest, sha256_text,
+    small_blob_response, unsupported, Oci, OciDigest, OciError, IMAGE_INDEX_MEDIA_TYPE,
+    IMAGE_MANIFEST_MEDIA_TYPE,
+};
+
+/// What the push side needs from the operator: the credential and where sessions live.
+#[derive(Clone)]
+pub struct PushSettings {
+    token: Option<String>,
+    uploads: PathBuf,
+    sessions: Arc<Mutex<HashMap<String, Session>>>,
+}
+
+impl PushSettings {
+    /// Pushes need `token`; sessions go under `<data_dir>/content/tmp/oci-uploads`.
+    pub fn new(token: Option<String>, data_dir: &FsPath) -> Self {
+        PushSettings {
+            token: token.filter(|t| !t.is_empty()),
+            uploads: data_dir.join("content").join("tmp").join("oci-uploads"),
+            sessions: Arc::default(),
+        }
+    }
+}
+
+/// An upload in progress.
+#[derive(Clone)]
+struct Session {
+    repository: String,
+    path: PathBuf,
+    size: u64,
+}
+
+type Push = Option<Extension<PushSettings>>;
+type Answer = Result<Response, Response>;
+
+fn fail(error: OciError) -> Response {
+    error.into_response()
+}
+
+fn internal(error: impl std::fmt::Display) -> Response {
+    OciError::internal(error).into_response()
+}
+
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.trim_end_matches('=').bytes() {
+        acc = (acc << 6) | u32::from(value(c)?);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// Whether the request carries the configured credential.
+fn authenticated(push: &Push, headers: &HeaderMap) -> bool {
+    let Some(token) = push.as_ref().and_then(|Extension(p)| p.token.as_deref()) else {
+        return false;
+    };
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let given = if scheme.eq_ignore_ascii_case("bearer") {
+        rest.trim().as_bytes().to_vec()
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        match decode_base64(rest.trim()) {
+            Some(pair) => match pair.iter().position(|b| *b == b':') {
+                Some(colon) => pair[colon + 1..].to_vec(),
+                None => return false,
+            },
+            None => return false,
+        }
+    } else {
+        return false;
+    };
+    // Compare without stopping at the first difference.
+    let expected = token.as_bytes();
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// Whether `ns:name` is a warg package (published or not yet checkpointed).
+fn is_package(oci: &Oci, ns: &str, name: &str) -> bool {
+    match format!("{ns}:{name}").parse::<PackageName>() {
+        Ok(package) => oci
+            .app
+            .state
+            .read()
+            .expect("state lock poisoned")
+            .package(&package.log_id())
+            .is_some(),
+        Err(_) => false,
+    }
+}
+
+fn check_name(ns: &str, name: &str) -> Result<String, OciError> {
+    let repository = format!("{ns}/{name}");
+    if is_name_component(ns) && is_name_component(name) {
+        Ok(repository)
+    } else {
+        Err(OciError::new(
+            StatusCode::BAD_REQUEST,
+            "NAME_INVALID",
+            "invalid repository name",
+        )
+        .with_detail(serde_json::json!({ "name": repository })))
+    }
+}
+
+/// The gate of every write: a valid name, not a warg package (405 without a credential, 403
+/// `DENIED` with one), and the configured credential (401 `UNAUTHORIZED`).
+async fn writable(
+    oci: &Oci,
+    push: &Push,
+    ns: &str,
+    name: &str,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<(String, PushSettings), Response> {
+    let repository = check_name(ns, name).map_err(fail)?;
+    let authenticated = authenticated(push, headers);
+    if is_package(oci, ns, name) {
+        if !authenticated {
+            return Err(unsupported(method.clone()).await.into_response());
+        }
+        return Err(fail(
+            OciError::new(
+                StatusCode::FORBIDDEN,
+                "DENIED",
+                "a warg package: releases are made by signed records only",
+            )
+            .with_detail(serde_json::json!({ "name": repository })),
+        ));
+    }
+    match (authenticated, push) {
+        (true, Some(Extension(settings))) => Ok((repository, settings.clone())),
+        _ => {
+            let mut response = fail(OciError::new(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "authentication required",
+            ));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header_value("Basic realm=\"cairn\""),
+            );
+            Err(response)
+        }
+    }
+}
+
+fn digest_invalid(text: &str, message: &str) -> OciError {
+    OciError::new(StatusCode::BAD_REQUEST, "DIGEST_INVALID", message)
+        .with_detail(serde_json::json!({ "digest": text }))
+}
+
+/// A pushed digest: SHA-256 only (a well-formed `sha512:` is 400 `DIGEST_INVALID`).
+fn push_digest(text: &str) -> Result<Digest, OciError> {
+    match parse_digest(text)? {
+        OciDigest::Sha256(digest) => Ok(blob_digest(digest)),
+        OciDigest::Other => Err(digest_invalid(text, "only sha256 digests can be pushed")),
+    }
+}
+
+/// The content store's name for a SHA-256.
+fn blob_digest(digest: cairn_protocol::Digest) -> Digest {
+    Digest::from_bytes(*digest.as_bytes())
+}
+
+fn new_session_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = Sha256::new();
+    hasher.update(std::process::id().to_le_bytes());
+    hasher.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    hasher.update(now.as_nanos().to_le_bytes());
+    hex::encode(&hasher.finalize()[..16])
+}
+
+fn upload_location(repository: &str, id: &str) -> String {
+    format!("/v2/{repository}/blobs/uploads/{id}")
+}
+
+/// 202 for a session at `size` bytes.
+fn session_response(status: StatusCode, repository: &str, id: &str, size: u64) -> Response {
+    let mut response = status.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::LOCATION,
+        header_value(&upload_location(repository, id)),
+    );
+    headers.insert("docker-upload-uuid", header_value(id));
+    headers.insert(
+        header::RANGE,
+        header_value(&format!("0-{}", size.saturating_sub(1))),
+    );
+    headers.insert(header::CONTENT_LENGTH, header_value("0"));
+    response
+}
+
+/// 201 for a stored blob.
+fn blob_created(repository: &str, digest: &str) -> Response {
+    let mut response = StatusCode::CREATED.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::LOCATION,
+        header_value(&format!("/v2/{repository}/blobs/{digest}")),
+    );
+    headers.insert("docker-content-digest", header_value(digest));
+    headers.insert(header::CONTENT_LENGTH, header_value("0"));
+    response
+}
+
+fn too_large(max: u64) -> Response {
+    fail(
+        OciError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "SIZE_INVALID",
+            "the blob is larger than this registry accepts",
+        )
+        .with_detail(serde_json::json!({ "max": max })),
+    )
+}
+
+/// Verifies `bytes` against `expected` and stores them as a blob of `repository`.
+async fn store_blob(oci: &Oci, repository: &str, expected: &str, bytes: Vec<u8>) -> Answer {
+    let digest = push_digest(expected).map_err(fail)?;
+    let actual: [u8; 32] = Sha256::digest(&bytes).into();
+    if Digest::from_bytes(actual) != digest {
+        return Err(fail(digest_invalid(
+            expected,
+            "provided digest did not match uploaded content",
+        )));
+    }
+    let blobs = oci.app.blobs.clone();
+    tokio::task::spawn_blocking(move || blobs.put(&digest, &bytes))
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+    oci.app
+        .store
+        .oci_add_blob(repository, &digest.to_string())
+        .await
+        .map_err(internal)?;
+    Ok(blob_created(repository, &digest.to_string()))
+}
+
+/// `POST /v2/{ns}/{name}/blobs/uploads/`: a session, a single-POST push (`?digest=`), or a
+/// cross-repository mount (`?mount=&from=`).
+pub(super) async fn start_upload(
+    State(oci): State<Oci>,
+    push: Push,
+    Path((ns, name)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    if method != Method::POST {
+        return Err(unsupported(method).await.into_response());
+    }
+    let (repository, settings) = writable(&oci, &push, &ns, &name, &method, &headers).await?;
+    let max = oci.app.settings.max_content_size;
+    if let Some(mount) = query.get("mount") {
+        let digest = push_digest(mount).map_err(fail)?;
+        if let Some(from) = query.get("from") {
+            let readable = oci
+                .app
+                .store
+                .oci_has_blob(from, &digest.to_string())
+                .await
+                .map_err(internal)?;
+            if readable && oci.app.blobs.has(&digest).map_err(internal)? {
+                oci.app
+                    .store
+                    .oci_add_blob(&repository, &digest.to_string())
+                    .await
+                    .map_err(internal)?;
+                return Ok(blob_created(&repository, &digest.to_string()));
+            }
+        }
+    } else if let Some(expected) = query.get("digest") {
+        if body.len() as u64 > max {
+            return Err(too_large(max));
+        }
+        return store_blob(&oci, &repository, expected, body.to_vec()).await;
+    }
+    let id = new_session_id();
+    tokio::fs::create_dir_all(&settings.uploads)
+        .await
+        .map_err(internal)?;
+    let path = settings.uploads.join(&id);
+    tokio::fs::write(&path, b"").await.map_err(internal)?;
+    settings.sessions.lock().expect("sessions poisoned").insert(
+        id.clone(),
+        Session {
+            repository: repository.clone(),
+            path,
+            size: 0,
+        },
+    );
+    Ok(session_response(StatusCode::ACCEPTED, &repository, &id, 0))
+}
+
+fn upload_unknown(id: &str) -> Response {
+    fail(
+        OciError::new(
+            StatusCode::NOT_FOUND,
+            "BLOB_UPLOAD_UNKNOWN",
+            "blob upload unknown to registry",
+        )
+        .with_detail(serde_json::json!({ "upload": id })),
+    )
+}
+
+async fn append(path: &FsPath, bytes: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt as _;
+    let mut file = tokio::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .await?;
+    file.write_all(bytes).await?;
+    file.flush().await
+}
+
+/// `PATCH`, `PUT`, `GET` and `DELETE` on `/v2/{ns}/{name}/blobs/uploads/{id}`.
+pub(super) async fn upload(
+    State(oci): State<Oci>,
+    push: Push,
+    Path((ns, name, id)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    let (repository, settings) = writable(&oci, &push, &ns, &name, &method, &headers).await?;
+    let session = settings
+        .sessions
+        .lock()
+        .expect("sessions poisoned")
+        .get(&id)
+        .filter(|s| s.repository == repository)
+        .cloned()
+        .ok_or_else(|| upload_unknown(&id))?;
+    let max = oci.app.settings.max_content_size;
+    let forget = |settings: &PushSettings| {
+        settings
+            .sessions
+            .lock()
+            .expect("sessions poisoned")
+            .remove(&id);
+    };
+    match method {
+        Method::GET => Ok(session_response(
+            StatusCode::NO_CONTENT,
+            &repository,
+            &id,
+            session.size,
+        )),
+        Method::DELETE => {
+            forget(&settings);
+            let _ = tokio::fs::remove_file(&session.path).await;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Method::PATCH => {
+            if let Some(range) = headers
+                .get(header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+            {
+                let range = range
+                    .trim()
+                    .trim_start_matches("bytes")
+                    .trim_start_matches(['=', ' ']);
+                let start = range
+                    .split_once('-')
+                    .and_then(|(start, _)| start.trim().parse::<u64>().ok());
+                if start != Some(session.size) {
+                    let mut response = fail(OciError::new(
+                        StatusCode::RANGE_NOT_SATISFIABLE,
+                        "BLOB_UPLOAD_INVALID",
+                        "the chunk does not start where the upload ends",
+                    ));
+                    let headers = response.headers_mut();
+                    headers.insert(
+                        header::LOCATION,
+                        header_value(&upload_location(&repository, &id)),
+                    );
+                    headers.insert(
+                        header::RANGE,
+                        header_value(&format!("0-{}", session.size.saturating_sub(1))),
+                    );
+                    return Err(response);
+                }
+            }
+            let size = session.size + body.len() as u64;
+            if size > max {
+                return Err(too_large(max));
+            }
+            append(&session.path, &body).await.map_err(internal)?;
+            if let Some(s) = settings
+                .sessions
+                .lock()
+                .expect("sessions poisoned")
+                .get_mut(&id)
+            {
+                s.size = size;
+            }
+            Ok(session_response(
+                StatusCode::ACCEPTED,
+                &repository,
+                &id,
+                size,
+            ))
+        }
+        Method::PUT => {
+            let expected = query.get("digest").ok_or_else(|| {
+                fail(digest_invalid("", "the digest query parameter is required"))
+            })?;
+            if session.size + body.len() as u64 > max {
+                return Err(too_large(max));
+            }
+            let mut bytes = tokio::fs::read(&session.path).await.map_err(internal)?;
+            bytes.extend_from_slice(&body);
+            let answer = store_blob(&oci, &repository, expected, bytes).await;
+            if answer.is_ok() {
+                forget(&settings);
+                let _ = tokio::fs::remove_file(&session.path).await;
+            }
+            answer
+        }
+        other => Err(unsupported(other).await.into_response()),
+    }
+}
+
+/// The digests a manifest refers to: blobs (config, layers) and manifests (index entries).
+fn references(manifest: &serde_json::Value) -> (Vec<String>, Vec<String>) {
+    let digest_of = |value: &serde_json::Value| {
+        value
+            .get("digest")
+            .and_then(|d| d.as_str())
+            .map(str::to_owned)
+    };
+    let mut blobs: Vec<String> = manifest
+        .get("config")
+        .and_then(digest_of)
+        .into_iter()
+        .collect();
+    if let Some(layers) = manifest.get("layers").and_then(|l| l.as_array()) {
+        blobs.extend(layers.iter().filter_map(digest_of));
+    }
+    let manifests = manifest
+        .get("manifests")
+        .and_then(|m| m.as_array())
+        .map(|m| m.iter().filter_map(digest_of).collect())
+        .unwrap_or_default();
+    (blobs, manifests)
+}
+
+fn manifest_invalid(message: &str) -> Response {
+    fail(OciError::new(
+        StatusCode::BAD_REQUEST,
+        "MANIFEST_INVALID",
+        message,
+    ))
+}
+
+fn blob_missing(digest: &str) -> Response {
+    fail(
+        OciError::new(
+            StatusCode::BAD_REQUEST,
+            "MANIFEST_BLOB_UNKNOWN",
+            "manifest references a manifest or blob unknown to registry",
+        )
+        .with_detail(serde_json::json!({ "digest": digest })),
+    )
+}
+
+/// `PUT /v2/{ns}/{name}/manifests/{reference}`.
+pub(super) async fn put_manifest(
+    State(oci): State<Oci>,
+    push: Push,
+    Path((ns, name, reference)): Path<(String, String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    let (repository, _) = writable(&oci, &push, &ns, &name, &method, &headers).await?;
+    let digest = sha256_text(&body);
+    let tag = if reference.contains(':') {
+        push_digest(&reference).map_err(fail)?;
+        if reference != digest {
+            return Err(fail(digest_invalid(
+                &reference,
+                "provided digest did not match uploaded content",
+            )));
+        }
+        None
+    } else if is_tag(&reference) {
+        Some(reference.as_str())
+    } else {
+        return Err(fail(
+            OciError::new(
+                StatusCode::BAD_REQUEST,
+                "TAG_INVALID",
+                "manifest tag did not match URI",
+            )
+            .with_detail(serde_json::json!({ "tag": reference })),
+        ));
+    };
+    let json: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|_| manifest_invalid("the manifest is not JSON"))?;
+    if !json.is_object() {
+        return Err(manifest_invalid("the manifest is not a JSON object"));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
+        .filter(|v| !v.is_empty() && v != "application/json" && v != "application/octet-stream");
+    let media_type = content_type
+        .or_else(|| {
+            json.get("mediaType")
+                .and_then(|m| m.as_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| {
+            if json.get("manifests").is_some() {
+                IMAGE_INDEX_MEDIA_TYPE.to_owned()
+            } else {
+                IMAGE_MANIFEST_MEDIA_TYPE.to_owned()
+            }
+        });
+    let (blobs, manifests) = references(&json);
+    for blob in &blobs {
+        let Ok(OciDigest::Sha256(parsed)) = parse_digest(blob) else {
+            return Err(blob_missing(blob));
+        };
+        let parsed = blob_digest(parsed);
+        let in_repository = oci
+            .app
+            .store
+            .oci_has_blob(&repository, blob)
+            .await
+            .map_err(internal)?;
+        if !in_repository {
+            if !oci.app.blobs.has(&parsed).map_err(internal)? {
+                return Err(blob_missing(blob));
+            }
+            // Stored on this server already: now readable from this repository too.
+            oci.app
+                .store
+                .oci_add_blob(&repository, blob)
+                .await
+                .map_err(internal)?;
+        }
+    }
+    for child in &manifests {
+        let found = oci
+            .app
+            .store
+            .oci_manifest(&repository, child)
+            .await
+            .map_err(internal)?;
+        if found.is_none() {
+            return Err(blob_missing(child));
+        }
+    }
+    let subject = json
+        .get("subject")
+        .and_then(|s| s.get("digest"))
+        .and_then(|d| d.as_str())
+        .map(str::to_owned);
+    let artifact_type = json
+        .get("artifactType")
+        .and_then(|a| a.as_str())
+        .or_else(|| {
+            json.get("config")
+                .and_then(|c| c.get("mediaType"))
+                .and_then(|m| m.as_str())
+        })
+        .map(str::to_owned);
+    let row = OciManifestRow {
+        repository: repository.clone(),
+        digest: digest.clone(),
+        media_type,
+        bytes: body.to_vec(),
+        subject: subject.clone(),
+        artifact_type,
+    };
+    oci.app
+        .store
+        .oci_put_manifest(&row, tag)
+        .await
+        .map_err(internal)?;
+    let mut response = StatusCode::CREATED.into_response();
+    let response_headers = response.headers_mut();
+    response_headers.insert(
+        header::LOCATION,
+        header_value(&format!("/v2/{repository}/manifests/{digest}")),
+    );
+    response_headers.insert("docker-content-digest", header_value(&digest));
+    response_headers.insert(header::CONTENT_LENGTH, header_value("0"));
+    if let Some(subject) = subject.filter(|s| parse_digest(s).is_ok()) {
+        response_headers.insert("oci-subject", header_value(&subject));
+    }
+    Ok(response)
+}
+
+/// `DELETE /v2/{ns}/{name}/manifests/{digest}`; a tag is 405 `UNSUPPORTED`.
+pub(super) async fn delete_manifest(
+    State(oci): State<Oci>,
+    push: Push,
+    Path((ns, name, reference)): Path<(String, String, String)>,
+    method: Method,
+    headers: HeaderMap,
+) -> Answer {
+    let (repository, _) = writable(&oci, &push, &ns, &name, &method, &headers).await?;
+    if !reference.contains(':') {
+        return Err(fail(
+            OciError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "UNSUPPORTED",
+                "tags cannot be deleted: delete the manifest by digest",
+            )
+            .with_detail(serde_json::json!({ "tag": reference })),
+        ));
+    }
+    parse_digest(&reference).map_err(fail)?;
+    let deleted = oci
+        .app
+        .store
+        .oci_delete_manifest(&repository, &reference)
+        .await
+        .map_err(internal)?;
+    if !deleted {
+        return Err(fail(OciError::manifest_unknown(&reference)));
+    }
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `DELETE /v2/{ns}/{name}/blobs/{digest}`: the repository no longer holds the blob (the
+/// bytes stay in the content store, which other repositories and packages share).
+pub(super) async fn delete_blob(
+    State(oci): State<Oci>,
+    push: Push,
+    Path((ns, name, digest)): Path<(String, String, String)>,
+    method: Method,
+    headers: HeaderMap,
+) -> Answer {
+    let (repository, _) = writable(&oci, &push, &ns, &name, &method, &headers).await?;
+    parse_digest(&digest).map_err(fail)?;
+    let deleted = oci
+        .app
+        .store
+        .oci_remove_blob(&repository, &digest)
+        .await
+        .map_err(internal)?;
+    if !deleted {
+        return Err(fail(OciError::blob_unknown(&digest)));
+    }
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+// ---------------------------------------------------------------------------------------
+// The pull side of scratch repositories.
+
+async fn scratch_repository(oci: &Oci, ns: &str, name: &str) -> Result<String, OciError> {
+    let repository = check_name(ns, name)?;
+    if oci
+        .app
+        .store
+        .oci_repository_exists(&repository)
+        .await
+        .map_err(OciError::internal)?
+    {
+        Ok(repository)
+    } else {
+        Err(OciError::name_unknown(&repository))
+    }
+}
+
+/// A manifest of a scratch repository by tag or digest.
+pub(super) async fn manifest(
+    oci: &Oci,
+    ns: &str,
+    name: &str,
+    reference: &str,
+    method: &Method,
+) -> Result<Response, OciError> {
+    let repository = scratch_repository(oci, ns, name).await?;
+    let digest = if reference.contains(':') {
+        match parse_digest(reference)? {
+            OciDigest::Sha256(_) => reference.to_owned(),
+            OciDigest::Other => return Err(OciError::manifest_unknown(reference)),
+        }
+    } else {
+        oci.app
+            .store
+            .oci_tag(&repository, reference)
+            .await
+            .map_err(OciError::internal)?
+            .ok_or_else(|| OciError::manifest_unknown(reference))?
+    };
+    let row = oci
+        .app
+        .store
+        .oci_manifest(&repository, &digest)
+        .await
+        .map_err(OciError::internal)?
+        .ok_or_else(|| OciError::manifest_unknown(reference))?;
+    Ok(bytes_response(
+        method,
+        &row.media_type,
+        &row.digest,
+        Bytes::from(row.bytes),
+    ))
+}
+
+/// A blob of a scratch repository.
+pub(super) async fn blob(
+    oci: &Oci,
+    ns: &str,
+    name: &str,
+    digest_text: &str,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, OciError> {
+    let repository = scratch_repository(oci, ns, name).await?;
+    let OciDigest::Sha256(digest) = parse_digest(digest_text)? else {
+        return Err(OciError::blob_unknown(digest_text));
+    };
+    let digest = blob_digest(digest);
+    let held = oci
+        .app
+        .store
+        .oci_has_blob(&repository, &digest.to_string())
+        .await
+        .map_err(OciError::internal)?;
+    if !held {
+        return Err(OciError::blob_unknown(digest_text));
+    }
+    let blobs = oci.app.blobs.clone();
+    let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut blobs.open(&digest)?, &mut bytes)?;
+        Ok(bytes)
+    })
+    .await
+    .map_err(OciError::internal)?
+    .map_err(OciError::internal)?;
+    Ok(small_blob_response(
+        method,
+        headers,
+        &Bytes::from(bytes),
+        &digest.to_string(),
+    ))
+}
+
+/// The tags of a scratch repository, sorted.
+pub(super) async fn tags(oci: &Oci, ns: &str, name: &str) -> Result<Vec<String>, OciError> {
+    let repository = scratch_repository(oci, ns, name).await?;
+    oci.app
+        .store
+        .oci_tags(&repository)
+        .await
+        .map_err(OciError::internal)
+}
+
+/// Every scratch repository.
+pub(super) async fn repositories(oci: &Oci) -> Result<Vec<String>, OciError> {
+    oci.app
+        .store
+        .oci_repositories()
+        .await
+        .map_err(OciError::internal)
+}
+
+/// The referrers of `subject` in a scratch repository, as index descriptors.
+pub(super) async fn referrers(
+    oci: &Oci,
+    ns: &str,
+    name: &str,
+    subject: &str,
+    filter: Option<&str>,
+) -> Result<Vec<serde_json::Value>, OciError> {
+    let repository = scratch_repository(oci, ns, name).await?;
+    let rows = oci
+        .app
+        .store
+        .oci_referrers(&repository, subject)
+        .await
+        .map_err(OciError::internal)?;
+    Ok(rows
+        .into_iter()
+        .filter(|row| filter.is_none_or(|wanted| row.artifact_type.as_deref() == Some(wanted)))
+        .map(|row| {
+            let annotations = serde_json::from_slice::<serde_json::Value>(&row.bytes)
+                .ok()
+                .and_then(|json| json.get("annotations").cloned());
+            let mut descriptor = serde_json::json!({
+                "mediaType": row.media_type,
+                "digest": row.digest,
+                "size": row.bytes.len(),
+            });
+            if let Some(artifact_type) = row.artifact_type {
+                descriptor["artifactType"] = serde_json::Value::String(artifact_type);
+            }
+            if let Some(annotations) = annotations {
+                descriptor["annotations"] = annotations;
+            }
+            descriptor
+        })
+        .collect())
+}
