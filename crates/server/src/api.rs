@@ -780,22 +780,7 @@ async fn serve_content(
     );
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers.insert(header::ETAG, header_value(&format!("\"{digest}\"")));
-    match range {
-        None => {
-            headers.insert(header::CONTENT_LENGTH, header_value(&size.to_string()));
-        }
-        Some(range) => {
-            headers.insert(
-                header::CONTENT_LENGTH,
-                header_value(&range.len().to_string()),
-            );
-            headers.insert(
-                header::CONTENT_RANGE,
-                header_value(&format!("bytes {}-{}/{size}", range.start, range.end)),
-            );
-            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
-        }
-    }
+    content::set_length_and_range(&mut response, size, range);
     Ok(response)
 }
 

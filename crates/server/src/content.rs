@@ -207,3 +207,27 @@ pub fn has_all_blobs(blobs: &FsContentStore, manifest: &Manifest) -> io::Result<
     }
     Ok(true)
 }
+
+/// Sets `Content-Length`, and for a range `Content-Range` and the status 206.
+pub fn set_length_and_range(
+    response: &mut axum::response::Response,
+    size: u64,
+    range: Option<ByteRange>,
+) {
+    use axum::http::{header, HeaderValue, StatusCode};
+    let value = |text: String| HeaderValue::from_str(&text).expect("digits, spaces and dashes");
+    let headers = response.headers_mut();
+    match range {
+        None => {
+            headers.insert(header::CONTENT_LENGTH, value(size.to_string()));
+        }
+        Some(range) => {
+            headers.insert(header::CONTENT_LENGTH, value(range.len().to_string()));
+            headers.insert(
+                header::CONTENT_RANGE,
+                value(format!("bytes {}-{}/{size}", range.start, range.end)),
+            );
+            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        }
+    }
+}

@@ -959,22 +959,7 @@ fn blob_headers(response: &mut Response, digest: &str, size: u64, range: Option<
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers.insert("docker-content-digest", header_value(digest));
     headers.insert(header::ETAG, header_value(&format!("\"{digest}\"")));
-    match range {
-        None => {
-            headers.insert(header::CONTENT_LENGTH, header_value(&size.to_string()));
-        }
-        Some(range) => {
-            headers.insert(
-                header::CONTENT_LENGTH,
-                header_value(&range.len().to_string()),
-            );
-            headers.insert(
-                header::CONTENT_RANGE,
-                header_value(&format!("bytes {}-{}/{size}", range.start, range.end)),
-            );
-            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
-        }
-    }
+    crate::content::set_length_and_range(response, size, range);
 }
 
 fn layer_response(
