@@ -40,24 +40,6 @@ fn head(server: &TestServer, path: &str) -> Response {
         .unwrap()
 }
 
-fn header(response: &Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .unwrap_or_else(|| panic!("no {name} header"))
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// Asserts a distribution-spec error body with `code` and `status`.
-fn assert_error(response: Response, status: u16, code: &str) {
-    assert_eq!(response.status(), status);
-    let body: Value = response.json().unwrap();
-    assert_eq!(body["errors"][0]["code"], code, "{body}");
-    assert!(body["errors"][0]["message"].is_string(), "{body}");
-}
-
 /// A registry hosting `example`, with `example:fac` released at `versions` (all the same
 /// component file).
 fn registry_with(data_name: &str, versions: &[&str]) -> (TestServer, Publisher) {

@@ -45,22 +45,6 @@ fn get(server: &TestServer, path: &str) -> Response {
         .unwrap()
 }
 
-fn header(response: &Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .unwrap_or_else(|| panic!("no {name} header"))
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
-
-fn assert_error(response: Response, status: u16, code: &str) {
-    assert_eq!(response.status(), status);
-    let body: Value = response.json().unwrap();
-    assert_eq!(body["errors"][0]["code"], code, "{body}");
-}
-
 /// Pushes `bytes` as a blob of `repo` with a single POST.
 fn push_blob(server: &TestServer, repo: &str, bytes: &[u8]) -> String {
     let digest = sha256(bytes);

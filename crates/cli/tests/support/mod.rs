@@ -325,3 +325,22 @@ pub fn cairn(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// A response header's value, which must be present.
+pub fn header(response: &reqwest::blocking::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} header"))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Asserts a distribution-spec error body: `status`, and `code` and a message in `errors[0]`.
+pub fn assert_error(response: reqwest::blocking::Response, status: u16, code: &str) {
+    assert_eq!(response.status(), status);
+    let body: serde_json::Value = response.json().unwrap();
+    assert_eq!(body["errors"][0]["code"], code, "{body}");
+    assert!(body["errors"][0]["message"].is_string(), "{body}");
+}
