@@ -218,7 +218,7 @@ fn blobs_are_pushed_monolithically_in_one_post_and_in_chunks() {
         whole
     );
 
-    // A wrong digest, an invalid digest, a sha512 digest.
+    // A wrong digest, an invalid digest, a sha512 digest of other bytes.
     assert_error(
         authed(
             &server,

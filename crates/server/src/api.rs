@@ -24,8 +24,8 @@ use cairn_protocol::{
 };
 use cairn_split::Manifest;
 use cairn_store::{
-    BlobStore, FsContentStore, InsertOutcome, NewRecord, RecordRow, RecordStatus, RecordStore,
-    SqliteStore, StoreError,
+    BlobStore, InsertOutcome, NewRecord, RecordRow, RecordStatus, RecordStore, SqliteStore,
+    StoreError,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -42,7 +42,7 @@ pub struct AppState {
     /// Records, logs, checkpoints, content rows.
     pub store: SqliteStore,
     /// Blobs.
-    pub blobs: Arc<FsContentStore>,
+    pub blobs: Arc<dyn BlobStore>,
     /// The verifiable state.
     pub state: Arc<RwLock<RegistryState>>,
     /// Wakes the sequencer.
@@ -630,7 +630,7 @@ async fn accept_content(
     }
     let blobs = app.blobs.clone();
     let ingested =
-        tokio::task::spawn_blocking(move || content::ingest(&blobs, &digest, &bytes)).await?;
+        tokio::task::spawn_blocking(move || content::ingest(&*blobs, &digest, &bytes)).await?;
     match ingested {
         Ok(content_row) => content_stored(app, content_row).await?,
         Err(error @ content::ContentError::Invalid(_)) => {
@@ -667,7 +667,7 @@ async fn upload_blob(
         )));
     }
     let blobs = app.blobs.clone();
-    tokio::task::spawn_blocking(move || blobs.put(&digest, &body)).await??;
+    tokio::task::spawn_blocking(move || blobs.put(&digest.into(), &body)).await??;
     Ok(StatusCode::CREATED)
 }
 
@@ -687,14 +687,14 @@ async fn upload_content_manifest(
     let blobs = app.blobs.clone();
     let joined =
         tokio::task::spawn_blocking(move || -> Result<Result<Vec<u8>, String>, std::io::Error> {
-            if !content::has_all_blobs(&blobs, &manifest)? {
+            if !content::has_all_blobs(&*blobs, &manifest)? {
                 return Ok(Err(
                     "some blobs of the manifest have not been uploaded".into()
                 ));
             }
             let mut bytes = Vec::with_capacity(manifest.size() as usize);
             Ok(
-                cairn_split::join(&manifest, &mut content::StoreBlobs(&blobs), &mut bytes)
+                cairn_split::join(&manifest, &mut content::StoreBlobs(&*blobs), &mut bytes)
                     .map(|_| bytes)
                     .map_err(|e| e.to_string()),
             )
@@ -881,11 +881,11 @@ async fn get_blob(
     let digest = blob_id(&blob)?;
     let blobs = app.blobs.clone();
     let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<Option<Vec<u8>>> {
-        if !blobs.has(&digest)? {
+        if !blobs.has(&digest.into())? {
             return Ok(None);
         }
         let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut blobs.open(&digest)?, &mut bytes)?;
+        std::io::Read::read_to_end(&mut blobs.open(&digest.into())?, &mut bytes)?;
         Ok(Some(bytes))
     })
     .await??
@@ -914,7 +914,7 @@ async fn missing_blobs(
     }
     let mut missing = Vec::new();
     for digest in request.digests {
-        if !app.blobs.has(&digest)? {
+        if !app.blobs.has(&digest.into())? {
             missing.push(digest);
         }
     }

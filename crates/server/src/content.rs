@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use cairn_protocol::Digest;
 use cairn_split::{BlobEntry, BlobSource, Manifest};
-use cairn_store::{BlobStore, ContentRow, FsContentStore};
+use cairn_store::{BlobStore, ContentRow};
 use tokio::sync::mpsc;
 
 /// Why an upload was refused.
@@ -38,14 +38,14 @@ pub fn validate_wasm(bytes: &[u8]) -> Result<(), ContentError> {
 /// Validates, splits and stores `bytes`, whose SHA-256 the caller has checked is `digest`.
 /// Returns the row to record in the store. Blocking: call from a blocking thread.
 pub fn ingest(
-    blobs: &FsContentStore,
+    blobs: &dyn BlobStore,
     digest: &Digest,
     bytes: &[u8],
 ) -> Result<ContentRow, ContentError> {
     validate_wasm(bytes)?;
     let split = cairn_split::split(bytes).map_err(|e| ContentError::Invalid(e.to_string()))?;
     for blob in split.blobs() {
-        blobs.put(&blob.digest, &blob.bytes)?;
+        blobs.put(&blob.digest.into(), &blob.bytes)?;
     }
     Ok(ContentRow {
         digest: *digest,
@@ -56,11 +56,11 @@ pub fn ingest(
 }
 
 /// Reads blobs from a blob store, for joins.
-pub struct StoreBlobs<'a>(pub &'a FsContentStore);
+pub struct StoreBlobs<'a>(pub &'a dyn BlobStore);
 
 impl BlobSource for StoreBlobs<'_> {
     fn open(&mut self, entry: &BlobEntry) -> io::Result<Box<dyn io::Read + '_>> {
-        Ok(self.0.open(&entry.digest)?)
+        Ok(self.0.open(&entry.digest.into())?)
     }
 }
 
@@ -170,7 +170,7 @@ impl Write for BodyWriter {
 /// on the returned channel. A failure mid-way ends the stream with an error, so the client
 /// sees a truncated body rather than wrong bytes.
 pub fn stream_join(
-    blobs: Arc<FsContentStore>,
+    blobs: Arc<dyn BlobStore>,
     manifest: Manifest,
     range: Option<ByteRange>,
 ) -> mpsc::Receiver<io::Result<Bytes>> {
@@ -182,7 +182,7 @@ pub fn stream_join(
             position: 0,
             range,
         };
-        let result = cairn_split::join(&manifest, &mut StoreBlobs(&blobs), &mut writer);
+        let result = cairn_split::join(&manifest, &mut StoreBlobs(&*blobs), &mut writer);
         let outcome = match result {
             Ok(_) => writer.flush(),
             Err(cairn_split::JoinError::Write(e)) if e.to_string() == RANGE_DONE => writer.flush(),
@@ -199,9 +199,9 @@ pub fn stream_join(
 }
 
 /// Whether every blob of `manifest` is stored.
-pub fn has_all_blobs(blobs: &FsContentStore, manifest: &Manifest) -> io::Result<bool> {
+pub fn has_all_blobs(blobs: &dyn BlobStore, manifest: &Manifest) -> io::Result<bool> {
     for entry in manifest.blobs() {
-        if !blobs.has(&entry.digest)? {
+        if !blobs.has(&entry.digest.into())? {
             return Ok(false);
         }
     }

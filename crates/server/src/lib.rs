@@ -24,7 +24,7 @@ use cairn_protocol::{
     Timestamp,
 };
 use cairn_store::{
-    FsContentStore, InsertOutcome, NewRecord, RecordStatus, RecordStore, SqliteStore,
+    BlobStore, FsContentStore, InsertOutcome, NewRecord, RecordStatus, RecordStore, SqliteStore,
 };
 use tokio::sync::{watch, Notify};
 
@@ -89,7 +89,7 @@ pub const DATABASE_FILE: &str = "cairn.db";
 /// An open registry.
 pub struct Registry {
     store: SqliteStore,
-    blobs: Arc<FsContentStore>,
+    blobs: Arc<dyn BlobStore>,
     state: Arc<RwLock<RegistryState>>,
     operator_key: PrivateKey,
     settings: Settings,

@@ -34,7 +34,7 @@ use axum::routing::{any, get};
 use axum::Router;
 use cairn_protocol::{Digest, LogId, PackageEntry, PackageName, RecordId, Timestamp};
 use cairn_split::Manifest;
-use cairn_store::RecordStore;
+use cairn_store::{BlobDigest, RecordStore};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -287,37 +287,33 @@ fn is_tag(text: &str) -> bool {
 
 /// A digest as the distribution spec names content: `algorithm:encoded`.
 enum OciDigest {
-    /// A SHA-256, the only algorithm cairn's content has.
+    /// A SHA-256, the algorithm of all warg content.
     Sha256(Digest),
-    /// A well-formed digest of another registered algorithm (`sha512`): nothing has it.
-    Other,
+    /// A SHA-512: only blobs and manifests pushed to scratch repositories have one.
+    Sha512(BlobDigest),
+}
+
+impl OciDigest {
+    /// The content store's name for it.
+    fn blob(&self) -> BlobDigest {
+        match self {
+            OciDigest::Sha256(digest) => BlobDigest::Sha256(*digest.as_bytes()),
+            OciDigest::Sha512(digest) => *digest,
+        }
+    }
 }
 
 /// Parses a digest; a malformed one is 400 `DIGEST_INVALID`, never a 500.
 fn parse_digest(text: &str) -> Result<OciDigest, OciError> {
-    let invalid = || {
-        OciError::new(
+    match text.parse::<BlobDigest>() {
+        Ok(BlobDigest::Sha256(bytes)) => Ok(OciDigest::Sha256(Digest::from_bytes(bytes))),
+        Ok(digest) => Ok(OciDigest::Sha512(digest)),
+        Err(_) => Err(OciError::new(
             StatusCode::BAD_REQUEST,
             "DIGEST_INVALID",
             "provided digest did not match uploaded content",
         )
-        .with_detail(serde_json::json!({ "digest": text }))
-    };
-    let (algorithm, encoded) = text.split_once(':').ok_or_else(invalid)?;
-    let hex_of = |len: usize| {
-        encoded.len() == len
-            && encoded
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    match algorithm {
-        "sha256" if hex_of(64) => {
-            let mut bytes = [0u8; 32];
-            hex::decode_to_slice(encoded, &mut bytes).map_err(|_| invalid())?;
-            Ok(OciDigest::Sha256(Digest::from_bytes(bytes)))
-        }
-        "sha512" if hex_of(128) => Ok(OciDigest::Other),
-        _ => Err(invalid()),
+        .with_detail(serde_json::json!({ "digest": text }))),
     }
 }
 
@@ -768,7 +764,7 @@ async fn artifact(
     let blobs = oci.app.blobs.clone();
     let shape = tokio::task::spawn_blocking(move || -> Result<WasmShape, String> {
         let mut bytes = Vec::with_capacity(manifest.size() as usize);
-        cairn_split::join(&manifest, &mut content::StoreBlobs(&blobs), &mut bytes)
+        cairn_split::join(&manifest, &mut content::StoreBlobs(&*blobs), &mut bytes)
             .map_err(|e| e.to_string())?;
         wasm_shape(&bytes).map_err(|e| e.to_string())
     })
@@ -1270,7 +1266,7 @@ mod tests {
         ));
         assert!(matches!(
             parse_digest(&format!("sha512:{}", "ab".repeat(64))),
-            Ok(OciDigest::Other)
+            Ok(OciDigest::Sha512(_))
         ));
         for bad in [
             "sha256:xyz",

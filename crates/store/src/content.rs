@@ -1,6 +1,8 @@
-//! Content blobs on the filesystem, each stored once under its digest.
+//! Content blobs, each stored once under its digest: the [`BlobStore`] interface and its
+//! filesystem implementation.
 //!
-//! Layout: `<dir>/blobs/sha256/<hex>`. A blob is written to a temporary file, fsynced,
+//! Layout on disk: `<dir>/blobs/<algorithm>/<hex>` (`sha256`, and `sha512` for OCI blobs
+//! pushed with that algorithm). A blob is written to a temporary file, fsynced,
 //! renamed into place and its directory fsynced, so a blob that exists is complete. Reading
 //! never trusts the file system: joins verify every blob's digest as they stream.
 
@@ -8,58 +10,169 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use cairn_split::Digest;
+use sha2::Digest as _;
 
-/// Where blobs live: the filesystem here, an OCI registry later.
+/// The name of a blob: its digest under one of the algorithms the OCI image spec registers.
+/// Content of the warg protocol and of the split is always SHA-256.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlobDigest {
+    /// SHA-256.
+    Sha256([u8; 32]),
+    /// SHA-512.
+    Sha512([u8; 64]),
+}
+
+/// Why a text is not a blob digest.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "not a digest (expected `sha256:` and 64 or `sha512:` and 128 lowercase hex digits): {0:?}"
+)]
+pub struct BlobDigestError(String);
+
+impl BlobDigest {
+    /// The digest of `bytes` under the same algorithm as `self`.
+    pub fn same_algorithm_of(&self, bytes: &[u8]) -> BlobDigest {
+        match self {
+            BlobDigest::Sha256(_) => BlobDigest::Sha256(sha2::Sha256::digest(bytes).into()),
+            BlobDigest::Sha512(_) => BlobDigest::Sha512(sha2::Sha512::digest(bytes).into()),
+        }
+    }
+
+    /// `sha256` or `sha512`.
+    pub fn algorithm(&self) -> &'static str {
+        match self {
+            BlobDigest::Sha256(_) => "sha256",
+            BlobDigest::Sha512(_) => "sha512",
+        }
+    }
+
+    /// The digest bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            BlobDigest::Sha256(bytes) => bytes,
+            BlobDigest::Sha512(bytes) => bytes,
+        }
+    }
+
+    /// The digest in lowercase hex, without the algorithm.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.as_bytes())
+    }
+
+    /// The SHA-256 this is, if it is one.
+    pub fn as_sha256(&self) -> Option<Digest> {
+        match self {
+            BlobDigest::Sha256(bytes) => Some(Digest::from_bytes(*bytes)),
+            BlobDigest::Sha512(_) => None,
+        }
+    }
+}
+
+impl From<Digest> for BlobDigest {
+    fn from(digest: Digest) -> Self {
+        BlobDigest::Sha256(*digest.as_bytes())
+    }
+}
+
+impl From<&Digest> for BlobDigest {
+    fn from(digest: &Digest) -> Self {
+        BlobDigest::Sha256(*digest.as_bytes())
+    }
+}
+
+impl std::fmt::Display for BlobDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.algorithm(), self.to_hex())
+    }
+}
+
+impl std::fmt::Debug for BlobDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::str::FromStr for BlobDigest {
+    type Err = BlobDigestError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let error = || BlobDigestError(text.to_owned());
+        let (algorithm, encoded) = text.split_once(':').ok_or_else(error)?;
+        let lower_hex = encoded
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !lower_hex {
+            return Err(error());
+        }
+        fn decode<const N: usize>(hex: &str) -> Option<[u8; N]> {
+            let mut out = [0u8; N];
+            hex::decode_to_slice(hex, &mut out).ok().map(|()| out)
+        }
+        match algorithm {
+            "sha256" => decode::<32>(encoded)
+                .map(BlobDigest::Sha256)
+                .ok_or_else(error),
+            "sha512" => decode::<64>(encoded)
+                .map(BlobDigest::Sha512)
+                .ok_or_else(error),
+            _ => Err(error()),
+        }
+    }
+}
+
+/// Where blobs live: a directory ([`FsContentStore`]) or an OCI registry.
 pub trait BlobStore: Send + Sync + 'static {
     /// Whether the blob is stored.
-    fn has(&self, digest: &Digest) -> io::Result<bool>;
+    fn has(&self, digest: &BlobDigest) -> io::Result<bool>;
     /// Stores a blob whose digest the caller has computed from `bytes`. Storing a blob that
     /// is already there does nothing.
-    fn put(&self, digest: &Digest, bytes: &[u8]) -> io::Result<()>;
+    fn put(&self, digest: &BlobDigest, bytes: &[u8]) -> io::Result<()>;
     /// Opens a blob for reading.
-    fn open(&self, digest: &Digest) -> io::Result<Box<dyn io::Read + Send>>;
+    fn open(&self, digest: &BlobDigest) -> io::Result<Box<dyn io::Read + Send>>;
     /// A blob's size, if stored.
-    fn size(&self, digest: &Digest) -> io::Result<Option<u64>>;
+    fn size(&self, digest: &BlobDigest) -> io::Result<Option<u64>>;
+    /// Removes a blob; removing one that is not there does nothing. Only OCI scratch
+    /// repositories delete blobs; content of the warg log is never deleted.
+    fn delete(&self, digest: &BlobDigest) -> io::Result<()>;
 }
 
 /// Blobs in a directory.
 #[derive(Debug, Clone)]
 pub struct FsContentStore {
+    /// `<dir>/blobs`.
     blobs: PathBuf,
+    /// `<dir>/tmp`, on the same file system, for writes renamed into place.
+    tmp: PathBuf,
 }
 
 impl FsContentStore {
     /// Opens (creating if needed) the blob directory under `dir`.
     pub fn open(dir: &Path) -> io::Result<Self> {
-        let blobs = dir.join("blobs").join("sha256");
-        std::fs::create_dir_all(&blobs)?;
-        std::fs::create_dir_all(dir.join("tmp"))?;
-        Ok(FsContentStore { blobs })
+        let blobs = dir.join("blobs");
+        std::fs::create_dir_all(blobs.join("sha256"))?;
+        std::fs::create_dir_all(blobs.join("sha512"))?;
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp)?;
+        Ok(FsContentStore { blobs, tmp })
     }
 
-    fn path(&self, digest: &Digest) -> PathBuf {
-        self.blobs.join(digest.to_hex())
+    fn path(&self, digest: &BlobDigest) -> PathBuf {
+        self.blobs.join(digest.algorithm()).join(digest.to_hex())
     }
 }
 
 impl BlobStore for FsContentStore {
-    fn has(&self, digest: &Digest) -> io::Result<bool> {
+    fn has(&self, digest: &BlobDigest) -> io::Result<bool> {
         Ok(self.path(digest).is_file())
     }
 
-    fn put(&self, digest: &Digest, bytes: &[u8]) -> io::Result<()> {
+    fn put(&self, digest: &BlobDigest, bytes: &[u8]) -> io::Result<()> {
         use std::io::Write as _;
         let path = self.path(digest);
         if path.is_file() {
             return Ok(());
         }
-        let tmp_dir = self
-            .blobs
-            .parent()
-            .and_then(Path::parent)
-            .map(|d| d.join("tmp"))
-            .unwrap_or_default();
-        let tmp = tmp_dir.join(format!(
+        let tmp = self.tmp.join(format!(
             "{}.{}.{:?}",
             digest.to_hex(),
             std::process::id(),
@@ -70,17 +183,25 @@ impl BlobStore for FsContentStore {
         file.sync_all()?;
         drop(file);
         std::fs::rename(&tmp, &path)?;
-        std::fs::File::open(&self.blobs)?.sync_all()
+        std::fs::File::open(self.blobs.join(digest.algorithm()))?.sync_all()
     }
 
-    fn open(&self, digest: &Digest) -> io::Result<Box<dyn io::Read + Send>> {
+    fn open(&self, digest: &BlobDigest) -> io::Result<Box<dyn io::Read + Send>> {
         Ok(Box::new(std::fs::File::open(self.path(digest))?))
     }
 
-    fn size(&self, digest: &Digest) -> io::Result<Option<u64>> {
+    fn size(&self, digest: &BlobDigest) -> io::Result<Option<u64>> {
         match std::fs::metadata(self.path(digest)) {
             Ok(meta) => Ok(Some(meta.len())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn delete(&self, digest: &BlobDigest) -> io::Result<()> {
+        match std::fs::remove_file(self.path(digest)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
     }

@@ -13,7 +13,7 @@ mod content;
 mod oci;
 mod records;
 
-pub use content::{BlobStore, FsContentStore};
+pub use content::{BlobDigest, BlobDigestError, BlobStore, FsContentStore};
 pub use oci::OciManifestRow;
 pub use records::{
     CommitBatch, ContentRow, InsertOutcome, NewRecord, RecordRow, RecordStatus, RecordStore,

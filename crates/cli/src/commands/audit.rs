@@ -114,14 +114,14 @@ fn released_contents(state: &cairn_server::RegistryState) -> Vec<cairn_protocol:
     digests
 }
 
-struct Blobs<'a>(&'a FsContentStore);
+struct Blobs<'a>(&'a dyn BlobStore);
 
 impl cairn_split::BlobSource for Blobs<'_> {
     fn open(
         &mut self,
         entry: &cairn_split::BlobEntry,
     ) -> std::io::Result<Box<dyn std::io::Read + '_>> {
-        Ok(self.0.open(&entry.digest)?)
+        Ok(self.0.open(&entry.digest.into())?)
     }
 }
 

@@ -14,13 +14,12 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use cairn_protocol::PackageName;
-use cairn_split::Digest;
-use cairn_store::{BlobStore, OciManifestRow};
+use cairn_store::{BlobDigest, OciManifestRow};
 use sha2::{Digest as _, Sha256};
 
 use super::{
     bytes_response, header_value, is_name_component, is_tag, parse_digest, sha256_text,
-    small_blob_response, unsupported, Oci, OciDigest, OciError, IMAGE_INDEX_MEDIA_TYPE,
+    small_blob_response, unsupported, Oci, OciError, IMAGE_INDEX_MEDIA_TYPE,
     IMAGE_MANIFEST_MEDIA_TYPE,
 };
 
@@ -194,17 +193,9 @@ fn digest_invalid(text: &str, message: &str) -> OciError {
         .with_detail(serde_json::json!({ "digest": text }))
 }
 
-/// A pushed digest: SHA-256 only (a well-formed `sha512:` is 400 `DIGEST_INVALID`).
-fn push_digest(text: &str) -> Result<Digest, OciError> {
-    match parse_digest(text)? {
-        OciDigest::Sha256(digest) => Ok(blob_digest(digest)),
-        OciDigest::Other => Err(digest_invalid(text, "only sha256 digests can be pushed")),
-    }
-}
-
-/// The content store's name for a SHA-256.
-fn blob_digest(digest: cairn_protocol::Digest) -> Digest {
-    Digest::from_bytes(*digest.as_bytes())
+/// A pushed digest: `sha256:` or `sha512:`.
+fn push_digest(text: &str) -> Result<BlobDigest, OciError> {
+    Ok(parse_digest(text)?.blob())
 }
 
 fn new_session_id() -> String {
@@ -267,8 +258,7 @@ fn too_large(max: u64) -> Response {
 /// Verifies `bytes` against `expected` and stores them as a blob of `repository`.
 async fn store_blob(oci: &Oci, repository: &str, expected: &str, bytes: Vec<u8>) -> Answer {
     let digest = push_digest(expected).map_err(fail)?;
-    let actual: [u8; 32] = Sha256::digest(&bytes).into();
-    if Digest::from_bytes(actual) != digest {
+    if digest.same_algorithm_of(&bytes) != digest {
         return Err(fail(digest_invalid(
             expected,
             "provided digest did not match uploaded content",
@@ -527,9 +517,10 @@ pub(super) async fn put_manifest(
     body: Bytes,
 ) -> Answer {
     let (repository, _) = writable(&oci, &push, &ns, &name, &method, &headers).await?;
-    let digest = sha256_text(&body);
+    let mut digest = sha256_text(&body);
     let tag = if reference.contains(':') {
-        push_digest(&reference).map_err(fail)?;
+        let named = push_digest(&reference).map_err(fail)?;
+        digest = named.same_algorithm_of(&body).to_string();
         if reference != digest {
             return Err(fail(digest_invalid(
                 &reference,
@@ -574,10 +565,9 @@ pub(super) async fn put_manifest(
         });
     let (blobs, manifests) = references(&json);
     for blob in &blobs {
-        let Ok(OciDigest::Sha256(parsed)) = parse_digest(blob) else {
+        let Ok(parsed) = parse_digest(blob).map(|d| d.blob()) else {
             return Err(blob_missing(blob));
         };
-        let parsed = blob_digest(parsed);
         let in_repository = oci
             .app
             .store
@@ -731,10 +721,8 @@ pub(super) async fn manifest(
 ) -> Result<Response, OciError> {
     let repository = scratch_repository(oci, ns, name).await?;
     let digest = if reference.contains(':') {
-        match parse_digest(reference)? {
-            OciDigest::Sha256(_) => reference.to_owned(),
-            OciDigest::Other => return Err(OciError::manifest_unknown(reference)),
-        }
+        parse_digest(reference)?;
+        reference.to_owned()
     } else {
         oci.app
             .store
@@ -768,10 +756,7 @@ pub(super) async fn blob(
     headers: &HeaderMap,
 ) -> Result<Response, OciError> {
     let repository = scratch_repository(oci, ns, name).await?;
-    let OciDigest::Sha256(digest) = parse_digest(digest_text)? else {
-        return Err(OciError::blob_unknown(digest_text));
-    };
-    let digest = blob_digest(digest);
+    let digest = parse_digest(digest_text)?.blob();
     let held = oci
         .app
         .store
