@@ -364,18 +364,25 @@ fn manifests_are_pushed_pulled_listed_and_deleted() {
         400,
         "DIGEST_INVALID",
     );
-    // Deleting a tag is unsupported; deleting by digest works.
+    // Deleting a tag removes the tag only; deleting by digest removes the manifest.
+    let untagged = authed(
+        &server,
+        reqwest::Method::DELETE,
+        &format!("/v2/{REPO}/manifests/v1"),
+    )
+    .send()
+    .unwrap();
+    assert_eq!(untagged.status(), 202);
     assert_error(
-        authed(
-            &server,
-            reqwest::Method::DELETE,
-            &format!("/v2/{REPO}/manifests/v1"),
-        )
-        .send()
-        .unwrap(),
-        405,
-        "UNSUPPORTED",
+        get(&server, &format!("/v2/{REPO}/manifests/v1")),
+        404,
+        "MANIFEST_UNKNOWN",
     );
+    assert_eq!(
+        get(&server, &format!("/v2/{REPO}/manifests/{digest}")).status(),
+        200
+    );
+    assert_eq!(put_manifest(&server, REPO, "v1", &manifest).status(), 201);
     let deleted = authed(
         &server,
         reqwest::Method::DELETE,

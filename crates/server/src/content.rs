@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use cairn_protocol::Digest;
 use cairn_split::{BlobEntry, BlobSource, Manifest};
-use cairn_store::{BlobStore, ContentRow};
+use cairn_store::{BlobDigest, BlobStore, ContentRow};
 use tokio::sync::mpsc;
 
 /// Why an upload was refused.
@@ -192,6 +192,40 @@ pub fn stream_join(
             }
         };
         if let Err(error) = outcome {
+            let _ = tx.blocking_send(Err(error));
+        }
+    });
+    rx
+}
+
+/// Starts reading one stored blob (or `range` of it) on a blocking thread; the bytes arrive on
+/// the returned channel, in pieces, so a large blob is never held in memory.
+pub fn stream_blob(
+    blobs: Arc<dyn BlobStore>,
+    digest: BlobDigest,
+    range: Option<ByteRange>,
+) -> mpsc::Receiver<io::Result<Bytes>> {
+    let (tx, rx) = mpsc::channel(8);
+    tokio::task::spawn_blocking(move || {
+        let mut writer = BodyWriter {
+            tx: tx.clone(),
+            buffer: Vec::with_capacity(CHUNK),
+            position: 0,
+            range,
+        };
+        let outcome = blobs
+            .open(&digest)
+            .and_then(|mut reader| io::copy(&mut reader, &mut writer))
+            .or_else(|e| {
+                if e.to_string() == RANGE_DONE {
+                    Ok(0)
+                } else {
+                    Err(e)
+                }
+            })
+            .and_then(|_| writer.flush());
+        if let Err(error) = outcome {
+            tracing::error!(%error, %digest, "reading a blob failed while serving it");
             let _ = tx.blocking_send(Err(error));
         }
     });

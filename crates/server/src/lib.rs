@@ -1,8 +1,9 @@
 //! cairn's registry server: the warg v1 API over a durable store, content stored split, and
 //! the sequencer that turns accepted records into log entries and signed checkpoints.
 //!
-//! [`Registry::open`] opens (or creates) a data directory: the SQLite database, the blob
-//! directory and the operator key. On first start it creates the operator key (mode 0600)
+//! [`Registry::open`] opens (or creates) a data directory: the SQLite database, the content
+//! store (a blob directory, or a repository of an OCI registry; see
+//! [`Registry::open_with_content`]) and the operator key. On first start it creates the operator key (mode 0600)
 //! and the operator log; namespaces named in the settings and not yet defined are defined by
 //! new operator records. [`Registry::serve`] runs the HTTP server and the sequencer until
 //! the shutdown signal, then stops gracefully.
@@ -24,7 +25,8 @@ use cairn_protocol::{
     Timestamp,
 };
 use cairn_store::{
-    BlobStore, FsContentStore, InsertOutcome, NewRecord, RecordStatus, RecordStore, SqliteStore,
+    BlobStore, ContentLocation, ContentLocationError, InsertOutcome, NewRecord, RecordStatus,
+    RecordStore, SqliteStore,
 };
 use tokio::sync::{watch, Notify};
 
@@ -70,6 +72,9 @@ pub enum ServerError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] cairn_store::StoreError),
+    /// The content store cannot be used.
+    #[error(transparent)]
+    Content(#[from] ContentLocationError),
     /// The stored records and checkpoints do not hold together.
     #[error("the stored registry does not verify: {0}")]
     Replay(#[from] ReplayError),
@@ -146,14 +151,37 @@ pub fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
 
 impl Registry {
     /// Opens the registry in `settings.data_dir`, replays and checks its state, and queues
-    /// the operator records it needs (the operator log's init, new namespaces).
+    /// the operator records it needs (the operator log's init, new namespaces). Content is
+    /// kept where the data directory records it (`<data>/content` by default).
     pub async fn open(settings: Settings) -> Result<Self, ServerError> {
+        Self::open_with_content(settings, None).await
+    }
+
+    /// Like [`Registry::open`], keeping content in `content` if given. The first start
+    /// records the location in the data directory; later starts use the recorded one, and
+    /// `content` naming a different store is an error
+    /// ([`cairn_store::resolve_content_location`]). An OCI store must answer `GET /v2/`.
+    pub async fn open_with_content(
+        settings: Settings,
+        content: Option<ContentLocation>,
+    ) -> Result<Self, ServerError> {
         let dir = &settings.data_dir;
         std::fs::create_dir_all(dir).map_err(io_error("cannot create the data directory", dir))?;
+        // Decided before the database file is created: a data directory with a database but
+        // no recorded location predates the record and keeps its content in `<data>/content`.
+        let registry_exists = dir.join(DATABASE_FILE).is_file();
+        let content_dir = dir.clone();
+        let blobs = tokio::task::spawn_blocking(move || {
+            let location =
+                cairn_store::resolve_content_location(&content_dir, content, registry_exists)?;
+            let blobs = location.open()?;
+            cairn_store::record_content_location(&content_dir, &location)?;
+            Ok::<_, ContentLocationError>(blobs)
+        })
+        .await
+        .expect("opening the content store panicked")?;
         let operator_key = load_or_create_operator_key(&dir.join(OPERATOR_KEY_FILE))?;
         let store = SqliteStore::open(&dir.join(DATABASE_FILE)).await?;
-        let blobs = FsContentStore::open(&dir.join("content"))
-            .map_err(io_error("cannot open the content directory", dir))?;
         let state = RegistryState::replay(&store.validated().await?, &store.checkpoints().await?)?;
         let operator_key = finish_key_rotation(dir, operator_key, &state)?;
         tracing::info!(
@@ -166,7 +194,7 @@ impl Registry {
         );
         let registry = Registry {
             store,
-            blobs: Arc::new(blobs),
+            blobs,
             state: Arc::new(RwLock::new(state)),
             operator_key,
             settings,

@@ -108,7 +108,8 @@ pub fn router(app: AppState) -> Router<AppState> {
             get(manifest)
                 .head(manifest)
                 .put(push::put_manifest)
-                .delete(push::delete_manifest),
+                .delete(push::delete_manifest)
+                .layer(DefaultBodyLimit::max(push::MAX_MANIFEST_SIZE + 1)),
         )
         .route(
             "/v2/{ns}/{name}/blobs/{digest}",
@@ -124,6 +125,7 @@ pub fn router(app: AppState) -> Router<AppState> {
         )
         .route("/v2/{ns}/{name}/tags/list", get(tags_list))
         .route("/v2/{ns}/{name}/referrers/{digest}", get(referrers))
+        .fallback(not_found)
         .with_state(oci)
 }
 
@@ -221,6 +223,21 @@ impl IntoResponse for OciError {
         )
             .into_response()
     }
+}
+
+/// Any path no route matches (the fallback of the whole server). Under `/v2/` it is an OCI
+/// error (repository names here have two components, `<ns>/<name>`); elsewhere a plain 404.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    if !uri.path().starts_with("/v2/") {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    OciError::new(
+        StatusCode::NOT_FOUND,
+        "NAME_UNKNOWN",
+        "no such repository or endpoint: repositories of this registry are named <namespace>/<name>",
+    )
+    .with_detail(serde_json::json!({ "path": uri.path() }))
+    .into_response()
 }
 
 async fn unsupported(method: Method) -> OciError {
@@ -974,6 +991,31 @@ fn layer_response(
         Response::new(Body::empty())
     } else {
         let rx = content::stream_join(oci.app.blobs.clone(), manifest, range);
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        Response::new(Body::from_stream(stream))
+    };
+    blob_headers(&mut response, &digest.to_string(), size, range);
+    response
+}
+
+/// A blob read from the content store as it is sent (a blob of a scratch repository).
+fn stored_blob_response(
+    oci: &Oci,
+    method: &Method,
+    headers: &HeaderMap,
+    digest: BlobDigest,
+    size: u64,
+) -> Response {
+    let range = match requested_range(headers, size) {
+        Ok(range) => range,
+        Err(unsatisfiable) => return unsatisfiable.into_response(),
+    };
+    let mut response = if method == Method::HEAD || size == 0 {
+        Response::new(Body::empty())
+    } else {
+        let rx = content::stream_blob(oci.app.blobs.clone(), digest, range);
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });

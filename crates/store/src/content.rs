@@ -127,6 +127,11 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Stores a blob whose digest the caller has computed from `bytes`. Storing a blob that
     /// is already there does nothing.
     fn put(&self, digest: &BlobDigest, bytes: &[u8]) -> io::Result<()>;
+    /// Stores the file at `path`, whose digest the caller has computed; the file may be moved
+    /// into the store or left in place. The default reads it into memory and calls `put`.
+    fn put_file(&self, digest: &BlobDigest, path: &Path) -> io::Result<()> {
+        self.put(digest, &std::fs::read(path)?)
+    }
     /// Opens a blob for reading.
     fn open(&self, digest: &BlobDigest) -> io::Result<Box<dyn io::Read + Send>>;
     /// A blob's size, if stored.
@@ -184,6 +189,22 @@ impl BlobStore for FsContentStore {
         drop(file);
         std::fs::rename(&tmp, &path)?;
         std::fs::File::open(self.blobs.join(digest.algorithm()))?.sync_all()
+    }
+
+    fn put_file(&self, digest: &BlobDigest, path: &Path) -> io::Result<()> {
+        let target = self.path(digest);
+        if target.is_file() {
+            return Ok(());
+        }
+        std::fs::File::open(path)?.sync_all()?;
+        match std::fs::rename(path, &target) {
+            Ok(()) => std::fs::File::open(self.blobs.join(digest.algorithm()))?.sync_all(),
+            // Another file system: copy through memory.
+            Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+                self.put(digest, &std::fs::read(path)?)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn open(&self, digest: &BlobDigest) -> io::Result<Box<dyn io::Read + Send>> {

@@ -4,17 +4,29 @@
 //!   manifests of content, in SQL. [`SqliteStore`] is the embedded default; the SQL is written
 //!   to run on PostgreSQL as well.
 //! * [`FsContentStore`]: content blobs (the fragments and skeletons of the canonical split),
-//!   each stored once, named by its digest, on the filesystem.
+//!   each stored once, named by its digest, on the filesystem; [`OciContentStore`] keeps them
+//!   as blobs of a repository in an OCI registry instead; [`ContentLocation`] names either,
+//!   and is recorded in the data directory at first start.
 //!
 //! Durability: every write that the server acknowledges is committed (SQLite in WAL mode with
 //! `synchronous=FULL`) or fsynced (blobs, and their directory) before the call returns.
 
 mod content;
+mod location;
 mod oci;
+mod oci_content;
 mod records;
 
 pub use content::{BlobDigest, BlobDigestError, BlobStore, FsContentStore};
+pub use location::{
+    record_content_location, recorded_content_location, resolve_content_location, ContentLocation, ContentLocationError,
+    CONTENT_LOCATION_FILE,
+};
 pub use oci::OciManifestRow;
+pub use oci_content::{
+    Credentials, OciContentStore, OciLocation, OciLocationError, Transport, CONTENT_PASSWORD_ENV,
+    CONTENT_USERNAME_ENV,
+};
 pub use records::{
     CommitBatch, ContentRow, InsertOutcome, NewRecord, RecordRow, RecordStatus, RecordStore,
     SqliteStore, StoreError, StoredLogRecord,

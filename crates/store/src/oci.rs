@@ -75,11 +75,12 @@ impl SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Stores a manifest (again: the same digest is the same bytes) and points `tag` at it.
+    /// Stores a manifest (again: the same digest is the same bytes) and points each of `tags`
+    /// at it, all in one transaction.
     pub async fn oci_put_manifest(
         &self,
         manifest: &OciManifestRow,
-        tag: Option<&str>,
+        tags: &[&str],
     ) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
         sqlx::query(&format!(
@@ -94,7 +95,7 @@ impl SqliteStore {
         .bind(&manifest.artifact_type)
         .execute(&mut *tx)
         .await?;
-        if let Some(tag) = tag {
+        for tag in tags {
             sqlx::query(
                 "INSERT INTO oci_tags (repository, tag, digest) VALUES ($1, $2, $3) \
                  ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest",
@@ -183,6 +184,25 @@ impl SqliteStore {
             .await?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// Removes a tag of `repository` (the manifest stays); whether it was there.
+    pub async fn oci_delete_tag(&self, repository: &str, tag: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM oci_tags WHERE repository = $1 AND tag = $2")
+            .bind(repository)
+            .bind(tag)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Whether any scratch repository holds the blob `digest` (for mounts that name no source).
+    pub async fn oci_blob_anywhere(&self, digest: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM oci_blobs WHERE digest = $1 LIMIT 1")
+            .bind(digest)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
     }
 
     /// Every scratch repository that holds a blob or a manifest, in lexical order.

@@ -1,7 +1,7 @@
 //! `cairn audit`: replay a registry's stored records and check every root and checkpoint.
 
 use anyhow::{bail, Context};
-use cairn_store::{BlobStore, FsContentStore, RecordStore, SqliteStore};
+use cairn_store::{BlobStore, RecordStore, SqliteStore};
 use clap::Args;
 use serde::Serialize;
 
@@ -11,7 +11,9 @@ use crate::output;
 ///
 /// Replays every stored record through the validators,
 /// rebuild the registry log and map, and check every stored checkpoint's roots and
-/// signature; then join every stored content and check its digest.
+/// signature; then join every stored content from the content store the data directory
+/// records (a directory or an OCI registry; credentials for the latter from
+/// CAIRN_CONTENT_USERNAME and CAIRN_CONTENT_PASSWORD) and check its digest.
 #[derive(Args)]
 pub struct AuditCommand {
     #[command(flatten)]
@@ -42,42 +44,51 @@ impl AuditCommand {
             bail!("{} has no registry database", self.dir.data.display());
         }
         let runtime = tokio::runtime::Runtime::new()?;
-        let report = runtime.block_on(async {
+        let (mut report, manifests) = runtime.block_on(async {
             let store = SqliteStore::open(&database).await?;
             let records = store.validated().await?;
             let checkpoints = store.checkpoints().await?;
             let state = cairn_server::RegistryState::replay(&records, &checkpoints)
                 .context("the stored records and checkpoints do not verify")?;
-            let mut contents_checked = 0;
+            let mut manifests = Vec::new();
             if !self.skip_content {
-                let blobs = FsContentStore::open(&self.dir.data.join("content"))?;
                 for digest in released_contents(&state) {
                     let row = store
                         .content(&digest)
                         .await?
                         .with_context(|| format!("released content {digest} is not stored"))?;
                     let manifest = cairn_split::Manifest::from_json(row.manifest.as_bytes())?;
-                    let mut hasher = HashingSink::default();
-                    cairn_split::join(&manifest, &mut Blobs(&blobs), &mut hasher)
-                        .with_context(|| format!("content {digest} does not join"))?;
-                    let actual = cairn_protocol::Digest::from_bytes(hasher.finish());
-                    if actual != digest {
-                        bail!("content {digest} joins to bytes with digest {actual}");
-                    }
-                    contents_checked += 1;
+                    manifests.push((digest, manifest));
                 }
             }
             store.close().await;
             let checkpoint = state.checkpoint_now();
-            anyhow::Ok(AuditReport {
+            let report = AuditReport {
                 records: records.len(),
                 checkpoints: checkpoints.len(),
                 log_length: checkpoint.log_length,
                 log_root: checkpoint.log_root.to_string(),
                 map_root: checkpoint.map_root.to_string(),
-                contents_checked,
-            })
+                contents_checked: 0,
+            };
+            anyhow::Ok((report, manifests))
         })?;
+        drop(runtime);
+        if !self.skip_content {
+            // Blob stores block (an OCI store is an HTTP client): joined here, off the runtime.
+            let location = cairn_store::resolve_content_location(&self.dir.data, None, true)?;
+            let blobs = location.open()?;
+            for (digest, manifest) in &manifests {
+                let mut hasher = HashingSink::default();
+                cairn_split::join(manifest, &mut Blobs(blobs.as_ref()), &mut hasher)
+                    .with_context(|| format!("content {digest} does not join from {location}"))?;
+                let actual = cairn_protocol::Digest::from_bytes(hasher.finish());
+                if actual != *digest {
+                    bail!("content {digest} joins to bytes with digest {actual}");
+                }
+                report.contents_checked += 1;
+            }
+        }
         if self.json {
             return output::print_json(&report);
         }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use cairn_protocol::Namespace;
 use cairn_server::{Registry, Settings};
+use cairn_store::ContentLocation;
 use clap::Args;
 
 /// Run the registry.
@@ -12,7 +13,9 @@ use clap::Args;
 /// Serves the warg v1 API and the content, and runs the sequencer that signs checkpoints.
 ///
 /// With no flags it listens on 127.0.0.1:8090 and keeps everything in ./cairn-data (a SQLite
-/// database, the content blobs, and the operator key, created on first start).
+/// database, the content blobs, and the operator key, created on first start). With
+/// `--content oci://HOST[:PORT]/REPOSITORY` the content blobs are kept in an OCI registry
+/// instead.
 #[derive(Args)]
 pub struct ServeCommand {
     /// Address and port to listen on.
@@ -51,6 +54,24 @@ pub struct ServeCommand {
         hide_env_values = true
     )]
     oci_push_token: Option<String>,
+    /// Where the content blobs are kept: a directory, or a repository of an OCI registry as
+    /// `oci://[USER:PASSWORD@]HOST[:PORT]/REPOSITORY` (HTTPS, plain HTTP for loopback hosts;
+    /// `oci+http://` and `oci+https://` choose). Credentials may instead come from
+    /// CAIRN_CONTENT_USERNAME and CAIRN_CONTENT_PASSWORD. Recorded in the data directory at
+    /// first start and used from then on; naming another store later is refused.
+    /// [default: DIR/content]
+    #[arg(
+        long,
+        env = "CAIRN_CONTENT",
+        value_name = "LOCATION",
+        hide_env_values = true,
+        value_parser = parse_content_location
+    )]
+    content: Option<ContentLocation>,
+}
+
+fn parse_content_location(text: &str) -> Result<ContentLocation, String> {
+    text.parse().map_err(|e: cairn_store::ContentLocationError| e.to_string())
 }
 
 /// Parses `500ms`, `2s`, `1m` or plain seconds.
@@ -113,12 +134,15 @@ impl ServeCommand {
                 .with_context(|| format!("cannot listen on {}", self.listen))?;
             let address = listener.local_addr()?;
             let base_url = self.base_url.unwrap_or_else(|| format!("http://{address}"));
-            let registry = Registry::open(Settings {
-                data_dir: self.dir.data.clone(),
-                namespaces: self.namespaces,
-                checkpoint_interval: self.checkpoint_interval,
-                max_content_size: self.max_content_size,
-            })
+            let registry = Registry::open_with_content(
+                Settings {
+                    data_dir: self.dir.data.clone(),
+                    namespaces: self.namespaces,
+                    checkpoint_interval: self.checkpoint_interval,
+                    max_content_size: self.max_content_size,
+                },
+                self.content,
+            )
             .await
             .with_context(|| format!("cannot open the registry in {}", self.dir.data.display()))?
             .with_oci_push_token(self.oci_push_token);

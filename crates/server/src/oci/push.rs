@@ -6,10 +6,9 @@
 use std::collections::HashMap;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -19,8 +18,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::{
     bytes_response, header_value, is_name_component, is_tag, parse_digest, sha256_text,
-    small_blob_response, unsupported, Oci, OciError, IMAGE_INDEX_MEDIA_TYPE,
-    IMAGE_MANIFEST_MEDIA_TYPE,
+    unsupported, Oci, OciError, IMAGE_INDEX_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE,
 };
 
 /// What the push side needs from the operator: the credential and where sessions live.
@@ -28,26 +26,64 @@ use super::{
 pub struct PushSettings {
     token: Option<String>,
     uploads: PathBuf,
-    sessions: Arc<Mutex<HashMap<String, Session>>>,
 }
 
 impl PushSettings {
-    /// Pushes need `token`; sessions go under `<data_dir>/content/tmp/oci-uploads`.
+    /// Pushes need `token`; sessions go under `<data_dir>/content/tmp/oci-uploads`, where
+    /// they survive restarts.
     pub fn new(token: Option<String>, data_dir: &FsPath) -> Self {
         PushSettings {
             token: token.filter(|t| !t.is_empty()),
             uploads: data_dir.join("content").join("tmp").join("oci-uploads"),
-            sessions: Arc::default(),
         }
     }
 }
 
-/// An upload in progress.
-#[derive(Clone)]
+/// An upload in progress, kept on disk as two files: `<id>` holds the bytes received so far
+/// and `<id>.repository` the repository it belongs to.
 struct Session {
-    repository: String,
     path: PathBuf,
     size: u64,
+}
+
+impl Session {
+    fn repository_file(uploads: &FsPath, id: &str) -> PathBuf {
+        uploads.join(format!("{id}.repository"))
+    }
+
+    /// Starts a session of `repository`.
+    async fn create(uploads: &FsPath, repository: &str) -> std::io::Result<String> {
+        tokio::fs::create_dir_all(uploads).await?;
+        let id = new_session_id();
+        tokio::fs::write(uploads.join(&id), b"").await?;
+        tokio::fs::write(Session::repository_file(uploads, &id), repository).await?;
+        Ok(id)
+    }
+
+    /// The session `id` of `repository`, if there is one. Ids are 32 lowercase hex digits,
+    /// so a client's id never names another file.
+    async fn find(uploads: &FsPath, repository: &str, id: &str) -> Option<Session> {
+        let well_formed =
+            id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !well_formed {
+            return None;
+        }
+        let owner = tokio::fs::read_to_string(Session::repository_file(uploads, id))
+            .await
+            .ok()?;
+        if owner != repository {
+            return None;
+        }
+        let path = uploads.join(id);
+        let size = tokio::fs::metadata(&path).await.ok()?.len();
+        Some(Session { path, size })
+    }
+
+    /// Forgets the session (its bytes, if still there, too).
+    async fn remove(uploads: &FsPath, id: &str) {
+        let _ = tokio::fs::remove_file(Session::repository_file(uploads, id)).await;
+        let _ = tokio::fs::remove_file(uploads.join(id)).await;
+    }
 }
 
 type Push = Option<Extension<PushSettings>>;
@@ -294,43 +330,40 @@ pub(super) async fn start_upload(
     let (repository, settings) = writable(&oci, &push, &ns, &name, &method, &headers).await?;
     let max = oci.app.settings.max_content_size;
     if let Some(mount) = query.get("mount") {
-        let digest = push_digest(mount).map_err(fail)?;
-        if let Some(from) = query.get("from") {
-            let readable = oci
-                .app
+        let digest = push_digest(mount).map_err(fail)?.to_string();
+        // With `from`, the blob must be readable there; without it (an anonymous mount), in
+        // any scratch repository, all of which the credential may read.
+        let readable = match query.get("from") {
+            Some(from) => oci.app.store.oci_has_blob(from, &digest).await,
+            None => oci.app.store.oci_blob_anywhere(&digest).await,
+        }
+        .map_err(internal)?;
+        let stored = readable && {
+            let blobs = oci.app.blobs.clone();
+            let parsed = push_digest(mount).map_err(fail)?;
+            tokio::task::spawn_blocking(move || blobs.has(&parsed))
+                .await
+                .map_err(internal)?
+                .map_err(internal)?
+        };
+        if stored {
+            oci.app
                 .store
-                .oci_has_blob(from, &digest.to_string())
+                .oci_add_blob(&repository, &digest)
                 .await
                 .map_err(internal)?;
-            if readable && oci.app.blobs.has(&digest).map_err(internal)? {
-                oci.app
-                    .store
-                    .oci_add_blob(&repository, &digest.to_string())
-                    .await
-                    .map_err(internal)?;
-                return Ok(blob_created(&repository, &digest.to_string()));
-            }
+            return Ok(blob_created(&repository, &digest));
         }
+        // Not mountable: an ordinary session, as the spec asks.
     } else if let Some(expected) = query.get("digest") {
         if body.len() as u64 > max {
             return Err(too_large(max));
         }
         return store_blob(&oci, &repository, expected, body.to_vec()).await;
     }
-    let id = new_session_id();
-    tokio::fs::create_dir_all(&settings.uploads)
+    let id = Session::create(&settings.uploads, &repository)
         .await
         .map_err(internal)?;
-    let path = settings.uploads.join(&id);
-    tokio::fs::write(&path, b"").await.map_err(internal)?;
-    settings.sessions.lock().expect("sessions poisoned").insert(
-        id.clone(),
-        Session {
-            repository: repository.clone(),
-            path,
-            size: 0,
-        },
-    );
     Ok(session_response(StatusCode::ACCEPTED, &repository, &id, 0))
 }
 
@@ -366,22 +399,11 @@ pub(super) async fn upload(
     body: Bytes,
 ) -> Answer {
     let (repository, settings) = writable(&oci, &push, &ns, &name, &method, &headers).await?;
-    let session = settings
-        .sessions
-        .lock()
-        .expect("sessions poisoned")
-        .get(&id)
-        .filter(|s| s.repository == repository)
-        .cloned()
+    let uploads = &settings.uploads;
+    let session = Session::find(uploads, &repository, &id)
+        .await
         .ok_or_else(|| upload_unknown(&id))?;
     let max = oci.app.settings.max_content_size;
-    let forget = |settings: &PushSettings| {
-        settings
-            .sessions
-            .lock()
-            .expect("sessions poisoned")
-            .remove(&id);
-    };
     match method {
         Method::GET => Ok(session_response(
             StatusCode::NO_CONTENT,
@@ -390,8 +412,7 @@ pub(super) async fn upload(
             session.size,
         )),
         Method::DELETE => {
-            forget(&settings);
-            let _ = tokio::fs::remove_file(&session.path).await;
+            Session::remove(uploads, &id).await;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         Method::PATCH => {
@@ -429,14 +450,6 @@ pub(super) async fn upload(
                 return Err(too_large(max));
             }
             append(&session.path, &body).await.map_err(internal)?;
-            if let Some(s) = settings
-                .sessions
-                .lock()
-                .expect("sessions poisoned")
-                .get_mut(&id)
-            {
-                s.size = size;
-            }
             Ok(session_response(
                 StatusCode::ACCEPTED,
                 &repository,
@@ -448,20 +461,63 @@ pub(super) async fn upload(
             let expected = query.get("digest").ok_or_else(|| {
                 fail(digest_invalid("", "the digest query parameter is required"))
             })?;
+            let digest = push_digest(expected).map_err(fail)?;
             if session.size + body.len() as u64 > max {
                 return Err(too_large(max));
             }
-            let mut bytes = tokio::fs::read(&session.path).await.map_err(internal)?;
-            bytes.extend_from_slice(&body);
-            let answer = store_blob(&oci, &repository, expected, bytes).await;
-            if answer.is_ok() {
-                forget(&settings);
-                let _ = tokio::fs::remove_file(&session.path).await;
+            if !body.is_empty() {
+                append(&session.path, &body).await.map_err(internal)?;
             }
-            answer
+            let path = session.path.clone();
+            let actual = tokio::task::spawn_blocking(move || digest_of_file(&digest, &path))
+                .await
+                .map_err(internal)?
+                .map_err(internal)?;
+            if actual != digest {
+                return Err(fail(digest_invalid(
+                    expected,
+                    "provided digest did not match uploaded content",
+                )));
+            }
+            let blobs = oci.app.blobs.clone();
+            let path = session.path.clone();
+            tokio::task::spawn_blocking(move || blobs.put_file(&digest, &path))
+                .await
+                .map_err(internal)?
+                .map_err(internal)?;
+            oci.app
+                .store
+                .oci_add_blob(&repository, &digest.to_string())
+                .await
+                .map_err(internal)?;
+            Session::remove(uploads, &id).await;
+            Ok(blob_created(&repository, &digest.to_string()))
         }
         other => Err(unsupported(other).await.into_response()),
     }
+}
+
+/// The digest of a file, under the algorithm of `like`, read in pieces.
+fn digest_of_file(like: &BlobDigest, path: &FsPath) -> std::io::Result<BlobDigest> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut sha256 = Sha256::new();
+    let mut sha512 = sha2::Sha512::new();
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        match like {
+            BlobDigest::Sha256(_) => sha256.update(&buffer[..n]),
+            BlobDigest::Sha512(_) => sha512.update(&buffer[..n]),
+        }
+    }
+    Ok(match like {
+        BlobDigest::Sha256(_) => BlobDigest::Sha256(sha256.finalize().into()),
+        BlobDigest::Sha512(_) => BlobDigest::Sha512(sha512.finalize().into()),
+    })
 }
 
 /// The digests a manifest refers to: blobs (config, layers) and manifests (index entries).
@@ -478,7 +534,18 @@ fn references(manifest: &serde_json::Value) -> (Vec<String>, Vec<String>) {
         .into_iter()
         .collect();
     if let Some(layers) = manifest.get("layers").and_then(|l| l.as_array()) {
-        blobs.extend(layers.iter().filter_map(digest_of));
+        // A non-distributable layer (its media type says so, or it lists `urls`) lives
+        // elsewhere: a manifest may name it without the registry holding it.
+        let distributable = |layer: &&serde_json::Value| {
+            let media_type = layer
+                .get("mediaType")
+                .and_then(|m| m.as_str())
+                .unwrap_or("");
+            !media_type.contains("nondistributable")
+                && !media_type.contains("foreign")
+                && layer.get("urls").is_none()
+        };
+        blobs.extend(layers.iter().filter(distributable).filter_map(digest_of));
     }
     let manifests = manifest
         .get("manifests")
@@ -487,6 +554,10 @@ fn references(manifest: &serde_json::Value) -> (Vec<String>, Vec<String>) {
         .unwrap_or_default();
     (blobs, manifests)
 }
+
+/// The largest manifest a push may carry (the size the distribution spec says registries
+/// should accept at least).
+pub(super) const MAX_MANIFEST_SIZE: usize = 4 * 1024 * 1024;
 
 fn manifest_invalid(message: &str) -> Response {
     fail(OciError::new(
@@ -512,12 +583,43 @@ pub(super) async fn put_manifest(
     State(oci): State<Oci>,
     push: Push,
     Path((ns, name, reference)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
     method: Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
     let (repository, _) = writable(&oci, &push, &ns, &name, &method, &headers).await?;
+    if body.len() > MAX_MANIFEST_SIZE {
+        return Err(fail(
+            OciError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "MANIFEST_INVALID",
+                "the manifest is larger than this registry accepts",
+            )
+            .with_detail(serde_json::json!({ "max": MAX_MANIFEST_SIZE })),
+        ));
+    }
     let mut digest = sha256_text(&body);
+    let tag_invalid = |tag: &str| {
+        fail(
+            OciError::new(
+                StatusCode::BAD_REQUEST,
+                "TAG_INVALID",
+                "manifest tag did not match URI",
+            )
+            .with_detail(serde_json::json!({ "tag": tag })),
+        )
+    };
+    // `?tag=a&tag=b` on a push by digest (distribution-spec, after 1.1.1) adds tags.
+    let mut tags: Vec<String> = Vec::new();
+    for (key, value) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+        if key == "tag" {
+            if !is_tag(&value) {
+                return Err(tag_invalid(&value));
+            }
+            tags.push(value.into_owned());
+        }
+    }
     let tag = if reference.contains(':') {
         let named = push_digest(&reference).map_err(fail)?;
         digest = named.same_algorithm_of(&body).to_string();
@@ -531,15 +633,10 @@ pub(super) async fn put_manifest(
     } else if is_tag(&reference) {
         Some(reference.as_str())
     } else {
-        return Err(fail(
-            OciError::new(
-                StatusCode::BAD_REQUEST,
-                "TAG_INVALID",
-                "manifest tag did not match URI",
-            )
-            .with_detail(serde_json::json!({ "tag": reference })),
-        ));
+        return Err(tag_invalid(&reference));
     };
+    tags.extend(tag.map(str::to_owned));
+    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
     let json: serde_json::Value =
         serde_json::from_slice(&body).map_err(|_| manifest_invalid("the manifest is not JSON"))?;
     if !json.is_object() {
@@ -621,7 +718,7 @@ pub(super) async fn put_manifest(
     };
     oci.app
         .store
-        .oci_put_manifest(&row, tag)
+        .oci_put_manifest(&row, &tags)
         .await
         .map_err(internal)?;
     let mut response = StatusCode::CREATED.into_response();
@@ -630,6 +727,9 @@ pub(super) async fn put_manifest(
         header::LOCATION,
         header_value(&format!("/v2/{repository}/manifests/{digest}")),
     );
+    for tag in &tags {
+        response_headers.append("oci-tag", header_value(tag));
+    }
     response_headers.insert("docker-content-digest", header_value(&digest));
     response_headers.insert(header::CONTENT_LENGTH, header_value("0"));
     if let Some(subject) = subject.filter(|s| parse_digest(s).is_ok()) {
@@ -638,7 +738,8 @@ pub(super) async fn put_manifest(
     Ok(response)
 }
 
-/// `DELETE /v2/{ns}/{name}/manifests/{digest}`; a tag is 405 `UNSUPPORTED`.
+/// `DELETE /v2/{ns}/{name}/manifests/{reference}`: by digest, the manifest and its tags go;
+/// by tag, only the tag.
 pub(super) async fn delete_manifest(
     State(oci): State<Oci>,
     push: Push,
@@ -647,23 +748,29 @@ pub(super) async fn delete_manifest(
     headers: HeaderMap,
 ) -> Answer {
     let (repository, _) = writable(&oci, &push, &ns, &name, &method, &headers).await?;
-    if !reference.contains(':') {
+    let deleted = if reference.contains(':') {
+        parse_digest(&reference).map_err(fail)?;
+        oci.app
+            .store
+            .oci_delete_manifest(&repository, &reference)
+            .await
+            .map_err(internal)?
+    } else if is_tag(&reference) {
+        oci.app
+            .store
+            .oci_delete_tag(&repository, &reference)
+            .await
+            .map_err(internal)?
+    } else {
         return Err(fail(
             OciError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "UNSUPPORTED",
-                "tags cannot be deleted: delete the manifest by digest",
+                StatusCode::BAD_REQUEST,
+                "TAG_INVALID",
+                "not a tag or a digest",
             )
-            .with_detail(serde_json::json!({ "tag": reference })),
+            .with_detail(serde_json::json!({ "reference": reference })),
         ));
-    }
-    parse_digest(&reference).map_err(fail)?;
-    let deleted = oci
-        .app
-        .store
-        .oci_delete_manifest(&repository, &reference)
-        .await
-        .map_err(internal)?;
+    };
     if !deleted {
         return Err(fail(OciError::manifest_unknown(&reference)));
     }
@@ -767,23 +874,16 @@ pub(super) async fn blob(
         return Err(OciError::blob_unknown(digest_text));
     }
     let blobs = oci.app.blobs.clone();
-    let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut blobs.open(&digest)?, &mut bytes)?;
-        Ok(bytes)
-    })
-    .await
-    .map_err(OciError::internal)?
-    .map_err(OciError::internal)?;
-    Ok(small_blob_response(
-        method,
-        headers,
-        &Bytes::from(bytes),
-        &digest.to_string(),
+    let size = tokio::task::spawn_blocking(move || blobs.size(&digest))
+        .await
+        .map_err(OciError::internal)?
+        .map_err(OciError::internal)?
+        .ok_or_else(|| OciError::blob_unknown(digest_text))?;
+    Ok(super::stored_blob_response(
+        oci, method, headers, digest, size,
     ))
 }
 
-/// The tags of a scratch repository, sorted.
 pub(super) async fn tags(oci: &Oci, ns: &str, name: &str) -> Result<Vec<String>, OciError> {
     let repository = scratch_repository(oci, ns, name).await?;
     oci.app

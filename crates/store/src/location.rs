@@ -1,0 +1,367 @@
+//! Where a registry's content blobs live: a directory ([`FsContentStore`]) or a repository of
+//! an OCI registry ([`OciContentStore`]), and the record of that choice in the data directory.
+//!
+//! The first start of a registry records its content location in `<data>/content-location`
+//! (one line, never with credentials). Later starts, offline administration and audits open
+//! the recorded store; a start that names a different store is refused, so that an operator
+//! never silently loses the content stored so far. A data directory created before the record
+//! existed keeps its content in `<data>/content`.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::content::{BlobStore, FsContentStore};
+use crate::oci_content::{is_oci_location, OciContentStore, OciLocation, OciLocationError};
+
+/// The file in the data directory that records the content location.
+pub const CONTENT_LOCATION_FILE: &str = "content-location";
+
+/// Where content blobs live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContentLocation {
+    /// A directory on the local file system.
+    Directory(PathBuf),
+    /// A repository in an OCI distribution-spec registry.
+    Oci(OciLocation),
+}
+
+/// Why a content location cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ContentLocationError {
+    /// The text is not a location.
+    #[error(transparent)]
+    Malformed(#[from] OciLocationError),
+    /// The text is empty.
+    #[error("the content location is empty (give a directory or oci://HOST[:PORT]/REPOSITORY)")]
+    Empty,
+    /// The data directory records another store.
+    #[error(
+        "the registry in {data_dir} keeps its content in {recorded} (recorded in {record}); \
+         refusing to use {requested} instead, which would lose access to the content stored so far \
+         (start without --content, or move the blobs and edit {record})"
+    )]
+    Mismatch {
+        /// The data directory.
+        data_dir: PathBuf,
+        /// The recorded location.
+        recorded: String,
+        /// The location asked for.
+        requested: String,
+        /// The record file.
+        record: PathBuf,
+    },
+    /// The record cannot be read or written.
+    #[error("{what} {path}: {source}")]
+    Record {
+        /// What was being done.
+        what: &'static str,
+        /// The record file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The record does not hold a location.
+    #[error("{path} does not hold a content location: {source}")]
+    BadRecord {
+        /// The record file.
+        path: PathBuf,
+        /// Why.
+        source: Box<ContentLocationError>,
+    },
+    /// The store cannot be opened or does not answer.
+    #[error("cannot use the content store {location}: {source}")]
+    Unavailable {
+        /// The location (without credentials).
+        location: String,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+impl std::str::FromStr for ContentLocation {
+    type Err = ContentLocationError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(ContentLocationError::Empty);
+        }
+        if is_oci_location(text) {
+            return Ok(ContentLocation::Oci(text.parse()?));
+        }
+        if text.contains("://") {
+            return Err(OciLocationError::UnknownScheme(text.to_owned()).into());
+        }
+        Ok(ContentLocation::Directory(PathBuf::from(text)))
+    }
+}
+
+impl std::fmt::Display for ContentLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ContentLocation::Directory(path) => write!(f, "{}", path.display()),
+            ContentLocation::Oci(location) => write!(f, "{location}"),
+        }
+    }
+}
+
+impl ContentLocation {
+    /// The default: `<data>/content`.
+    pub fn default_for(data_dir: &Path) -> ContentLocation {
+        ContentLocation::Directory(data_dir.join("content"))
+    }
+
+    /// Whether both name the same store (directories compared as absolute paths, OCI
+    /// locations without their credentials).
+    pub fn same_store(&self, other: &ContentLocation) -> bool {
+        match (self, other) {
+            (ContentLocation::Directory(a), ContentLocation::Directory(b)) => {
+                absolute(a) == absolute(b)
+            }
+            (ContentLocation::Oci(a), ContentLocation::Oci(b)) => a.same_store(b),
+            _ => false,
+        }
+    }
+
+    /// Opens the store. An OCI registry is asked `GET /v2/` first, so that a registry that
+    /// is down or refuses the credentials fails here and not at the first upload.
+    pub fn open(&self) -> Result<Arc<dyn BlobStore>, ContentLocationError> {
+        let unavailable = |source| ContentLocationError::Unavailable {
+            location: self.to_string(),
+            source,
+        };
+        match self {
+            ContentLocation::Directory(path) => Ok(Arc::new(
+                FsContentStore::open(path).map_err(unavailable)?,
+            )),
+            ContentLocation::Oci(location) => {
+                let store = OciContentStore::new(location.clone());
+                store.ping().map_err(unavailable)?;
+                tracing::info!(store = %location, "content blobs are kept in an OCI registry");
+                Ok(Arc::new(store))
+            }
+        }
+    }
+
+    /// The text recorded for this location in `data_dir`: a directory inside the data
+    /// directory relative to it (so the data directory can move), another one absolute.
+    fn record_text(&self, data_dir: &Path) -> String {
+        match self {
+            ContentLocation::Directory(path) => match path.strip_prefix(data_dir) {
+                Ok(relative) => relative.display().to_string(),
+                _ => absolute(path).display().to_string(),
+            },
+            ContentLocation::Oci(location) => location.to_string(),
+        }
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+/// The content location recorded in `data_dir`, if any (a relative directory resolved against
+/// the data directory).
+pub fn recorded_content_location(
+    data_dir: &Path,
+) -> Result<Option<ContentLocation>, ContentLocationError> {
+    let path = data_dir.join(CONTENT_LOCATION_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(ContentLocationError::Record {
+                what: "cannot read",
+                path,
+                source,
+            })
+        }
+    };
+    let location = text
+        .parse::<ContentLocation>()
+        .map_err(|source| ContentLocationError::BadRecord {
+            path: path.clone(),
+            source: Box::new(source),
+        })?;
+    Ok(Some(match location {
+        ContentLocation::Directory(dir) if dir.is_relative() => {
+            ContentLocation::Directory(data_dir.join(dir))
+        }
+        other => other,
+    }))
+}
+
+/// The content location a registry in `data_dir` uses: the recorded one, or for a registry
+/// that has none recorded yet, `<data>/content` if the registry already exists
+/// (`registry_exists`) and otherwise `requested` or the default. `requested` naming another
+/// store than the one in use is an error. The location returned carries `requested`'s
+/// credentials. Nothing is written: [`record_content_location`] does, once the store opened.
+pub fn resolve_content_location(
+    data_dir: &Path,
+    requested: Option<ContentLocation>,
+    registry_exists: bool,
+) -> Result<ContentLocation, ContentLocationError> {
+    let in_use = match recorded_content_location(data_dir)? {
+        Some(recorded) => Some(recorded),
+        None if registry_exists => Some(ContentLocation::default_for(data_dir)),
+        None => None,
+    };
+    Ok(match (in_use, requested) {
+        (Some(in_use), Some(requested)) => {
+            if !in_use.same_store(&requested) {
+                return Err(ContentLocationError::Mismatch {
+                    data_dir: data_dir.to_owned(),
+                    recorded: in_use.to_string(),
+                    requested: requested.to_string(),
+                    record: data_dir.join(CONTENT_LOCATION_FILE),
+                });
+            }
+            requested
+        }
+        (Some(in_use), None) => in_use,
+        (None, Some(requested)) => requested,
+        (None, None) => ContentLocation::default_for(data_dir),
+    })
+}
+
+/// Records `location` as the content location of the registry in `data_dir`, unless one is
+/// recorded already. Called once the store has opened, so that a mistyped location that
+/// never worked is not recorded.
+pub fn record_content_location(
+    data_dir: &Path,
+    location: &ContentLocation,
+) -> Result<(), ContentLocationError> {
+    if data_dir.join(CONTENT_LOCATION_FILE).exists() {
+        return Ok(());
+    }
+    write_record(data_dir, &location.record_text(data_dir))?;
+    tracing::info!(content = %location, "recorded the content location");
+    Ok(())
+}
+
+/// Writes the record file (temporary file, fsync, rename, fsync of the directory).
+fn write_record(data_dir: &Path, text: &str) -> Result<(), ContentLocationError> {
+    use std::io::Write as _;
+    let path = data_dir.join(CONTENT_LOCATION_FILE);
+    let error = |source| ContentLocationError::Record {
+        what: "cannot write",
+        path: path.clone(),
+        source,
+    };
+    let tmp = data_dir.join(format!("{CONTENT_LOCATION_FILE}.tmp"));
+    let mut file = std::fs::File::create(&tmp).map_err(error)?;
+    file.write_all(format!("{text}\n").as_bytes())
+        .map_err(error)?;
+    file.sync_all().map_err(error)?;
+    drop(file);
+    std::fs::rename(&tmp, &path).map_err(error)?;
+    std::fs::File::open(data_dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "cairn-store-location-{}-{name}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn oci(text: &str) -> ContentLocation {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_first_start_records_the_default_relative_to_the_data_directory() {
+        let data = temp("default");
+        let chosen = resolve_content_location(&data, None, false).unwrap();
+        assert_eq!(chosen, ContentLocation::default_for(&data));
+        assert!(!data.join(CONTENT_LOCATION_FILE).exists());
+        record_content_location(&data, &chosen).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(data.join(CONTENT_LOCATION_FILE)).unwrap(),
+            "content\n"
+        );
+        assert_eq!(
+            recorded_content_location(&data).unwrap(),
+            Some(ContentLocation::default_for(&data))
+        );
+    }
+
+    #[test]
+    fn a_recorded_oci_store_is_used_without_credentials_in_the_record() {
+        let data = temp("oci");
+        let requested = oci("oci://user:secret@127.0.0.1:5000/cairn/content");
+        let chosen = resolve_content_location(&data, Some(requested.clone()), false).unwrap();
+        assert_eq!(chosen, requested);
+        record_content_location(&data, &chosen).unwrap();
+        let record = std::fs::read_to_string(data.join(CONTENT_LOCATION_FILE)).unwrap();
+        assert_eq!(record, "oci://127.0.0.1:5000/cairn/content\n");
+        let later = resolve_content_location(&data, None, true).unwrap();
+        assert!(later.same_store(&requested));
+        // The same store, named with the explicit transport, is accepted.
+        let again = oci("oci+http://127.0.0.1:5000/cairn/content");
+        assert_eq!(
+            resolve_content_location(&data, Some(again.clone()), true).unwrap(),
+            again
+        );
+    }
+
+    #[test]
+    fn another_store_than_the_recorded_one_is_refused() {
+        let data = temp("mismatch");
+        record_content_location(&data, &oci("oci://127.0.0.1:5000/a")).unwrap();
+        let error = resolve_content_location(&data, Some(oci("oci://127.0.0.1:5000/b")), true)
+            .unwrap_err();
+        assert!(matches!(error, ContentLocationError::Mismatch { .. }));
+        let message = error.to_string();
+        assert!(
+            message.contains("oci://127.0.0.1:5000/a") && message.contains("oci://127.0.0.1:5000/b"),
+            "{message}"
+        );
+        let error = resolve_content_location(&data, Some(ContentLocation::default_for(&data)), true)
+            .unwrap_err();
+        assert!(matches!(error, ContentLocationError::Mismatch { .. }));
+    }
+
+    #[test]
+    fn a_registry_from_before_the_record_keeps_its_content_directory() {
+        let data = temp("legacy");
+        let error = resolve_content_location(&data, Some(oci("oci://127.0.0.1:5000/a")), true)
+            .unwrap_err();
+        assert!(matches!(error, ContentLocationError::Mismatch { .. }));
+        let chosen = resolve_content_location(&data, None, true).unwrap();
+        assert_eq!(chosen, ContentLocation::default_for(&data));
+        record_content_location(&data, &chosen).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(data.join(CONTENT_LOCATION_FILE)).unwrap(),
+            "content\n"
+        );
+    }
+
+    #[test]
+    fn unknown_schemes_and_empty_text_are_not_locations() {
+        assert!(matches!(
+            "s3://bucket/x".parse::<ContentLocation>(),
+            Err(ContentLocationError::Malformed(
+                OciLocationError::UnknownScheme(_)
+            ))
+        ));
+        assert!(matches!(
+            " ".parse::<ContentLocation>(),
+            Err(ContentLocationError::Empty)
+        ));
+        assert_eq!(
+            "/srv/blobs".parse::<ContentLocation>().unwrap(),
+            ContentLocation::Directory("/srv/blobs".into())
+        );
+    }
+}
