@@ -238,6 +238,15 @@ fn the_config_describes_the_component_from_its_binary() {
     assert!(!exports.is_empty());
     assert_eq!(config["component"]["imports"], serde_json::json!(imports));
     assert_eq!(config["component"]["exports"], serde_json::json!(exports));
+    // The target world follows the WASI export that selects it (`wasi:cli/run` here).
+    let run = exports
+        .iter()
+        .find_map(|name| name.strip_prefix("wasi:cli/run@"))
+        .expect("the fixture is a WASI command");
+    assert_eq!(
+        config["component"]["target"],
+        format!("wasi:cli/command@{run}")
+    );
 }
 
 #[test]

@@ -542,6 +542,30 @@ struct WasmConfig<'a> {
 struct ComponentSection {
     exports: Vec<String>,
     imports: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
+}
+
+/// The standard world a component targets, as far as its binary tells. A component does not
+/// carry its world's name, but the WASI worlds that runtimes dispatch on are known by their
+/// export: `wasi:http/incoming-handler` makes a `wasi:http/proxy`, `wasi:cli/run` a
+/// `wasi:cli/command`, at the export's version.
+fn target_world(exports: &[String]) -> Option<String> {
+    const WORLDS: [(&str, &str); 2] = [
+        ("wasi:http/incoming-handler", "wasi:http/proxy"),
+        ("wasi:cli/run", "wasi:cli/command"),
+    ];
+    exports.iter().find_map(|export| {
+        let (interface, version) = match export.split_once('@') {
+            Some((interface, version)) => (interface, Some(version)),
+            None => (export.as_str(), None),
+        };
+        let (_, world) = WORLDS.iter().find(|(known, _)| *known == interface)?;
+        Some(match version {
+            Some(version) => format!("{world}@{version}"),
+            None => (*world).to_owned(),
+        })
+    })
 }
 
 /// What the config says about a binary.
@@ -629,7 +653,8 @@ fn build_artifact(
         architecture: "wasm",
         os: if shape.component { "wasip2" } else { "wasip1" },
         layer_digests: [layer.to_string()],
-        component: shape.component.then_some(ComponentSection {
+        component: shape.component.then(|| ComponentSection {
+            target: target_world(&shape.exports),
             exports: shape.exports,
             imports: shape.imports,
         }),
@@ -1298,6 +1323,28 @@ mod tests {
         assert!(!is_tag("1.0.0+build.5"));
         assert!(!is_tag(".1"));
         assert!(!is_tag(&"1".repeat(129)));
+    }
+
+    #[test]
+    fn the_target_world_follows_the_wasi_export() {
+        let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            target_world(&names(&["wasi:http/incoming-handler@0.2.0"])).as_deref(),
+            Some("wasi:http/proxy@0.2.0")
+        );
+        assert_eq!(
+            target_world(&names(&["fac", "wasi:cli/run@0.2.3"])).as_deref(),
+            Some("wasi:cli/command@0.2.3")
+        );
+        assert_eq!(
+            target_world(&names(&["wasi:cli/run"])).as_deref(),
+            Some("wasi:cli/command")
+        );
+        assert_eq!(
+            target_world(&names(&["fac", "wasi:cli/runner@1.0.0"])),
+            None
+        );
+        assert_eq!(target_world(&[]), None);
     }
 
     #[test]
