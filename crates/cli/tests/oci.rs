@@ -15,6 +15,8 @@ use support::*;
 const COMPONENT: &str = "b01-fac.component.wasm";
 const OTHER_COMPONENT: &str = "b03-rs-calc.wac.component.wasm";
 const CORE_MODULE: &str = "r03-wabt-fac.core.wasm";
+/// The push credential of the servers `registry_with` starts.
+const PUSH_TOKEN: &str = "push-secret";
 
 fn sha256(bytes: &[u8]) -> String {
     let digest = sha2::Sha256::digest(bytes);
@@ -44,7 +46,10 @@ fn head(server: &TestServer, path: &str) -> Response {
 /// component file).
 fn registry_with(data_name: &str, versions: &[&str]) -> (TestServer, Publisher) {
     let data = temp_dir(data_name);
-    let server = TestServer::start(&data, &["--namespace", "example"]);
+    let server = TestServer::start(
+        &data,
+        &["--namespace", "example", "--oci-push-token", PUSH_TOKEN],
+    );
     let client = server.client();
     let mut publisher = Publisher::new("example:fac");
     publisher.publish_init(&client);
@@ -96,13 +101,48 @@ fn top_level_names(bytes: &[u8]) -> (Vec<String>, Vec<String>) {
 
 #[test]
 fn the_base_endpoint_answers_with_the_api_version() {
-    let (server, _) = registry_with("oci-ping", &[]);
-    let response = get(&server, "/v2/");
+    // A read-only registry: the ping is open.
+    let data = temp_dir("oci-ping-open");
+    let open = TestServer::start(&data, &["--namespace", "example"]);
+    let response = get(&open, "/v2/");
     assert_eq!(response.status(), 200);
     assert_eq!(
         header(&response, "docker-distribution-api-version"),
         "registry/2.0"
     );
+    // With pushes configured, the ping asks for credentials with the token challenge; the
+    // realm's anonymous token or the credential opens it.
+    let (server, _) = registry_with("oci-ping", &[]);
+    let response = get(&server, "/v2/");
+    assert_eq!(
+        header(&response, "www-authenticate"),
+        format!("Bearer realm=\"{}/v2/token\",service=\"cairn\"", server.url)
+    );
+    assert_eq!(
+        header(&response, "docker-distribution-api-version"),
+        "registry/2.0"
+    );
+    assert_error(response, 401, "UNAUTHORIZED");
+    let http = &server.client().http;
+    let token: Value = http
+        .get(format!("{}/v2/token", server.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let anonymous = token["token"].as_str().unwrap();
+    for response in [
+        http.get(format!("{}/v2/", server.url))
+            .bearer_auth(anonymous)
+            .send()
+            .unwrap(),
+        http.get(format!("{}/v2/", server.url))
+            .basic_auth("me", Some(PUSH_TOKEN))
+            .send()
+            .unwrap(),
+    ] {
+        assert_eq!(response.status(), 200);
+    }
 }
 
 #[test]
@@ -577,6 +617,48 @@ fn skopeo_copies_a_release_to_an_oci_layout_byte_for_byte() {
     )
     .unwrap();
     assert_eq!(sha256(&stored), manifest_digest);
+
+    // Back from the layout into a scratch repository, and from the package's repository to
+    // another one, registry to registry: the same manifest and the same layer bytes.
+    let skopeo_copy = |from: String, to: String| {
+        let output = std::process::Command::new("skopeo")
+            .arg("--policy")
+            .arg(&policy)
+            .args([
+                "copy",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+                "--dest-creds",
+            ])
+            .arg(format!("skopeo:{PUSH_TOKEN}"))
+            .arg(&from)
+            .arg(&to)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "skopeo copy {from} {to} failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    skopeo_copy(
+        format!("oci:{}:fac", layout.display()),
+        format!("docker://{host}/scratch/fac:1.0.0"),
+    );
+    skopeo_copy(
+        format!("docker://{host}/example/fac:1.0.0"),
+        format!("docker://{host}/mirror/fac:1.0.0"),
+    );
+    for repository in ["scratch/fac", "mirror/fac"] {
+        let response = get(&server, &format!("/v2/{repository}/manifests/1.0.0"));
+        assert_eq!(response.status(), 200, "{repository}");
+        assert_eq!(header(&response, "docker-content-digest"), manifest_digest);
+        assert_eq!(sha256(&response.bytes().unwrap()), manifest_digest);
+        let layer = get(&server, &format!("/v2/{repository}/blobs/{digest}"));
+        assert_eq!(layer.status(), 200, "{repository}");
+        assert_eq!(layer.bytes().unwrap().to_vec(), bytes, "{repository}");
+    }
 }
 
 const SPLIT_TYPE: &str = "application/vnd.cairn.split.manifest.v1+json";

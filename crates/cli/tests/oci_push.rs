@@ -82,13 +82,25 @@ fn put_manifest(server: &TestServer, repo: &str, reference: &str, bytes: &[u8]) 
     .unwrap()
 }
 
+/// A 401 with the push challenge.
+fn response_challenge(server: &TestServer) -> Response {
+    let response = server
+        .client()
+        .http
+        .post(format!("{}/v2/{REPO}/blobs/uploads/", server.url))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    response
+}
+
 #[test]
 fn pushes_need_the_configured_credential() {
     let server = start("push-auth");
     let http = &server.client().http;
     let url = format!("{}/v2/{REPO}/blobs/uploads/", server.url);
     let response = http.post(&url).send().unwrap();
-    assert!(header(&response, "www-authenticate").starts_with("Basic"));
+    assert!(header(&response, "www-authenticate").starts_with("Bearer realm="));
     assert_error(response, 401, "UNAUTHORIZED");
     assert_error(
         http.post(&url).bearer_auth("wrong").send().unwrap(),
@@ -108,6 +120,47 @@ fn pushes_need_the_configured_credential() {
         .basic_auth("anyone", Some(TOKEN))
         .send()
         .unwrap();
+    assert_eq!(ok.status(), 202);
+    // The token flow: the challenge names a realm that trades the credential for a token.
+    let challenge = header(&response_challenge(&server), "www-authenticate");
+    let realm = challenge
+        .split("realm=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    assert_eq!(realm, format!("{}/v2/token", server.url));
+    assert!(challenge.contains(&format!("scope=\"repository:{REPO}:pull,push\"")));
+    // Without credentials, a pull-only token that cannot push.
+    let anonymous: serde_json::Value = http.get(&realm).send().unwrap().json().unwrap();
+    let anonymous = anonymous["token"].as_str().unwrap();
+    assert_error(
+        http.post(&url).bearer_auth(anonymous).send().unwrap(),
+        401,
+        "UNAUTHORIZED",
+    );
+    assert_error(
+        http.get(&realm)
+            .basic_auth("anyone", Some("wrong"))
+            .send()
+            .unwrap(),
+        401,
+        "UNAUTHORIZED",
+    );
+    let granted: serde_json::Value = http
+        .get(&realm)
+        .query(&[
+            ("service", "cairn"),
+            ("scope", "repository:scratch/hello:push"),
+        ])
+        .basic_auth("anyone", Some(TOKEN))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let token = granted["token"].as_str().unwrap();
+    assert_eq!(granted["access_token"], token);
+    let ok = http.post(&url).bearer_auth(token).send().unwrap();
     assert_eq!(ok.status(), 202);
     // Without the setting nothing can push.
     let data = temp_dir("push-auth-off");

@@ -103,6 +103,7 @@ pub fn router(app: AppState) -> Router<AppState> {
         .route("/v2", get(ping))
         .route("/v2/", get(ping))
         .route("/v2/_catalog", get(catalog))
+        .route("/v2/token", get(push::token))
         .route(
             "/v2/{ns}/{name}/manifests/{reference}",
             get(manifest)
@@ -824,7 +825,29 @@ async fn artifact(
 // ---------------------------------------------------------------------------------------
 // Handlers.
 
-async fn ping() -> Response {
+/// `GET /v2/`. Where pushes are configured, a request without credentials gets 401 with the
+/// token challenge, as registries with authentication answer: clients learn the scheme here
+/// (skopeo sends credentials only to a registry whose ping asked for them). Anonymous clients
+/// then get a pull-only token from the realm, so pulls stay anonymous.
+async fn ping(State(oci): State<Oci>, push: push::Push, headers: HeaderMap) -> Response {
+    let allowed = push::authenticated(&push, &headers) || push::anonymous_token(&headers);
+    if push::requires_credentials(&push) && !allowed {
+        let mut response = OciError::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "authentication required",
+        )
+        .into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header_value(&push::challenge(&oci, None)),
+        );
+        response.headers_mut().insert(
+            "docker-distribution-api-version",
+            header_value("registry/2.0"),
+        );
+        return response;
+    }
     (
         [
             ("docker-distribution-api-version", "registry/2.0"),

@@ -33,7 +33,7 @@ impl PushSettings {
     /// they survive restarts.
     pub fn new(token: Option<String>, data_dir: &FsPath) -> Self {
         PushSettings {
-            token: token.filter(|t| !t.is_empty()),
+            token: token.filter(|t| !t.is_empty() && t != ANONYMOUS_TOKEN),
             uploads: data_dir.join("content").join("tmp").join("oci-uploads"),
         }
     }
@@ -86,7 +86,7 @@ impl Session {
     }
 }
 
-type Push = Option<Extension<PushSettings>>;
+pub(super) type Push = Option<Extension<PushSettings>>;
 type Answer = Result<Response, Response>;
 
 fn fail(error: OciError) -> Response {
@@ -119,8 +119,25 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Whether pushes are configured (and so the ping asks for credentials).
+pub(super) fn requires_credentials(push: &Push) -> bool {
+    push.as_ref().is_some_and(|Extension(p)| p.token.is_some())
+}
+
+/// The `WWW-Authenticate` value of the token flow, for `repository` if given.
+pub(super) fn challenge(oci: &Oci, repository: Option<&str>) -> String {
+    let realm = format!(
+        "Bearer realm=\"{}/v2/token\",service=\"{TOKEN_SERVICE}\"",
+        oci.app.settings.base_url.trim_end_matches('/')
+    );
+    match repository {
+        Some(repository) => format!("{realm},scope=\"repository:{repository}:pull,push\""),
+        None => realm,
+    }
+}
+
 /// Whether the request carries the configured credential.
-fn authenticated(push: &Push, headers: &HeaderMap) -> bool {
+pub(super) fn authenticated(push: &Push, headers: &HeaderMap) -> bool {
     let Some(token) = push.as_ref().and_then(|Extension(p)| p.token.as_deref()) else {
         return false;
     };
@@ -215,13 +232,69 @@ async fn writable(
                 "UNAUTHORIZED",
                 "authentication required",
             ));
+            // The token flow of the distribution ecosystem: clients fetch a token from the
+            // realm with the credential (as a Basic password) and retry with it. Clients may
+            // also send the credential directly, as a Bearer token or a Basic password.
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                header_value("Basic realm=\"cairn\""),
+                header_value(&challenge(oci, Some(&repository))),
             );
             Err(response)
         }
     }
+}
+
+/// The `service` of the token challenge.
+const TOKEN_SERVICE: &str = "cairn";
+
+/// The token given to anonymous clients: it grants pulls, which need no token anyway.
+const ANONYMOUS_TOKEN: &str = "anonymous-pull";
+
+/// Whether the request carries the anonymous (pull-only) token.
+pub(super) fn anonymous_token(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .is_some_and(|(scheme, token)| {
+            scheme.eq_ignore_ascii_case("bearer") && token.trim() == ANONYMOUS_TOKEN
+        })
+}
+
+/// `GET /v2/token`: the token endpoint. A request carrying the push credential (as the Basic
+/// password, any user name, or as a Bearer token) gets it back as a bearer token; a request
+/// without credentials gets a pull-only token; a wrong credential gets 401.
+pub(super) async fn token(push: Push, headers: HeaderMap) -> Response {
+    let anonymous = !headers.contains_key(header::AUTHORIZATION);
+    let granted = if anonymous {
+        Some(ANONYMOUS_TOKEN.to_owned())
+    } else {
+        push.as_ref()
+            .and_then(|Extension(p)| p.token.clone())
+            .filter(|_| authenticated(&push, &headers))
+    };
+    let Some(token) = granted else {
+        let mut response = fail(OciError::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "the push credential is required: send it as the Basic password",
+        ));
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header_value(&format!("Basic realm=\"{TOKEN_SERVICE}\"")),
+        );
+        return response;
+    };
+    let body = serde_json::json!({
+        "token": token,
+        "access_token": token,
+        "expires_in": 3600,
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn digest_invalid(text: &str, message: &str) -> OciError {
