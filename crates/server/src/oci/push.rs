@@ -899,9 +899,11 @@ pub(super) async fn manifest(
     reference: &str,
     method: &Method,
 ) -> Result<Response, OciError> {
+    if reference.contains(':') {
+        parse_digest(reference)?;
+    }
     let repository = scratch_repository(oci, ns, name).await?;
     let digest = if reference.contains(':') {
-        parse_digest(reference)?;
         reference.to_owned()
     } else {
         oci.app
@@ -935,8 +937,8 @@ pub(super) async fn blob(
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Response, OciError> {
-    let repository = scratch_repository(oci, ns, name).await?;
     let digest = parse_digest(digest_text)?.blob();
+    let repository = scratch_repository(oci, ns, name).await?;
     let held = oci
         .app
         .store
