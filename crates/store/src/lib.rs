@@ -19,8 +19,8 @@ mod records;
 
 pub use content::{BlobDigest, BlobDigestError, BlobStore, FsContentStore};
 pub use location::{
-    record_content_location, recorded_content_location, resolve_content_location, ContentLocation, ContentLocationError,
-    CONTENT_LOCATION_FILE,
+    record_content_location, recorded_content_location, resolve_content_location, ContentLocation,
+    ContentLocationError, CONTENT_LOCATION_FILE,
 };
 pub use oci::OciManifestRow;
 pub use oci_content::{

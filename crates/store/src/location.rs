@@ -132,9 +132,9 @@ impl ContentLocation {
             source,
         };
         match self {
-            ContentLocation::Directory(path) => Ok(Arc::new(
-                FsContentStore::open(path).map_err(unavailable)?,
-            )),
+            ContentLocation::Directory(path) => {
+                Ok(Arc::new(FsContentStore::open(path).map_err(unavailable)?))
+            }
             ContentLocation::Oci(location) => {
                 let store = OciContentStore::new(location.clone());
                 store.ping().map_err(unavailable)?;
@@ -178,12 +178,12 @@ pub fn recorded_content_location(
             })
         }
     };
-    let location = text
-        .parse::<ContentLocation>()
-        .map_err(|source| ContentLocationError::BadRecord {
-            path: path.clone(),
-            source: Box::new(source),
-        })?;
+    let location =
+        text.parse::<ContentLocation>()
+            .map_err(|source| ContentLocationError::BadRecord {
+                path: path.clone(),
+                source: Box::new(source),
+            })?;
     Ok(Some(match location {
         ContentLocation::Directory(dir) if dir.is_relative() => {
             ContentLocation::Directory(data_dir.join(dir))
@@ -319,24 +319,26 @@ mod tests {
     fn another_store_than_the_recorded_one_is_refused() {
         let data = temp("mismatch");
         record_content_location(&data, &oci("oci://127.0.0.1:5000/a")).unwrap();
-        let error = resolve_content_location(&data, Some(oci("oci://127.0.0.1:5000/b")), true)
-            .unwrap_err();
+        let error =
+            resolve_content_location(&data, Some(oci("oci://127.0.0.1:5000/b")), true).unwrap_err();
         assert!(matches!(error, ContentLocationError::Mismatch { .. }));
         let message = error.to_string();
         assert!(
-            message.contains("oci://127.0.0.1:5000/a") && message.contains("oci://127.0.0.1:5000/b"),
+            message.contains("oci://127.0.0.1:5000/a")
+                && message.contains("oci://127.0.0.1:5000/b"),
             "{message}"
         );
-        let error = resolve_content_location(&data, Some(ContentLocation::default_for(&data)), true)
-            .unwrap_err();
+        let error =
+            resolve_content_location(&data, Some(ContentLocation::default_for(&data)), true)
+                .unwrap_err();
         assert!(matches!(error, ContentLocationError::Mismatch { .. }));
     }
 
     #[test]
     fn a_registry_from_before_the_record_keeps_its_content_directory() {
         let data = temp("legacy");
-        let error = resolve_content_location(&data, Some(oci("oci://127.0.0.1:5000/a")), true)
-            .unwrap_err();
+        let error =
+            resolve_content_location(&data, Some(oci("oci://127.0.0.1:5000/a")), true).unwrap_err();
         assert!(matches!(error, ContentLocationError::Mismatch { .. }));
         let chosen = resolve_content_location(&data, None, true).unwrap();
         assert_eq!(chosen, ContentLocation::default_for(&data));

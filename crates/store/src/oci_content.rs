@@ -254,8 +254,7 @@ fn percent_decode(text: &str) -> Result<String, OciLocationError> {
             let pair = text
                 .get(index + 1..index + 3)
                 .ok_or(OciLocationError::BadUserinfo)?;
-            let byte =
-                u8::from_str_radix(pair, 16).map_err(|_| OciLocationError::BadUserinfo)?;
+            let byte = u8::from_str_radix(pair, 16).map_err(|_| OciLocationError::BadUserinfo)?;
             out.push(byte);
             index += 3;
         } else {
@@ -667,12 +666,19 @@ impl OciContentStore {
         } else {
             return Err(self.refused(
                 operation,
-                &format!("and asks for unsupported {} authentication", challenge.scheme),
+                &format!(
+                    "and asks for unsupported {} authentication",
+                    challenge.scheme
+                ),
             ));
         };
-        let response = self.send_once(operation, &request, Some(&authorization))?;
+        let mut response = self.send_once(operation, &request, Some(&authorization))?;
         if response.status().as_u16() == 401 {
-            return Err(self.registry_error(operation, response));
+            let detail = error_detail(&mut response);
+            return Err(self.refused(
+                operation,
+                &format!("with the {} credentials sent{detail}", challenge.scheme),
+            ));
         }
         Ok(response)
     }
@@ -823,21 +829,7 @@ impl OciContentStore {
     /// and message of the body, if any.
     fn registry_error(&self, operation: Operation<'_>, mut response: Response<Body>) -> io::Error {
         let status = response.status();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(64 << 10)
-            .read_to_string()
-            .unwrap_or_default();
-        let detail = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|json| {
-                let error = json["errors"].get(0)?.clone();
-                let code = error["code"].as_str()?.to_owned();
-                let message = error["message"].as_str().unwrap_or("").to_owned();
-                Some(format!(" ({code}: {message})"))
-            })
-            .unwrap_or_default();
+        let detail = error_detail(&mut response);
         let kind = match status.as_u16() {
             404 => io::ErrorKind::NotFound,
             401 | 403 => io::ErrorKind::PermissionDenied,
@@ -856,6 +848,25 @@ impl OciContentStore {
             ),
         )
     }
+}
+
+/// ` (CODE: message)` from a distribution-spec error body, or nothing.
+fn error_detail(response: &mut Response<Body>) -> String {
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(64 << 10)
+        .read_to_string()
+        .unwrap_or_default();
+    serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|json| {
+            let error = json["errors"].get(0)?.clone();
+            let code = error["code"].as_str()?.to_owned();
+            let message = error["message"].as_str().unwrap_or("").to_owned();
+            Some(format!(" ({code}: {message})"))
+        })
+        .unwrap_or_default()
 }
 
 fn with_authorization<B>(

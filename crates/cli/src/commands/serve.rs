@@ -71,7 +71,8 @@ pub struct ServeCommand {
 }
 
 fn parse_content_location(text: &str) -> Result<ContentLocation, String> {
-    text.parse().map_err(|e: cairn_store::ContentLocationError| e.to_string())
+    text.parse()
+        .map_err(|e: cairn_store::ContentLocationError| e.to_string())
 }
 
 /// Parses `500ms`, `2s`, `1m` or plain seconds.

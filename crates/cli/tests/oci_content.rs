@@ -1,0 +1,435 @@
+//! `cairn serve --content oci://...`: content blobs kept in a real OCI distribution registry
+//! (Debian's `docker-registry`, the CNCF distribution registry, started here on loopback).
+//! Publishing, fetching through the warg content URLs and OCI pulls, what is stored where, a
+//! restart without the flag, the audit, basic auth, and the errors an operator can meet.
+//!
+//! `docker-registry` is found as `CAIRN_DOCKER_REGISTRY`, else on `PATH`. Without it every test
+//! prints that it skipped, and fails when `CI` is set.
+
+mod docker_registry;
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use docker_registry::{docker_registry_binary, free_port, DockerRegistry, RegistryOptions};
+
+use cairn_protocol::Digest;
+use cairn_store::{BlobDigest, BlobStore, OciContentStore};
+use serde_json::Value;
+use support::*;
+
+use docker_registry::REPOSITORY;
+
+/// A component holding `module` as its only core module, preceded by a custom section named
+/// `tag` so that two such components differ while sharing the module.
+fn component_around(module: &[u8], tag: &str) -> Vec<u8> {
+    fn leb128(mut value: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (value & 0x7f) as u8;
+            value >>= 7;
+            if value == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut bytes = b"\0asm\x0d\x00\x01\x00".to_vec();
+    let mut custom = Vec::new();
+    leb128(tag.len(), &mut custom);
+    custom.extend_from_slice(tag.as_bytes());
+    bytes.push(0);
+    leb128(custom.len(), &mut bytes);
+    bytes.extend_from_slice(&custom);
+    bytes.push(1);
+    leb128(module.len(), &mut bytes);
+    bytes.extend_from_slice(module);
+    bytes
+}
+
+/// The digests of the blobs of a content's split manifest, as cairn serves it.
+fn split_blobs(server: &TestServer, content: &[u8]) -> Vec<String> {
+    let response = server.client().get(&format!(
+        "v1/cairn/content/{}/manifest",
+        Digest::of(content)
+    ));
+    assert_eq!(response.status(), 200);
+    let manifest: Value = response.json().unwrap();
+    manifest["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|blob| blob["digest"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Fetches `content` through the warg content source URL and as the layer of the OCI
+/// artifact `ns/name:version`, and checks both are the published bytes.
+fn assert_served(server: &TestServer, ns_name: &str, version: &str, content: &[u8]) {
+    let client = server.client();
+    let digest = Digest::of(content);
+    let sources: Value = client.get(&format!("v1/content/{digest}")).json().unwrap();
+    let url = sources["contentSources"][digest.to_string()][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fetched = client.http.get(&url).send().unwrap();
+    assert_eq!(fetched.status(), 200, "{url}");
+    assert!(
+        fetched.bytes().unwrap().as_ref() == content,
+        "{url} is not the published bytes"
+    );
+
+    let manifest: Value = client
+        .get(&format!("v2/{ns_name}/manifests/{version}"))
+        .json()
+        .unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    assert_eq!(layer, digest.to_string());
+    let pulled = client.get(&format!("v2/{ns_name}/blobs/{layer}"));
+    assert_eq!(pulled.status(), 200);
+    assert!(
+        pulled.bytes().unwrap().as_ref() == content,
+        "the OCI layer of {ns_name}:{version} is not the published bytes"
+    );
+}
+
+/// Every file under `dir`.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .map(|entry| entry.unwrap().path())
+        .flat_map(|path| match path.is_dir() {
+            true => files_under(&path),
+            false => vec![path],
+        })
+        .collect()
+}
+
+#[test]
+fn content_in_an_oci_registry_is_served_byte_for_byte_and_survives_a_restart() {
+    let Some(binary) = docker_registry_binary("the OCI content store test") else {
+        return;
+    };
+    let registry = DockerRegistry::start(
+        &binary,
+        "oci-content-registry",
+        RegistryOptions {
+            deletes: true,
+            ..Default::default()
+        },
+    );
+    let data = temp_dir("oci-content-data");
+    let location = registry.content_location();
+    let server = TestServer::start(&data, &["--namespace", "example", "--content", &location]);
+    let client = server.client();
+
+    let module = fixture("r04-extism-runtime.core.wasm");
+    let first = component_around(&module, "first");
+    let second = component_around(&module, "second");
+    let calc = fixture("b03-rs-calc.wac.component.wasm");
+    let published = [
+        ("example/first", first.clone()),
+        ("example/second", second.clone()),
+        ("example/calc", calc.clone()),
+    ];
+    for (ns_name, bytes) in &published {
+        let mut publisher = Publisher::new(&ns_name.replace('/', ":"));
+        publisher.publish_init(&client);
+        publisher.publish_release(&client, "1.0.0", bytes);
+    }
+    for (ns_name, bytes) in &published {
+        assert_served(&server, ns_name, "1.0.0", bytes);
+    }
+
+    // Every blob of every split is in the registry, and nowhere else.
+    let mut distinct = std::collections::BTreeSet::new();
+    for (_, bytes) in &published {
+        for digest in split_blobs(&server, bytes) {
+            let stored = registry
+                .blob(&digest)
+                .unwrap_or_else(|| panic!("{digest} is not in the registry"));
+            assert_eq!(Digest::of(&stored).to_string(), digest);
+            distinct.insert(digest);
+        }
+    }
+    let module_digest = Digest::of(&module).to_string();
+    assert!(split_blobs(&server, &first).contains(&module_digest));
+    assert!(split_blobs(&server, &second).contains(&module_digest));
+    // The shared module is stored, and was uploaded, once: one blob per distinct digest.
+    assert_eq!(registry.stored_blob_count(), distinct.len());
+    assert_eq!(registry.upload_count(), distinct.len());
+    assert!(
+        files_under(&data.join("content/blobs")).is_empty(),
+        "content blobs in the data directory: {:?}",
+        files_under(&data.join("content/blobs"))
+    );
+    let record = std::fs::read_to_string(data.join("content-location")).unwrap();
+    assert_eq!(record.trim(), location);
+
+    // A restart without --content uses the recorded store.
+    assert!(server.stop().success());
+    let server = TestServer::start(&data, &["--namespace", "example"]);
+    for (ns_name, bytes) in &published {
+        assert_served(&server, ns_name, "1.0.0", bytes);
+    }
+    assert!(server.stop().success());
+
+    let (ok, stdout, stderr) = cairn(&["audit", "--data", data.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("3 contents re-joined"), "{stdout}");
+}
+
+#[test]
+fn a_start_naming_another_content_store_than_the_recorded_one_is_refused() {
+    let Some(binary) = docker_registry_binary("the OCI content store test") else {
+        return;
+    };
+    let registry = DockerRegistry::start(&binary, "oci-content-other", Default::default());
+    let data = temp_dir("oci-content-other-data");
+    let location = registry.content_location();
+    let server = TestServer::start(&data, &["--namespace", "example", "--content", &location]);
+    assert!(server.stop().success());
+    let data_arg = data.to_str().unwrap();
+    let other_repository = format!("oci://127.0.0.1:{}/cairn/elsewhere", registry.port);
+    let local_directory = data.join("content");
+    for other in [other_repository.as_str(), local_directory.to_str().unwrap()] {
+        let (ok, _, stderr) = cairn(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            data_arg,
+            "--content",
+            other,
+        ]);
+        assert!(!ok, "started with {other}");
+        assert!(
+            stderr.contains("refusing") && stderr.contains(&location) && stderr.contains(other),
+            "{stderr}"
+        );
+    }
+    // The same store named with its explicit transport is the same store.
+    let explicit = format!("oci+http://127.0.0.1:{}/{REPOSITORY}", registry.port);
+    let server = TestServer::start(&data, &["--content", &explicit]);
+    assert!(server.stop().success());
+
+    // And a registry created before the record existed keeps its content directory.
+    let legacy = temp_dir("oci-content-legacy-data");
+    let server = TestServer::start(&legacy, &[]);
+    assert!(server.stop().success());
+    std::fs::remove_file(legacy.join("content-location")).unwrap();
+    let (ok, _, stderr) = cairn(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        legacy.to_str().unwrap(),
+        "--content",
+        &location,
+    ]);
+    assert!(!ok && stderr.contains("refusing"), "{stderr}");
+}
+
+#[test]
+fn a_content_registry_that_is_down_stops_the_start_with_a_clear_error() {
+    let data = temp_dir("oci-content-down");
+    let location = format!("oci://127.0.0.1:{}/{REPOSITORY}", free_port());
+    let (ok, _, stderr) = cairn(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        data.to_str().unwrap(),
+        "--content",
+        &location,
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("cannot reach the OCI registry") && stderr.contains(&location),
+        "{stderr}"
+    );
+    // Nothing was recorded: a corrected location works on the next start.
+    assert!(!data.join("content-location").exists());
+    assert!(!data.join("cairn.db").exists());
+
+    let (ok, _, stderr) = cairn(&[
+        "serve",
+        "--data",
+        data.to_str().unwrap(),
+        "--content",
+        "s3://bucket/content",
+    ]);
+    assert!(
+        !ok && stderr.contains("unknown content store scheme"),
+        "{stderr}"
+    );
+}
+
+/// An htpasswd line for `user` and `password`, hashed with bcrypt by the C library's
+/// `crypt(3)` through Perl (libxcrypt knows `$2b$`), or `None` if that is not available.
+fn htpasswd_line(user: &str, password: &str) -> Option<String> {
+    let output = Command::new("perl")
+        .args([
+            "-e",
+            "print crypt($ARGV[0], '$2b$05$' . 'cairntestsaltcairntest')",
+            password,
+        ])
+        .output()
+        .ok()?;
+    let hash = String::from_utf8(output.stdout).ok()?;
+    (output.status.success() && hash.starts_with("$2b$05$") && hash.len() == 60)
+        .then(|| format!("{user}:{hash}\n"))
+}
+
+#[test]
+fn basic_auth_credentials_from_the_location_or_the_environment_reach_the_registry() {
+    let Some(binary) = docker_registry_binary("the OCI content store test") else {
+        return;
+    };
+    let Some(htpasswd) = htpasswd_line("cairn", "s3cret/pass") else {
+        let message = "SKIPPED: no bcrypt through perl's crypt(3); the basic auth case did not run";
+        assert!(std::env::var_os("CI").is_none(), "{message}, and CI is set");
+        eprintln!("\n{}\n{message}\n{}\n", "!".repeat(72), "!".repeat(72));
+        return;
+    };
+    let registry = DockerRegistry::start(
+        &binary,
+        "oci-content-auth",
+        RegistryOptions {
+            deletes: true,
+            htpasswd: Some(htpasswd),
+        },
+    );
+    let data = temp_dir("oci-content-auth-data");
+    let data_arg = data.to_str().unwrap();
+    let with_password = |password: &str| {
+        format!(
+            "oci://cairn:{password}@127.0.0.1:{}/{REPOSITORY}",
+            registry.port
+        )
+    };
+
+    let (ok, _, stderr) = cairn(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        data_arg,
+        "--content",
+        &registry.content_location(),
+    ]);
+    assert!(!ok && stderr.contains("asks for credentials"), "{stderr}");
+    let (ok, _, stderr) = cairn(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        data_arg,
+        "--content",
+        &with_password("wrong"),
+    ]);
+    assert!(!ok && stderr.contains("refused"), "{stderr}");
+    assert!(
+        !stderr.contains("wrong"),
+        "the password is printed: {stderr}"
+    );
+
+    let location = with_password("s3cret%2Fpass");
+    let server = TestServer::start(&data, &["--namespace", "example", "--content", &location]);
+    let bytes = fixture("b01-fac.component.wasm");
+    let mut publisher = Publisher::new("example:fac");
+    publisher.publish_init(&server.client());
+    publisher.publish_release(&server.client(), "1.0.0", &bytes);
+    assert_served(&server, "example/fac", "1.0.0", &bytes);
+    assert!(server.stop().success());
+    let record = std::fs::read_to_string(data.join("content-location")).unwrap();
+    assert!(!record.contains("s3cret"), "credentials recorded: {record}");
+
+    // Later runs take the credentials from the environment.
+    let audit = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["audit", "--data", data_arg])
+        .env("CAIRN_CONTENT_USERNAME", "cairn")
+        .env("CAIRN_CONTENT_PASSWORD", "s3cret/pass")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        audit.status.success() && stdout.contains("1 contents re-joined"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+}
+
+fn blob_digest(bytes: &[u8]) -> BlobDigest {
+    Digest::of(bytes).to_string().parse().unwrap()
+}
+
+#[test]
+fn the_store_puts_heads_streams_and_deletes_blobs() {
+    let Some(binary) = docker_registry_binary("the OCI content store test") else {
+        return;
+    };
+    let registry = DockerRegistry::start(
+        &binary,
+        "oci-content-store",
+        RegistryOptions {
+            deletes: true,
+            ..Default::default()
+        },
+    );
+    let store = OciContentStore::new(registry.content_location().parse().unwrap());
+    store.ping().unwrap();
+    let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let digest = blob_digest(&bytes);
+    assert!(!store.has(&digest).unwrap());
+    assert_eq!(store.size(&digest).unwrap(), None);
+    let error = match store.open(&digest) {
+        Ok(_) => panic!("opened a missing blob"),
+        Err(error) => error,
+    };
+    assert_eq!(error.kind(), std::io::ErrorKind::NotFound);
+    assert!(error.to_string().contains("BLOB_UNKNOWN"), "{error}");
+
+    store.put(&digest, &bytes).unwrap();
+    store.put(&digest, &bytes).unwrap();
+    assert_eq!(
+        registry.upload_count(),
+        1,
+        "a stored blob was uploaded again"
+    );
+    assert!(store.has(&digest).unwrap());
+    assert_eq!(store.size(&digest).unwrap(), Some(bytes.len() as u64));
+    let mut read = Vec::new();
+    std::io::Read::read_to_end(&mut store.open(&digest).unwrap(), &mut read).unwrap();
+    assert!(read == bytes);
+
+    // A file is streamed from disk.
+    let file = temp_dir("oci-content-store-file").join("blob");
+    let file_bytes = b"a blob uploaded from a file".to_vec();
+    std::fs::write(&file, &file_bytes).unwrap();
+    let file_digest = blob_digest(&file_bytes);
+    store.put_file(&file_digest, &file).unwrap();
+    assert_eq!(registry.blob(&file_digest.to_string()), Some(file_bytes));
+
+    store.delete(&digest).unwrap();
+    assert!(!store.has(&digest).unwrap());
+    store.delete(&digest).unwrap();
+}
+
+#[test]
+fn a_registry_with_deletes_disabled_keeps_the_blob_without_failing() {
+    let Some(binary) = docker_registry_binary("the OCI content store test") else {
+        return;
+    };
+    let registry = DockerRegistry::start(&binary, "oci-content-nodelete", Default::default());
+    let store = OciContentStore::new(registry.content_location().parse().unwrap());
+    let bytes = b"kept".to_vec();
+    let digest = blob_digest(&bytes);
+    store.put(&digest, &bytes).unwrap();
+    store.delete(&digest).unwrap();
+    assert!(store.has(&digest).unwrap());
+}
