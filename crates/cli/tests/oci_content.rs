@@ -433,3 +433,59 @@ fn a_registry_with_deletes_disabled_keeps_the_blob_without_failing() {
     store.delete(&digest).unwrap();
     assert!(store.has(&digest).unwrap());
 }
+
+#[test]
+fn the_bearer_token_flow_of_a_registry_with_a_token_service_is_followed() {
+    // cairn itself, with pushes to scratch repositories enabled, is a registry with a token
+    // service like ghcr.io: `401` with `WWW-Authenticate: Bearer realm=...`, and a realm that
+    // trades the basic credentials for a token.
+    let upstream = TestServer::start(
+        &temp_dir("oci-content-token-upstream"),
+        &["--oci-push-token", "upstream-secret"],
+    );
+    let authority = upstream.url.trim_start_matches("http://").to_owned();
+    let data = temp_dir("oci-content-token-data");
+    let data_arg = data.to_str().unwrap();
+
+    let (ok, _, stderr) = cairn(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        data_arg,
+        "--content",
+        &format!("oci://bot:wrong@{authority}/scratch/content"),
+    ]);
+    assert!(!ok && stderr.contains("refused"), "{stderr}");
+
+    let location = format!("oci://bot:upstream-secret@{authority}/scratch/content");
+    let server = TestServer::start(&data, &["--namespace", "example", "--content", &location]);
+    let bytes = fixture("b03-rs-calc.wac.component.wasm");
+    let mut publisher = Publisher::new("example:calc");
+    publisher.publish_init(&server.client());
+    publisher.publish_release(&server.client(), "1.0.0", &bytes);
+    assert_served(&server, "example/calc", "1.0.0", &bytes);
+    // The blobs are in the upstream's scratch repository.
+    for digest in split_blobs(&server, &bytes) {
+        let response = upstream
+            .client()
+            .get(&format!("v2/scratch/content/blobs/{digest}"));
+        assert_eq!(response.status(), 200, "{digest}");
+        assert_eq!(Digest::of(&response.bytes().unwrap()).to_string(), digest);
+    }
+    assert!(server.stop().success());
+
+    // Credentials from the environment, for a later run without them in the location.
+    let audit = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["audit", "--data", data_arg])
+        .env("CAIRN_CONTENT_USERNAME", "bot")
+        .env("CAIRN_CONTENT_PASSWORD", "upstream-secret")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        audit.status.success() && stdout.contains("1 contents re-joined"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+}

@@ -52,30 +52,30 @@ pub enum ContentLocationError {
         record: PathBuf,
     },
     /// The record cannot be read or written.
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}: {reason}")]
     Record {
         /// What was being done.
         what: &'static str,
         /// The record file.
         path: PathBuf,
         /// Why.
-        source: io::Error,
+        reason: io::Error,
     },
     /// The record does not hold a location.
-    #[error("{path} does not hold a content location: {source}")]
+    #[error("{path} does not hold a content location: {reason}")]
     BadRecord {
         /// The record file.
         path: PathBuf,
         /// Why.
-        source: Box<ContentLocationError>,
+        reason: Box<ContentLocationError>,
     },
     /// The store cannot be opened or does not answer.
-    #[error("cannot use the content store {location}: {source}")]
+    #[error("cannot use the content store {location}: {reason}")]
     Unavailable {
         /// The location (without credentials).
         location: String,
-        /// Why.
-        source: io::Error,
+        /// Why (not a `source`: the message holds it, so error chains print it once).
+        reason: io::Error,
     },
 }
 
@@ -127,9 +127,9 @@ impl ContentLocation {
     /// Opens the store. An OCI registry is asked `GET /v2/` first, so that a registry that
     /// is down or refuses the credentials fails here and not at the first upload.
     pub fn open(&self) -> Result<Arc<dyn BlobStore>, ContentLocationError> {
-        let unavailable = |source| ContentLocationError::Unavailable {
+        let unavailable = |reason| ContentLocationError::Unavailable {
             location: self.to_string(),
-            source,
+            reason,
         };
         match self {
             ContentLocation::Directory(path) => {
@@ -170,19 +170,19 @@ pub fn recorded_content_location(
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
+        Err(reason) => {
             return Err(ContentLocationError::Record {
                 what: "cannot read",
                 path,
-                source,
+                reason,
             })
         }
     };
     let location =
         text.parse::<ContentLocation>()
-            .map_err(|source| ContentLocationError::BadRecord {
+            .map_err(|reason| ContentLocationError::BadRecord {
                 path: path.clone(),
-                source: Box::new(source),
+                reason: Box::new(reason),
             })?;
     Ok(Some(match location {
         ContentLocation::Directory(dir) if dir.is_relative() => {
@@ -244,10 +244,10 @@ pub fn record_content_location(
 fn write_record(data_dir: &Path, text: &str) -> Result<(), ContentLocationError> {
     use std::io::Write as _;
     let path = data_dir.join(CONTENT_LOCATION_FILE);
-    let error = |source| ContentLocationError::Record {
+    let error = |reason| ContentLocationError::Record {
         what: "cannot write",
         path: path.clone(),
-        source,
+        reason,
     };
     let tmp = data_dir.join(format!("{CONTENT_LOCATION_FILE}.tmp"));
     let mut file = std::fs::File::create(&tmp).map_err(error)?;

@@ -646,18 +646,18 @@ impl OciContentStore {
             .and_then(parse_challenge);
         drain(&mut response);
         let Some(challenge) = challenge else {
-            return Err(self.refused(operation, "with no WWW-Authenticate challenge"));
+            return Err(self.refused(operation, "(HTTP 401) with no WWW-Authenticate challenge"));
         };
         let authorization = if challenge.scheme.eq_ignore_ascii_case("basic") {
             let Some(credentials) = &self.credentials else {
                 return Err(self.refused(
                     operation,
-                    &format!("and asks for credentials (give them in the location or in {CONTENT_USERNAME_ENV} and {CONTENT_PASSWORD_ENV})"),
+                    &format!("(HTTP 401) and asks for credentials (give them in the location or in {CONTENT_USERNAME_ENV} and {CONTENT_PASSWORD_ENV})"),
                 ));
             };
             let header = credentials.basic_header();
             if sent.as_deref() == Some(header.as_str()) {
-                return Err(self.refused(operation, "with the credentials given"));
+                return Err(self.refused(operation, "(HTTP 401) with the credentials given"));
             }
             self.auth.lock().expect("auth lock poisoned").basic = true;
             header
@@ -667,7 +667,7 @@ impl OciContentStore {
             return Err(self.refused(
                 operation,
                 &format!(
-                    "and asks for unsupported {} authentication",
+                    "(HTTP 401) and asks for unsupported {} authentication",
                     challenge.scheme
                 ),
             ));
@@ -677,7 +677,10 @@ impl OciContentStore {
             let detail = error_detail(&mut response);
             return Err(self.refused(
                 operation,
-                &format!("with the {} credentials sent{detail}", challenge.scheme),
+                &format!(
+                    "(HTTP 401) with the {} credentials sent{detail}",
+                    challenge.scheme
+                ),
             ));
         }
         Ok(response)
@@ -765,6 +768,14 @@ impl OciContentStore {
             other => other,
         }
         .map_err(|error| self.connection_error(operation, error))?;
+        if matches!(response.status().as_u16(), 401 | 403) {
+            let detail = error_detail(&mut response);
+            let sent = match self.credentials {
+                Some(_) => "the credentials sent",
+                None => "no credentials",
+            };
+            return Err(self.refused(operation, &format!("by {realm} with {sent}{detail}")));
+        }
         if response.status().as_u16() != 200 {
             return Err(self.registry_error(operation, response));
         }
@@ -819,7 +830,7 @@ impl OciContentStore {
         io::Error::new(
             io::ErrorKind::PermissionDenied,
             format!(
-                "OCI registry {}: {} refused (HTTP 401) {why}",
+                "OCI registry {}: {} refused {why}",
                 self.location, operation.what
             ),
         )

@@ -64,15 +64,9 @@ pub struct ServeCommand {
         long,
         env = "CAIRN_CONTENT",
         value_name = "LOCATION",
-        hide_env_values = true,
-        value_parser = parse_content_location
+        hide_env_values = true
     )]
-    content: Option<ContentLocation>,
-}
-
-fn parse_content_location(text: &str) -> Result<ContentLocation, String> {
-    text.parse()
-        .map_err(|e: cairn_store::ContentLocationError| e.to_string())
+    content: Option<String>,
 }
 
 /// Parses `500ms`, `2s`, `1m` or plain seconds.
@@ -127,6 +121,13 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 impl ServeCommand {
     pub fn run(self) -> anyhow::Result<()> {
         crate::logging::init();
+        // Parsed here rather than by clap, whose errors would echo a password in the URL.
+        let content = self
+            .content
+            .as_deref()
+            .map(str::parse::<ContentLocation>)
+            .transpose()
+            .context("invalid --content")?;
         let runtime = tokio::runtime::Runtime::new()?;
         runtime.block_on(async move {
             let _lock = crate::commands::lock_data_dir(&self.dir.data)?;
@@ -142,7 +143,7 @@ impl ServeCommand {
                     checkpoint_interval: self.checkpoint_interval,
                     max_content_size: self.max_content_size,
                 },
-                self.content,
+                content,
             )
             .await
             .with_context(|| format!("cannot open the registry in {}", self.dir.data.display()))?
