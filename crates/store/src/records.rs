@@ -7,6 +7,7 @@
 //! then `validated` (with its registry index) or `rejected` (with a reason), decided by the
 //! sequencer and committed in one transaction together with the checkpoint that covers it.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::Path;
 use std::str::FromStr;
@@ -451,14 +452,29 @@ impl RecordStore for SqliteStore {
 
     async fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
-        for (record_id, index) in &batch.validated {
-            sqlx::query(
-                "UPDATE records SET status = 'validated', registry_index = $1 WHERE record_id = $2",
-            )
-            .bind(*index as i64)
-            .bind(record_id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        // One statement per chunk of records: a table of (record id, index) values joined
+        // against `records` (SQL that PostgreSQL runs too).
+        for chunk in batch.validated.chunks(COMMIT_CHUNK) {
+            let mut update =
+                sqlx::QueryBuilder::<sqlx::Sqlite>::new("WITH v (record_id, registry_index) AS (");
+            update.push_values(chunk, |mut values, (record_id, index)| {
+                values
+                    .push_bind(record_id.to_string())
+                    .push_bind(*index as i64);
+            });
+            update.push(
+                ") UPDATE records SET status = 'validated', registry_index = \
+                 (SELECT v.registry_index FROM v WHERE v.record_id = records.record_id) \
+                 WHERE record_id IN (SELECT record_id FROM v)",
+            );
+            let done = update.build().execute(&mut *tx).await?;
+            if done.rows_affected() != chunk.len() as u64 {
+                return Err(StoreError::Failed(format!(
+                    "{} of {} validated records were not found",
+                    chunk.len() as u64 - done.rows_affected(),
+                    chunk.len()
+                )));
+            }
         }
         for (record_id, reason) in &batch.rejected {
             sqlx::query("UPDATE records SET status = 'rejected', reason = $1 WHERE record_id = $2")
@@ -605,13 +621,18 @@ struct InsertRequest {
     reply: oneshot::Sender<Result<InsertOutcome, StoreError>>,
 }
 
+/// Most records one sequencer update statement names.
+const COMMIT_CHUNK: usize = 256;
+
 /// Most inserts committed together.
 const INSERT_BATCH: usize = 512;
 
-/// The writer task for inserts: takes every insert waiting, runs each in its own savepoint
-/// of one transaction, commits once (one fsync for the lot: group commit), and only then
-/// answers each caller.
+/// The writer task for inserts: takes every insert waiting, writes them in one transaction
+/// with a few multi-row statements, commits once (one fsync for the lot: group commit), and
+/// only then answers each caller.
 async fn insert_batches(writer: SqlitePool, mut requests: mpsc::Receiver<InsertRequest>) {
+    // Logs are never deleted, so a log seen once needs no lookup again.
+    let mut known_logs: HashSet<LogId> = HashSet::new();
     while let Some(first) = requests.recv().await {
         let mut batch = vec![first];
         while batch.len() < INSERT_BATCH {
@@ -620,8 +641,9 @@ async fn insert_batches(writer: SqlitePool, mut requests: mpsc::Receiver<InsertR
                 Err(_) => break,
             }
         }
-        match insert_batch(&writer, &batch).await {
-            Ok(outcomes) => {
+        match insert_batch(&writer, &batch, &known_logs).await {
+            Ok((outcomes, new_logs)) => {
+                known_logs.extend(new_logs);
                 for (request, outcome) in batch.into_iter().zip(outcomes) {
                     let _ = request.reply.send(outcome);
                 }
@@ -636,91 +658,203 @@ async fn insert_batches(writer: SqlitePool, mut requests: mpsc::Receiver<InsertR
     }
 }
 
+type BatchOutcome = (Vec<Result<InsertOutcome, StoreError>>, Vec<LogId>);
+
+/// Inserts a batch: each new log (with its name checked against the others), then every
+/// record in one `INSERT ... ON CONFLICT DO NOTHING RETURNING`, the ones already there read
+/// back, and their missing content in one more statement. Returns each request's outcome, in
+/// order, and the logs now known.
 async fn insert_batch(
     writer: &SqlitePool,
     batch: &[InsertRequest],
-) -> Result<Vec<Result<InsertOutcome, StoreError>>, StoreError> {
+    known_logs: &HashSet<LogId>,
+) -> Result<BatchOutcome, StoreError> {
     let mut tx = writer.begin().await?;
-    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut outcomes: Vec<Option<Result<InsertOutcome, StoreError>>> =
+        (0..batch.len()).map(|_| None).collect();
+
+    // New logs: rare (a package's first record), so one by one.
+    let mut new_logs: Vec<LogId> = Vec::new();
+    let mut refused_logs: HashMap<LogId, StoreError> = HashMap::new();
     for request in batch {
-        sqlx::query("SAVEPOINT insert_record")
-            .execute(&mut *tx)
-            .await?;
-        let outcome = insert_one(&mut tx, &request.record).await;
-        if outcome.is_err() {
-            sqlx::query("ROLLBACK TO insert_record")
-                .execute(&mut *tx)
-                .await?;
+        let record = &request.record;
+        if known_logs.contains(&record.log_id)
+            || new_logs.contains(&record.log_id)
+            || refused_logs.contains_key(&record.log_id)
+        {
+            continue;
         }
-        sqlx::query("RELEASE insert_record")
-            .execute(&mut *tx)
-            .await?;
-        outcomes.push(outcome);
+        match ensure_log(&mut tx, record).await? {
+            Ok(()) => new_logs.push(record.log_id),
+            Err(refusal) => {
+                refused_logs.insert(record.log_id, refusal);
+            }
+        }
+    }
+    for (i, request) in batch.iter().enumerate() {
+        if let Some(refusal) = refused_logs.get(&request.record.log_id) {
+            outcomes[i] = Some(Err(match refusal {
+                StoreError::NameConflict {
+                    requested,
+                    existing,
+                } => StoreError::NameConflict {
+                    requested: requested.clone(),
+                    existing: existing.clone(),
+                },
+                other => StoreError::Failed(other.to_string()),
+            }));
+        }
+    }
+
+    // The records, in arrival order (their `seq`), once each.
+    let mut first_of: HashMap<RecordId, usize> = HashMap::new();
+    let to_insert: Vec<usize> = (0..batch.len())
+        .filter(|&i| outcomes[i].is_none())
+        .filter(|&i| match first_of.entry(batch[i].record.record_id) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(i);
+                true
+            }
+        })
+        .collect();
+    let mut rows: HashMap<RecordId, RecordRow> = HashMap::new();
+    if !to_insert.is_empty() {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO records (record_id, log_id, envelope, status) ",
+        );
+        insert.push_values(&to_insert, |mut values, &i| {
+            let record = &batch[i].record;
+            let status = if record.missing_content.is_empty() {
+                RecordStatus::Pending
+            } else {
+                RecordStatus::Sourcing
+            };
+            values
+                .push_bind(record.record_id.to_string())
+                .push_bind(record.log_id.to_string())
+                .push_bind(record.envelope.as_slice())
+                .push_bind(status.as_str());
+        });
+        insert.push(format!(
+            " ON CONFLICT (record_id) DO NOTHING RETURNING {RECORD_COLUMNS}"
+        ));
+        let mut inserted: HashSet<RecordId> = HashSet::new();
+        for row in insert.build().fetch_all(&mut *tx).await? {
+            let row = record_row(&row)?;
+            inserted.insert(row.record_id);
+            rows.insert(row.record_id, row);
+        }
+        // Records that were already there, from an earlier batch.
+        let earlier: Vec<String> = to_insert
+            .iter()
+            .map(|&i| batch[i].record.record_id)
+            .filter(|id| !inserted.contains(id))
+            .map(|id| id.to_string())
+            .collect();
+        if !earlier.is_empty() {
+            let mut select = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+                "SELECT {RECORD_COLUMNS} FROM records WHERE record_id IN ("
+            ));
+            let mut list = select.separated(", ");
+            for id in &earlier {
+                list.push_bind(id.as_str());
+            }
+            select.push(")");
+            for row in select.build().fetch_all(&mut *tx).await? {
+                let row = record_row(&row)?;
+                rows.insert(row.record_id, row);
+            }
+        }
+        // What the new ones wait for.
+        let missing: Vec<(String, String)> = to_insert
+            .iter()
+            .map(|&i| &batch[i].record)
+            .filter(|record| inserted.contains(&record.record_id))
+            .flat_map(|record| {
+                record
+                    .missing_content
+                    .iter()
+                    .map(|digest| (record.record_id.to_string(), digest.to_string()))
+            })
+            .collect();
+        if !missing.is_empty() {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO missing_content (record_id, digest) ",
+            );
+            insert.push_values(&missing, |mut values, (record_id, digest)| {
+                values
+                    .push_bind(record_id.as_str())
+                    .push_bind(digest.as_str());
+            });
+            insert.push(" ON CONFLICT DO NOTHING");
+            insert.build().execute(&mut *tx).await?;
+        }
+        for &i in &to_insert {
+            let id = batch[i].record.record_id;
+            let row = rows
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| StoreError::Failed(format!("record {id} vanished")))?;
+            outcomes[i] = Some(Ok(if inserted.contains(&id) {
+                InsertOutcome::Inserted(row)
+            } else {
+                InsertOutcome::AlreadyThere(row)
+            }));
+        }
     }
     tx.commit().await?;
-    Ok(outcomes)
+    // A record sent twice in one batch: the second finds the first.
+    let outcomes = outcomes
+        .into_iter()
+        .enumerate()
+        .map(|(i, outcome)| {
+            outcome.unwrap_or_else(|| {
+                let id = batch[i].record.record_id;
+                rows.get(&id)
+                    .cloned()
+                    .map(InsertOutcome::AlreadyThere)
+                    .ok_or_else(|| StoreError::Failed(format!("record {id} vanished")))
+            })
+        })
+        .collect();
+    Ok((outcomes, new_logs))
 }
 
-async fn insert_one(
+/// Makes sure the record's log exists: finds it, or creates it unless its name clashes
+/// (case-insensitively) with another log's. The outer error is the database's; the inner
+/// one is the refusal of this record.
+async fn ensure_log(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     record: &OwnedNewRecord,
-) -> Result<InsertOutcome, StoreError> {
-    let existing = sqlx::query(&format!(
-        "SELECT {RECORD_COLUMNS} FROM records WHERE record_id = $1"
-    ))
-    .bind(record.record_id.to_string())
-    .fetch_optional(&mut **tx)
-    .await?;
-    if let Some(row) = existing {
-        return Ok(InsertOutcome::AlreadyThere(record_row(&row)?));
-    }
+) -> Result<Result<(), StoreError>, StoreError> {
     let log_id = record.log_id.to_string();
     let known = sqlx::query("SELECT name FROM logs WHERE log_id = $1")
         .bind(&log_id)
         .fetch_optional(&mut **tx)
         .await?;
-    if known.is_none() {
-        let name = record.package_name.clone();
-        let lower = name.as_ref().map(|n| n.to_lowercase());
-        if let Some(lower) = &lower {
-            let clash = sqlx::query("SELECT name FROM logs WHERE name_lower = $1")
-                .bind(lower)
-                .fetch_optional(&mut **tx)
-                .await?;
-            if let Some(clash) = clash {
-                return Err(StoreError::NameConflict {
-                    requested: name.unwrap_or_default(),
-                    existing: clash.try_get("name")?,
-                });
-            }
+    if known.is_some() {
+        return Ok(Ok(()));
+    }
+    let name = record.package_name.clone();
+    let lower = name.as_ref().map(|n| n.to_lowercase());
+    if let Some(lower) = &lower {
+        let clash = sqlx::query("SELECT name FROM logs WHERE name_lower = $1")
+            .bind(lower)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if let Some(clash) = clash {
+            return Ok(Err(StoreError::NameConflict {
+                requested: name.unwrap_or_default(),
+                existing: clash.try_get("name")?,
+            }));
         }
-        sqlx::query("INSERT INTO logs (log_id, name, name_lower) VALUES ($1, $2, $3)")
-            .bind(&log_id)
-            .bind(&name)
-            .bind(&lower)
-            .execute(&mut **tx)
-            .await?;
     }
-    let status = if record.missing_content.is_empty() {
-        RecordStatus::Pending
-    } else {
-        RecordStatus::Sourcing
-    };
-    let row = sqlx::query(&format!(
-        "INSERT INTO records (record_id, log_id, envelope, status) VALUES ($1, $2, $3, $4) RETURNING {RECORD_COLUMNS}"
-    ))
-    .bind(record.record_id.to_string())
-    .bind(&log_id)
-    .bind(&record.envelope)
-    .bind(status.as_str())
-    .fetch_one(&mut **tx)
-    .await?;
-    for digest in &record.missing_content {
-        sqlx::query("INSERT INTO missing_content (record_id, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(record.record_id.to_string())
-            .bind(digest.to_string())
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(InsertOutcome::Inserted(record_row(&row)?))
+    sqlx::query("INSERT INTO logs (log_id, name, name_lower) VALUES ($1, $2, $3)")
+        .bind(&log_id)
+        .bind(&name)
+        .bind(&lower)
+        .execute(&mut **tx)
+        .await?;
+    Ok(Ok(()))
 }

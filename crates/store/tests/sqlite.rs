@@ -239,3 +239,87 @@ async fn concurrent_inserts_are_all_committed() {
     }
     assert_eq!(store.pending(1000).await.unwrap().len(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_duplicates_and_name_clashes_each_get_their_own_answer() {
+    let store = SqliteStore::open(&database("concurrent-mixed"))
+        .await
+        .unwrap();
+    // Names are lowercase by the protocol; a clash is the same name under two log ids.
+    let clash: PackageName = "example:clash".parse().unwrap();
+    let mut tasks = Vec::new();
+    // Each record sent three times at once, with the missing content of some; and two
+    // spellings of one name racing for the same log name.
+    for n in 0..60u32 {
+        for _ in 0..3 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let name: PackageName = format!("example:dup-n{}", n % 6).parse().unwrap();
+                let missing = if n % 2 == 0 {
+                    vec![cairn_protocol::Digest::of(&n.to_le_bytes())]
+                } else {
+                    vec![]
+                };
+                let outcome = store
+                    .insert_record(insert(&name, record_id(n), b"e", &missing))
+                    .await
+                    .unwrap();
+                (n, outcome)
+            }));
+        }
+    }
+    let clashes: Vec<_> = [(clash.log_id(), 1000u32), (LogId::operator_log(), 1001u32)]
+        .into_iter()
+        .map(|(log_id, n)| {
+            let (store, name) = (store.clone(), clash.clone());
+            tokio::spawn(async move {
+                store
+                    .insert_record(NewRecord {
+                        record_id: record_id(n),
+                        log_id,
+                        package_name: Some(&name),
+                        envelope: b"e",
+                        missing_content: &[],
+                    })
+                    .await
+            })
+        })
+        .collect();
+    let mut inserted = std::collections::HashMap::new();
+    for task in tasks {
+        let (n, outcome) = task.await.unwrap();
+        let row = match outcome {
+            InsertOutcome::Inserted(row) => {
+                *inserted.entry(n).or_insert(0) += 1;
+                row
+            }
+            InsertOutcome::AlreadyThere(row) => row,
+        };
+        assert_eq!(row.record_id, record_id(n));
+        let expected = if n % 2 == 0 {
+            RecordStatus::Sourcing
+        } else {
+            RecordStatus::Pending
+        };
+        assert_eq!(row.status, expected);
+    }
+    // Exactly one of the three sends inserted each record.
+    assert_eq!(inserted.len(), 60);
+    assert!(inserted.values().all(|&count| count == 1));
+    let mut outcomes = Vec::new();
+    for task in clashes {
+        outcomes.push(task.await.unwrap());
+    }
+    let refused = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(StoreError::NameConflict { .. })))
+        .count();
+    assert_eq!(refused, 1, "{outcomes:?}");
+    assert_eq!(store.pending(1000).await.unwrap().len(), 30 + 1);
+    for n in (0..60u32).filter(|n| n % 2 == 0) {
+        assert_eq!(
+            store.missing_content(&record_id(n)).await.unwrap(),
+            [cairn_protocol::Digest::of(&n.to_le_bytes())]
+        );
+    }
+}
