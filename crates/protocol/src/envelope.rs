@@ -31,6 +31,31 @@ impl LogKind for OperatorEntry {
     }
 }
 
+/// Proof that an envelope's signature verified with the key whose id it names. Only
+/// [`Envelope::verify_signature`] makes one, so holding one means the check was done.
+/// It covers exactly one envelope: the same record id (the content bytes), key id and
+/// signature; a validator given it for any other envelope verifies as usual.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedSignature {
+    record_id: RecordId,
+    key_id: KeyId,
+    signature: Signature,
+}
+
+impl VerifiedSignature {
+    /// The record whose signature verified.
+    pub fn record_id(&self) -> &RecordId {
+        &self.record_id
+    }
+
+    /// Whether this proves `envelope`'s signature.
+    pub fn covers<E: LogKind>(&self, envelope: &Envelope<E>) -> bool {
+        self.record_id == envelope.record_id
+            && self.key_id == envelope.key_id
+            && self.signature == envelope.signature
+    }
+}
+
 /// A signed record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope<E> {
@@ -79,9 +104,15 @@ impl<E: LogKind> Envelope<E> {
         }
     }
 
-    /// Checks the signature against `key`.
-    pub fn verify_signature(&self, key: &PublicKey) -> Result<(), BadSignature> {
-        key.verify(E::SIGNING_DOMAIN, &self.content_bytes, &self.signature)
+    /// Checks the signature against `key`. The proof it returns lets a validator skip
+    /// checking this same signature again (see [`VerifiedSignature`]).
+    pub fn verify_signature(&self, key: &PublicKey) -> Result<VerifiedSignature, BadSignature> {
+        key.verify(E::SIGNING_DOMAIN, &self.content_bytes, &self.signature)?;
+        Ok(VerifiedSignature {
+            record_id: self.record_id,
+            key_id: key.fingerprint(),
+            signature: self.signature.clone(),
+        })
     }
 
     /// The exact protobuf bytes that were signed.

@@ -32,7 +32,7 @@ pub use checkpoint::{
 };
 pub use crypto::{BadSignature, KeyError, PrivateKey, PublicKey, Signature, SigningDomain};
 pub use digest::{Digest, DigestError, KeyId, LogId, RecordId};
-pub use envelope::{Envelope, LogKind, OperatorEnvelope, PackageEnvelope};
+pub use envelope::{Envelope, LogKind, OperatorEnvelope, PackageEnvelope, VerifiedSignature};
 pub use name::{is_lower_kebab, NameError, Namespace, PackageName};
 pub use record::{
     DecodeError, Entry, HashAlgorithm, OperatorEntry, OperatorPermission, OperatorRecord,

@@ -13,7 +13,7 @@ use semver::Version;
 
 use crate::crypto::PublicKey;
 use crate::digest::{Digest, KeyId, RecordId};
-use crate::envelope::{Envelope, LogKind};
+use crate::envelope::{Envelope, LogKind, VerifiedSignature};
 use crate::name::Namespace;
 use crate::record::{
     HashAlgorithm, OperatorEntry, OperatorPermission, PackageEntry, PackagePermission, Timestamp,
@@ -204,8 +204,13 @@ impl<P: Ord + Copy + std::fmt::Display> Chain<P> {
         Ok(())
     }
 
-    /// Rules 5 to 8: initialised, known key, signature; then the head advances.
-    fn finish<E: LogKind>(&mut self, envelope: &Envelope<E>) -> Result<(), ValidationError> {
+    /// Rules 5 to 8: initialised, known key, signature (unless `verified` proves it); then
+    /// the head advances.
+    fn finish<E: LogKind>(
+        &mut self,
+        envelope: &Envelope<E>,
+        verified: Option<&VerifiedSignature>,
+    ) -> Result<(), ValidationError> {
         if self.algorithm.is_none() {
             return Err(ValidationError::InitialRecordDoesNotInit);
         }
@@ -213,9 +218,13 @@ impl<P: Ord + Copy + std::fmt::Display> Chain<P> {
             .keys
             .get(envelope.key_id())
             .ok_or(ValidationError::KeyIdNotRecognized(*envelope.key_id()))?;
-        envelope
-            .verify_signature(key)
-            .map_err(|_| ValidationError::SignatureVerificationFailed(*envelope.key_id()))?;
+        // A proof covers this envelope's exact signature by the key with this id; key ids
+        // are fingerprints of keys, so it is a proof for `key`.
+        if !verified.is_some_and(|proof| proof.covers(envelope)) {
+            envelope
+                .verify_signature(key)
+                .map_err(|_| ValidationError::SignatureVerificationFailed(*envelope.key_id()))?;
+        }
         self.head = Some(Head {
             record_id: *envelope.record_id(),
             timestamp: envelope.record().time,
@@ -279,13 +288,40 @@ impl PackageLogState {
     /// Validates `envelope` against the state and, if it passes, applies it. On error the
     /// state is unchanged.
     pub fn validate(&mut self, envelope: &Envelope<PackageEntry>) -> Result<(), ValidationError> {
-        let mut next = self.clone();
-        next.apply(envelope)?;
-        *self = next;
-        Ok(())
+        self.validate_verified(envelope, None)
     }
 
-    fn apply(&mut self, envelope: &Envelope<PackageEntry>) -> Result<(), ValidationError> {
+    /// [`validate`](Self::validate), with the signature check skipped if `verified` proves
+    /// this envelope's signature already.
+    pub fn validate_verified(
+        &mut self,
+        envelope: &Envelope<PackageEntry>,
+        verified: Option<&VerifiedSignature>,
+    ) -> Result<(), ValidationError> {
+        // The chain (keys, permissions, head) is small and copied; the releases, which grow
+        // with the log, are changed in place and restored from an undo list on error.
+        let chain = self.chain.clone();
+        let mut undo = Vec::new();
+        let result = self.apply(envelope, verified, &mut undo);
+        if result.is_err() {
+            self.chain = chain;
+            for (version, previous) in undo.into_iter().rev() {
+                match previous {
+                    Some(release) => self.releases.insert(version, release),
+                    None => self.releases.remove(&version),
+                };
+            }
+        }
+        result
+    }
+
+    /// Applies `envelope`, noting in `undo` each release's value before it changed.
+    fn apply(
+        &mut self,
+        envelope: &Envelope<PackageEntry>,
+        verified: Option<&VerifiedSignature>,
+        undo: &mut Vec<(Version, Option<Release>)>,
+    ) -> Result<(), ValidationError> {
         self.chain.check_link(envelope)?;
         let signer = *envelope.key_id();
         let record = envelope.record();
@@ -323,6 +359,7 @@ impl PackageLogState {
                     if self.releases.contains_key(version) {
                         return Err(ValidationError::ReleaseOfReleased(version.clone()));
                     }
+                    undo.push((version.clone(), None));
                     self.releases.insert(
                         version.clone(),
                         Release {
@@ -343,6 +380,7 @@ impl PackageLogState {
                     if matches!(release.state, ReleaseState::Yanked { .. }) {
                         return Err(ValidationError::YankOfYanked(version.clone()));
                     }
+                    undo.push((version.clone(), Some(release.clone())));
                     release.state = ReleaseState::Yanked {
                         by: signer,
                         timestamp: record.time,
@@ -350,7 +388,7 @@ impl PackageLogState {
                 }
             }
         }
-        self.chain.finish(envelope)
+        self.chain.finish(envelope, verified)
     }
 
     /// The latest record, if any.
@@ -407,13 +445,27 @@ impl OperatorLogState {
     /// Validates `envelope` against the state and, if it passes, applies it. On error the
     /// state is unchanged.
     pub fn validate(&mut self, envelope: &Envelope<OperatorEntry>) -> Result<(), ValidationError> {
+        self.validate_verified(envelope, None)
+    }
+
+    /// [`validate`](Self::validate), with the signature check skipped if `verified` proves
+    /// this envelope's signature already.
+    pub fn validate_verified(
+        &mut self,
+        envelope: &Envelope<OperatorEntry>,
+        verified: Option<&VerifiedSignature>,
+    ) -> Result<(), ValidationError> {
         let mut next = self.clone();
-        next.apply(envelope)?;
+        next.apply(envelope, verified)?;
         *self = next;
         Ok(())
     }
 
-    fn apply(&mut self, envelope: &Envelope<OperatorEntry>) -> Result<(), ValidationError> {
+    fn apply(
+        &mut self,
+        envelope: &Envelope<OperatorEntry>,
+        verified: Option<&VerifiedSignature>,
+    ) -> Result<(), ValidationError> {
         self.chain.check_link(envelope)?;
         let signer = *envelope.key_id();
         for entry in &envelope.record().entries {
@@ -465,7 +517,7 @@ impl OperatorLogState {
                 }
             }
         }
-        self.chain.finish(envelope)
+        self.chain.finish(envelope, verified)
     }
 
     fn add_namespace(

@@ -432,6 +432,70 @@ fn a_failing_entry_rolls_back_the_whole_record() {
     assert!(state.releases().is_empty());
 }
 
+#[test]
+fn a_failing_entry_restores_earlier_yanks_and_releases() {
+    let (mut state, head) = started();
+    let first = Envelope::signed(
+        record(Some(head), 11, vec![release("1.0.0"), release("2.0.0")]),
+        &alice(),
+    );
+    state.validate(&first).unwrap();
+    // A yank, a new release, then a release of a version already there: all undone.
+    let envelope = Envelope::signed(
+        record(
+            Some(*first.record_id()),
+            12,
+            vec![yank("1.0.0"), release("3.0.0"), release("2.0.0")],
+        ),
+        &alice(),
+    );
+    refuse(
+        &mut state,
+        &envelope,
+        ValidationError::ReleaseOfReleased("2.0.0".parse().unwrap()),
+    );
+    assert_eq!(state.releases().len(), 2);
+    assert!(matches!(
+        state.release(&"1.0.0".parse().unwrap()).unwrap().state,
+        cairn_protocol::ReleaseState::Released { .. }
+    ));
+}
+
+#[test]
+fn a_proof_of_verification_covers_only_its_own_envelope() {
+    let (mut state, head) = started();
+    let good = Envelope::signed(record(Some(head), 11, vec![release("1.0.0")]), &alice());
+    let proof = good.verify_signature(alice().public_key()).unwrap();
+    // The same content with another (bad) signature: the proof does not cover it.
+    let forged = Envelope::<PackageEntry>::from_parts(
+        good.content_bytes().to_vec(),
+        *good.key_id(),
+        alice().sign(cairn_protocol::SigningDomain::PackageRecord, b"other bytes"),
+    )
+    .unwrap();
+    assert!(!proof.covers(&forged));
+    let before = state.clone();
+    assert_eq!(
+        state.validate_verified(&forged, Some(&proof)),
+        Err(ValidationError::SignatureVerificationFailed(
+            alice().public_key().fingerprint()
+        ))
+    );
+    assert_eq!(state, before);
+    // A proof for a record by another key covers nothing here either.
+    let by_bob = Envelope::signed(record(Some(head), 11, vec![release("1.0.0")]), &bob());
+    let bob_proof = by_bob.verify_signature(bob().public_key()).unwrap();
+    assert!(!bob_proof.covers(&good));
+    // Its own envelope: validated with the proof, to the same state as without it.
+    let mut checked = state.clone();
+    checked.validate(&good).unwrap();
+    assert!(proof.covers(&good));
+    state.validate_verified(&good, Some(&proof)).unwrap();
+    assert_eq!(state, checked);
+    // A proof made with a key other than the one the id names covers nothing.
+    assert!(good.verify_signature(bob().public_key()).is_err());
+}
+
 fn operator_started() -> (OperatorLogState, RecordId) {
     let mut state = OperatorLogState::new();
     let first = Envelope::signed(

@@ -20,7 +20,6 @@ use cairn_protocol::api::{
 };
 use cairn_protocol::{
     Digest, LogId, NamespaceState, PackageEntry, PackageEnvelope, RecordId, SignedCheckpoint,
-    SigningDomain,
 };
 use cairn_split::Manifest;
 use cairn_store::{
@@ -51,6 +50,8 @@ pub struct AppState {
     pub settings: Arc<ApiSettings>,
     /// Content digests known to be stored (content is never removed, so this only grows).
     pub stored_content: Arc<RwLock<std::collections::HashSet<Digest>>>,
+    /// Signatures checked at acceptance, for the sequencer.
+    pub verified: Arc<crate::state::VerifiedSignatures>,
 }
 
 /// Settings the routes need.
@@ -438,12 +439,7 @@ async fn publish(
             format!("unknown key id `{}`", envelope.key_id()),
         )
     })?;
-    key.verify(
-        SigningDomain::PackageRecord,
-        envelope.content_bytes(),
-        envelope.signature(),
-    )
-    .map_err(|_| {
+    let proof = envelope.verify_signature(&key).map_err(|_| {
         ApiError::Message(
             StatusCode::UNAUTHORIZED,
             format!("signature `{}` verification failed", envelope.signature()),
@@ -473,11 +469,15 @@ async fn publish(
             }
             other => ApiError::Internal(other.to_string()),
         })?;
-    let row = match outcome {
-        InsertOutcome::Inserted(row) | InsertOutcome::AlreadyThere(row) => row,
+    let (row, outcome_is_new) = match outcome {
+        InsertOutcome::Inserted(row) => (row, true),
+        InsertOutcome::AlreadyThere(row) => (row, false),
     };
     // Publishing the same record again is idempotent: the insert finds it and its current
     // state is the answer.
+    if outcome_is_new {
+        app.verified.remember(proof);
+    }
     if row.status == RecordStatus::Pending {
         app.wake.notify_one();
     }

@@ -99,6 +99,7 @@ pub struct Registry {
     operator_key: PrivateKey,
     settings: Settings,
     wake: Arc<Notify>,
+    verified: Arc<state::VerifiedSignatures>,
     oci_push_token: Option<String>,
 }
 
@@ -199,6 +200,7 @@ impl Registry {
             operator_key,
             settings,
             wake: Arc::new(Notify::new()),
+            verified: Arc::default(),
             oci_push_token: None,
         };
         registry.queue_operator_records().await?;
@@ -292,6 +294,7 @@ impl Registry {
             operator_key: self.operator_key.clone(),
             wake: self.wake.clone(),
             interval: self.settings.checkpoint_interval,
+            verified: self.verified.clone(),
         }
     }
 
@@ -333,6 +336,7 @@ impl Registry {
             wake: self.wake.clone(),
             settings: Arc::new(settings),
             stored_content: Arc::default(),
+            verified: self.verified.clone(),
         };
         let (stop_tx, stop_rx) = watch::channel(false);
         let sequencer = tokio::spawn(self.sequencer().run(stop_rx));

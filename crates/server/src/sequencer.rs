@@ -23,13 +23,14 @@ use cairn_protocol::{LogId, PrivateKey, TimestampedCheckpoint};
 use cairn_store::{CommitBatch, RecordStore, SqliteStore};
 use tokio::sync::{watch, Notify};
 
-use crate::state::{RegistryState, ValidRecord};
+use crate::state::{RegistryState, ValidRecord, VerifiedSignatures};
 
 /// Most records one round takes.
 const ROUND_LIMIT: u32 = 20_000;
 
-/// Records validated per hold of the state's write lock.
-const VALIDATION_CHUNK: usize = 256;
+/// Records validated per hold of the state's write lock: small, so that request handlers,
+/// which read the state, wait little.
+const VALIDATION_CHUNK: usize = 32;
 
 /// What the sequencer needs.
 pub struct Sequencer {
@@ -43,6 +44,8 @@ pub struct Sequencer {
     pub wake: Arc<Notify>,
     /// The shortest time between two checkpoints.
     pub interval: Duration,
+    /// Signatures already checked at acceptance.
+    pub verified: Arc<VerifiedSignatures>,
 }
 
 /// Why the sequencer stopped.
@@ -96,24 +99,32 @@ impl Sequencer {
             .collect();
         let mut updates = Vec::new();
         for chunk in decoded.chunks(VALIDATION_CHUNK) {
-            let mut state = self.state.write().expect("state lock poisoned");
-            for (row, record) in chunk {
-                let result = record
-                    .as_ref()
-                    .map_err(|e| format!("the record could not be decoded: {e}"))
-                    .and_then(|record| {
-                        state
-                            .validate_and_append(&row.log_id, record)
-                            .map_err(|e| describe_rejection(&row.log_id, e))
-                    });
-                match result {
-                    Ok(update) => {
-                        batch.validated.push((row.record_id, state.log().len() - 1));
-                        updates.push(update);
+            {
+                let mut state = self.state.write().expect("state lock poisoned");
+                for (row, record) in chunk {
+                    let result = record
+                        .as_ref()
+                        .map_err(|e| format!("the record could not be decoded: {e}"))
+                        .and_then(|record| {
+                            state
+                                .validate_and_append(
+                                    &row.log_id,
+                                    record,
+                                    self.verified.take(&row.record_id).as_ref(),
+                                )
+                                .map_err(|e| describe_rejection(&row.log_id, e))
+                        });
+                    match result {
+                        Ok(update) => {
+                            batch.validated.push((row.record_id, state.log().len() - 1));
+                            updates.push(update);
+                        }
+                        Err(reason) => batch.rejected.push((row.record_id, reason)),
                     }
-                    Err(reason) => batch.rejected.push((row.record_id, reason)),
                 }
             }
+            // Let the handlers waiting for the lock in.
+            tokio::task::yield_now().await;
         }
         let (new_map, checkpoint) = if updates.is_empty() {
             (None, None)

@@ -13,7 +13,7 @@ use cairn_log::{KeyPath, Map, MapValue, RegistryLog};
 use cairn_protocol::api::{EnvelopeBody, PublishedRecord};
 use cairn_protocol::{
     prefix, Checkpoint, Digest, LogId, OperatorEnvelope, OperatorLogState, PackageEnvelope,
-    PackageLogState, RecordId, SignedCheckpoint, ValidationError,
+    PackageLogState, RecordId, SignedCheckpoint, ValidationError, VerifiedSignature,
 };
 use cairn_store::RecordRow;
 
@@ -83,6 +83,35 @@ pub struct PublishedJson {
     pub json: Arc<serde_json::value::RawValue>,
 }
 
+/// Signatures checked when their records were accepted, by record id, so the sequencer does
+/// not check them again. Bounded: past the bound nothing is remembered and the sequencer
+/// verifies as usual; after a restart it is empty.
+#[derive(Default)]
+pub struct VerifiedSignatures(
+    std::sync::Mutex<std::collections::HashMap<RecordId, VerifiedSignature>>,
+);
+
+impl VerifiedSignatures {
+    /// Most proofs kept.
+    const LIMIT: usize = 100_000;
+
+    /// Remembers a proof.
+    pub fn remember(&self, proof: VerifiedSignature) {
+        let mut map = self.0.lock().expect("proofs lock poisoned");
+        if map.len() < Self::LIMIT {
+            map.insert(*proof.record_id(), proof);
+        }
+    }
+
+    /// Takes the proof for `record_id`, if one is remembered.
+    pub fn take(&self, record_id: &RecordId) -> Option<VerifiedSignature> {
+        self.0
+            .lock()
+            .expect("proofs lock poisoned")
+            .remove(record_id)
+    }
+}
+
 /// A validated record on its way into the log.
 #[derive(Debug, Clone)]
 pub enum ValidRecord {
@@ -138,14 +167,13 @@ impl RegistryState {
                 record_id: row.record_id,
                 message,
             })?;
-            let (log_id, update) =
-                state
-                    .validate_and_append(&row.log_id, &record)
-                    .map_err(|error| ReplayError::Invalid {
-                        record_id: row.record_id,
-                        index,
-                        error,
-                    })?;
+            let (log_id, update) = state
+                .validate_and_append(&row.log_id, &record, None)
+                .map_err(|error| ReplayError::Invalid {
+                    record_id: row.record_id,
+                    index,
+                    error,
+                })?;
             pending_updates.push((log_id, update));
             while let Some(checkpoint) = checkpoints.peek() {
                 if checkpoint.contents.log_length != state.log.len() {
@@ -217,15 +245,18 @@ impl RegistryState {
         &mut self,
         log_id: &LogId,
         record: &ValidRecord,
+        verified: Option<&VerifiedSignature>,
     ) -> Result<(KeyPath, MapValue), ValidationError> {
         let record_id = record.record_id();
         match record {
-            ValidRecord::Operator(envelope) => self.operator.validate(envelope)?,
+            ValidRecord::Operator(envelope) => {
+                self.operator.validate_verified(envelope, verified)?
+            }
             ValidRecord::Package(envelope) => self
                 .packages
                 .entry(*log_id)
                 .or_default()
-                .validate(envelope)?,
+                .validate_verified(envelope, verified)?,
         }
         self.log.append(&prefix::log_leaf(log_id, &record_id));
         self.leaves.push((*log_id, record_id));

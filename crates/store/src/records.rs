@@ -311,7 +311,10 @@ impl SqliteStore {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            // Accepted records and other writes reach the WAL before they are acknowledged,
+            // so they survive the process being killed; the sequencer's commits switch to
+            // FULL, so every checkpoint (and all written before it) also survives power loss.
+            .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(30));
         let writer = SqlitePoolOptions::new()
@@ -451,55 +454,17 @@ impl RecordStore for SqliteStore {
     }
 
     async fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
-        // One statement per chunk of records: a table of (record id, index) values joined
-        // against `records` (SQL that PostgreSQL runs too).
-        for chunk in batch.validated.chunks(COMMIT_CHUNK) {
-            let mut update =
-                sqlx::QueryBuilder::<sqlx::Sqlite>::new("WITH v (record_id, registry_index) AS (");
-            update.push_values(chunk, |mut values, (record_id, index)| {
-                values
-                    .push_bind(record_id.to_string())
-                    .push_bind(*index as i64);
-            });
-            update.push(
-                ") UPDATE records SET status = 'validated', registry_index = \
-                 (SELECT v.registry_index FROM v WHERE v.record_id = records.record_id) \
-                 WHERE record_id IN (SELECT record_id FROM v)",
-            );
-            let done = update.build().execute(&mut *tx).await?;
-            if done.rows_affected() != chunk.len() as u64 {
-                return Err(StoreError::Failed(format!(
-                    "{} of {} validated records were not found",
-                    chunk.len() as u64 - done.rows_affected(),
-                    chunk.len()
-                )));
-            }
-        }
-        for (record_id, reason) in &batch.rejected {
-            sqlx::query("UPDATE records SET status = 'rejected', reason = $1 WHERE record_id = $2")
-                .bind(reason)
-                .bind(record_id.to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
-        if let Some(checkpoint) = &batch.checkpoint {
-            let c = &checkpoint.contents;
-            sqlx::query(
-                "INSERT INTO checkpoints (log_length, log_root, map_root, timestamp, key_id, signature)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(c.log_length as i64)
-            .bind(c.log_root.to_string())
-            .bind(c.map_root.to_string())
-            .bind(c.timestamp as i64)
-            .bind(checkpoint.key_id.to_string())
-            .bind(checkpoint.signature.to_string())
-            .execute(&mut *tx)
+        // What a checkpoint publishes must survive power loss: this commit syncs the WAL
+        // (and with it every earlier commit). Other writes sync at the next such commit.
+        let mut connection = self.writer.acquire().await?;
+        sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *connection)
             .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let result = commit_batch(&mut connection, batch).await;
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *connection)
+            .await?;
+        result
     }
 
     async fn validated(&self) -> Result<Vec<RecordRow>, StoreError> {
@@ -619,6 +584,64 @@ struct OwnedNewRecord {
 struct InsertRequest {
     record: OwnedNewRecord,
     reply: oneshot::Sender<Result<InsertOutcome, StoreError>>,
+}
+
+/// The statements of a sequencer commit, in one transaction on `connection`.
+async fn commit_batch(
+    connection: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    batch: &CommitBatch,
+) -> Result<(), StoreError> {
+    use sqlx::Connection as _;
+    let mut tx = connection.begin().await?;
+
+    // One statement per chunk of records: a table of (record id, index) values joined
+    // against `records` (SQL that PostgreSQL runs too).
+    for chunk in batch.validated.chunks(COMMIT_CHUNK) {
+        let mut update =
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new("WITH v (record_id, registry_index) AS (");
+        update.push_values(chunk, |mut values, (record_id, index)| {
+            values
+                .push_bind(record_id.to_string())
+                .push_bind(*index as i64);
+        });
+        update.push(
+            ") UPDATE records SET status = 'validated', registry_index = \
+             (SELECT v.registry_index FROM v WHERE v.record_id = records.record_id) \
+             WHERE record_id IN (SELECT record_id FROM v)",
+        );
+        let done = update.build().execute(&mut *tx).await?;
+        if done.rows_affected() != chunk.len() as u64 {
+            return Err(StoreError::Failed(format!(
+                "{} of {} validated records were not found",
+                chunk.len() as u64 - done.rows_affected(),
+                chunk.len()
+            )));
+        }
+    }
+    for (record_id, reason) in &batch.rejected {
+        sqlx::query("UPDATE records SET status = 'rejected', reason = $1 WHERE record_id = $2")
+            .bind(reason)
+            .bind(record_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(checkpoint) = &batch.checkpoint {
+        let c = &checkpoint.contents;
+        sqlx::query(
+            "INSERT INTO checkpoints (log_length, log_root, map_root, timestamp, key_id, signature)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(c.log_length as i64)
+        .bind(c.log_root.to_string())
+        .bind(c.map_root.to_string())
+        .bind(c.timestamp as i64)
+        .bind(checkpoint.key_id.to_string())
+        .bind(checkpoint.signature.to_string())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Most records one sequencer update statement names.
