@@ -62,6 +62,14 @@ impl BlobSource for StoreBlobs<'_> {
     fn open(&mut self, entry: &BlobEntry) -> io::Result<Box<dyn io::Read + '_>> {
         Ok(self.0.open(&entry.digest.into())?)
     }
+
+    fn known_intact(&mut self, entry: &BlobEntry) -> bool {
+        self.0.known_intact(&entry.digest.into())
+    }
+
+    fn verified(&mut self, entry: &BlobEntry) {
+        self.0.mark_intact(&entry.digest.into());
+    }
 }
 
 /// A byte range of a file, both ends included.

@@ -268,3 +268,69 @@ fn skeletons_are_canonical() {
         Err(SkeletonError::BadMagic)
     ));
 }
+
+/// A source that remembers which blobs a join verified, and vouches for them later.
+struct RememberingSource {
+    blobs: HashMap<Digest, Vec<u8>>,
+    intact: std::collections::HashSet<Digest>,
+    hashed: usize,
+}
+
+impl cairn_split::BlobSource for RememberingSource {
+    fn open(&mut self, entry: &BlobEntry) -> std::io::Result<Box<dyn std::io::Read + '_>> {
+        cairn_split::BlobSource::open(&mut self.blobs, entry)
+    }
+
+    fn known_intact(&mut self, entry: &BlobEntry) -> bool {
+        let known = self.intact.contains(&entry.digest);
+        if !known {
+            self.hashed += 1;
+        }
+        known
+    }
+
+    fn verified(&mut self, entry: &BlobEntry) {
+        self.intact.insert(entry.digest);
+    }
+}
+
+#[test]
+fn a_source_learns_which_blobs_verified_and_only_those() {
+    let fixture = Fixture::new();
+    let (manifest, blobs) = fixture.blobs();
+    let module = first_of(&manifest, BlobKind::Module);
+    let mut source = RememberingSource {
+        blobs,
+        intact: Default::default(),
+        hashed: 0,
+    };
+    // A changed module: refused, and not remembered as verified.
+    source.blobs.get_mut(&module.digest).unwrap()[9] ^= 1;
+    let mut out = Vec::new();
+    assert!(matches!(
+        join(&manifest, &mut source, &mut out),
+        Err(JoinError::DigestMismatch { expected, .. }) if expected == module.digest
+    ));
+    assert!(!source.intact.contains(&module.digest));
+    // Restored: the join verifies every blob and tells the source each one.
+    source.blobs.get_mut(&module.digest).unwrap()[9] ^= 1;
+    let mut out = Vec::new();
+    join(&manifest, &mut source, &mut out).unwrap();
+    assert_eq!(out, fixture.bytes);
+    let all: std::collections::HashSet<Digest> =
+        manifest.blobs().iter().map(|b| b.digest).collect();
+    assert_eq!(source.intact, all);
+    // Again: nothing is hashed, the bytes are the same.
+    source.hashed = 0;
+    let mut again = Vec::new();
+    join(&manifest, &mut source, &mut again).unwrap();
+    assert_eq!(again, fixture.bytes);
+    assert_eq!(source.hashed, 0);
+    // A vouched-for blob of the wrong size is still refused: sizes are always checked.
+    source.blobs.get_mut(&module.digest).unwrap().push(0);
+    let mut out = Vec::new();
+    assert!(matches!(
+        join(&manifest, &mut source, &mut out),
+        Err(JoinError::SizeMismatch { .. })
+    ));
+}

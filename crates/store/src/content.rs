@@ -136,18 +136,72 @@ pub trait BlobStore: Send + Sync + 'static {
     fn open(&self, digest: &BlobDigest) -> io::Result<Box<dyn io::Read + Send>>;
     /// A blob's size, if stored.
     fn size(&self, digest: &BlobDigest) -> io::Result<Option<u64>>;
+    /// Whether the stored bytes of `digest` are known to match it: this process saw them
+    /// verified and they have not changed since. Stores that cannot tell say no, and their
+    /// blobs are hashed on every read.
+    fn known_intact(&self, digest: &BlobDigest) -> bool {
+        let _ = digest;
+        false
+    }
+    /// Notes that the stored bytes of `digest` were just read in full and matched it.
+    fn mark_intact(&self, digest: &BlobDigest) {
+        let _ = digest;
+    }
     /// Removes a blob; removing one that is not there does nothing. Only OCI scratch
     /// repositories delete blobs; content of the warg log is never deleted.
     fn delete(&self, digest: &BlobDigest) -> io::Result<()>;
 }
 
 /// Blobs in a directory.
+///
+/// Blobs verified by a read are remembered with their file's identity and change times
+/// (device, inode, size, modification and status-change times, which any write through the
+/// file system updates; the status-change time cannot be set back by a program). Later joins
+/// skip hashing a remembered blob whose file is unchanged; any change and it is hashed again.
+/// Only files unchanged for a while ([`STABLE_FOR`]) are remembered, because file times
+/// advance in coarse steps: a write right after a verification could otherwise keep them.
 #[derive(Debug, Clone)]
 pub struct FsContentStore {
     /// `<dir>/blobs`.
     blobs: PathBuf,
     /// `<dir>/tmp`, on the same file system, for writes renamed into place.
     tmp: PathBuf,
+    /// Blobs seen verified, with the stamp of their file then.
+    intact: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<BlobDigest, FileStamp>>>,
+}
+
+/// How long a blob's file must have been unchanged before its verification is remembered.
+pub const STABLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What identifies a file's current contents without reading them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    device: u64,
+    inode: u64,
+    size: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl FileStamp {
+    #[cfg(unix)]
+    fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            device: meta.dev(),
+            inode: meta.ino(),
+            size: meta.size(),
+            modified: (meta.mtime(), meta.mtime_nsec()),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+
+    /// Without status-change times nothing is remembered.
+    #[cfg(not(unix))]
+    fn of(_path: &Path) -> Option<FileStamp> {
+        None
+    }
 }
 
 impl FsContentStore {
@@ -158,7 +212,11 @@ impl FsContentStore {
         std::fs::create_dir_all(blobs.join("sha512"))?;
         let tmp = dir.join("tmp");
         std::fs::create_dir_all(&tmp)?;
-        Ok(FsContentStore { blobs, tmp })
+        Ok(FsContentStore {
+            blobs,
+            tmp,
+            intact: std::sync::Arc::default(),
+        })
     }
 
     fn path(&self, digest: &BlobDigest) -> PathBuf {
@@ -219,11 +277,74 @@ impl BlobStore for FsContentStore {
         }
     }
 
+    fn known_intact(&self, digest: &BlobDigest) -> bool {
+        let remembered = self
+            .intact
+            .lock()
+            .expect("intact lock poisoned")
+            .get(digest)
+            .copied();
+        remembered.is_some_and(|stamp| FileStamp::of(&self.path(digest)) == Some(stamp))
+    }
+
+    fn mark_intact(&self, digest: &BlobDigest) {
+        /// Remembered blobs at most (a few MiB of memory).
+        const LIMIT: usize = 100_000;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let stable = |stamp: &FileStamp| {
+            let changed = std::time::Duration::new(
+                u64::try_from(stamp.changed.0).unwrap_or(u64::MAX),
+                u32::try_from(stamp.changed.1).unwrap_or(0),
+            );
+            now.checked_sub(changed)
+                .is_some_and(|age| age >= STABLE_FOR)
+        };
+        if let Some(stamp) = FileStamp::of(&self.path(digest)).filter(stable) {
+            let mut intact = self.intact.lock().expect("intact lock poisoned");
+            if intact.len() < LIMIT || intact.contains_key(digest) {
+                intact.insert(*digest, stamp);
+            }
+        }
+    }
+
     fn delete(&self, digest: &BlobDigest) -> io::Result<()> {
+        self.intact
+            .lock()
+            .expect("intact lock poisoned")
+            .remove(digest);
         match std::fs::remove_file(self.path(digest)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verified_blob_is_remembered_until_its_file_changes() {
+        let dir = std::env::temp_dir().join(format!("cairn-intact-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = FsContentStore::open(&dir).unwrap();
+        let bytes = b"blob bytes";
+        let digest = BlobDigest::Sha256(sha2::Sha256::digest(bytes).into());
+        store.put(&digest, bytes).unwrap();
+        // Just written: not stable yet, so not remembered.
+        store.mark_intact(&digest);
+        assert!(!store.known_intact(&digest));
+        std::thread::sleep(STABLE_FOR + std::time::Duration::from_millis(100));
+        store.mark_intact(&digest);
+        assert!(store.known_intact(&digest));
+        // Any write through the file system, even of the same length: forgotten.
+        std::fs::write(store.path(&digest), b"blob bytez").unwrap();
+        assert!(!store.known_intact(&digest));
+        store.delete(&digest).unwrap();
+        assert!(!store.known_intact(&digest));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
