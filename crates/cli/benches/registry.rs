@@ -11,8 +11,10 @@
 //!
 //! Run with `cargo bench -p cairn --bench registry`. `warg-server` is found like the interop
 //! test finds `warg` (`CAIRN_PEERS`, default `~/.cache/cairn-peers/bin`); without it, only
-//! cairn is measured. Scale: `BENCH_PACKAGES` (default 64), `BENCH_RELEASES` (default 30),
-//! `BENCH_CLIENTS` (default 16), `BENCH_FETCHES` (default 4000).
+//! cairn is measured. Scale: `BENCH_PACKAGES` (default 128), `BENCH_RELEASES` (default 75),
+//! `BENCH_CLIENTS` (default 128), `BENCH_FETCHES` (default 4000). cairn runs with
+//! `--checkpoint-interval` `BENCH_CHECKPOINT_INTERVAL` (default 100ms; the reference's
+//! interval is fixed at 5 s).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -406,9 +408,9 @@ fn start_reference(binary: &Path, dir: &Path) -> ReferenceServer {
 
 fn main() {
     let scale = Scale {
-        packages: env_number("BENCH_PACKAGES", 64),
-        releases: env_number("BENCH_RELEASES", 30),
-        clients: env_number("BENCH_CLIENTS", 16),
+        packages: env_number("BENCH_PACKAGES", 128),
+        releases: env_number("BENCH_RELEASES", 75),
+        clients: env_number("BENCH_CLIENTS", 128),
         fetches: env_number("BENCH_FETCHES", 4000),
     };
     println!(
@@ -427,7 +429,7 @@ fn main() {
             "--namespace",
             "bench",
             "--checkpoint-interval",
-            &std::env::var("BENCH_CHECKPOINT_INTERVAL").unwrap_or("1s".into()),
+            &std::env::var("BENCH_CHECKPOINT_INTERVAL").unwrap_or("100ms".into()),
         ],
     );
     let published = publish_load(&cairn.url, cairn.child.id(), &scale);

@@ -90,65 +90,18 @@ impl Sequencer {
         if pending.is_empty() {
             return Ok(false);
         }
-        let mut batch = CommitBatch::default();
-        // Decoding needs no lock; validation takes the write lock a chunk at a time, so that
-        // readers (fetch, proofs, publish checks) are never held up for a whole round.
-        let decoded: Vec<_> = pending
-            .iter()
-            .map(|row| (row, ValidRecord::decode(row)))
-            .collect();
-        let mut updates = Vec::new();
-        for chunk in decoded.chunks(VALIDATION_CHUNK) {
-            {
-                let mut state = self.state.write().expect("state lock poisoned");
-                for (row, record) in chunk {
-                    let result = record
-                        .as_ref()
-                        .map_err(|e| format!("the record could not be decoded: {e}"))
-                        .and_then(|record| {
-                            state
-                                .validate_and_append(
-                                    &row.log_id,
-                                    record,
-                                    self.verified.take(&row.record_id).as_ref(),
-                                )
-                                .map_err(|e| describe_rejection(&row.log_id, e))
-                        });
-                    match result {
-                        Ok(update) => {
-                            batch.validated.push((row.record_id, state.log().len() - 1));
-                            updates.push(update);
-                        }
-                        Err(reason) => batch.rejected.push((row.record_id, reason)),
-                    }
-                }
-            }
-            // Let the handlers waiting for the lock in.
-            tokio::task::yield_now().await;
-        }
-        let (new_map, checkpoint) = if updates.is_empty() {
-            (None, None)
-        } else {
-            let state = self.state.read().expect("state lock poisoned");
-            let map = state.map().extend(updates);
-            let previous = state
-                .latest_checkpoint()
-                .map(|c| c.contents.timestamp)
-                .unwrap_or(0);
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            let contents = TimestampedCheckpoint::new(
-                cairn_protocol::Checkpoint {
-                    log_root: state.log().root().into(),
-                    log_length: state.log().len(),
-                    map_root: map.root().into(),
-                },
-                now.max(previous),
-            );
-            (Some(map), Some(contents.sign(&self.operator_key)))
-        };
+        // Validation, the map update and signing are CPU work: they run on a blocking
+        // thread, so the runtime's workers keep serving requests meanwhile.
+        let (state, verified, key) = (
+            self.state.clone(),
+            self.verified.clone(),
+            self.operator_key.clone(),
+        );
+        let (batch, new_map, checkpoint) =
+            tokio::task::spawn_blocking(move || sequence(&state, &verified, &key, &pending))
+                .await
+                .expect("the sequencing thread panicked");
+        let mut batch = batch;
         batch.checkpoint = checkpoint.clone();
         if let Err(error) = self.store.commit(&batch).await {
             tracing::error!(%error, "commit failed; the process must restart to replay the store");
@@ -170,6 +123,74 @@ impl Sequencer {
         }
         Ok(true)
     }
+}
+
+/// Validates `pending` in arrival order against the state (appending each valid record to
+/// the log), then builds the map for the new leaves and signs a checkpoint over both.
+fn sequence(
+    state: &RwLock<RegistryState>,
+    verified: &VerifiedSignatures,
+    key: &PrivateKey,
+    pending: &[cairn_store::RecordRow],
+) -> (
+    CommitBatch,
+    Option<cairn_log::Map>,
+    Option<cairn_protocol::SignedCheckpoint>,
+) {
+    let mut batch = CommitBatch::default();
+    // Decoding needs no lock; validation takes the write lock a chunk at a time, so that
+    // readers (fetch, proofs, publish checks) are never held up for a whole round.
+    let decoded: Vec<_> = pending
+        .iter()
+        .map(|row| (row, ValidRecord::decode(row)))
+        .collect();
+    let mut updates = Vec::new();
+    for chunk in decoded.chunks(VALIDATION_CHUNK) {
+        let mut state = state.write().expect("state lock poisoned");
+        for (row, record) in chunk {
+            let result = record
+                .as_ref()
+                .map_err(|e| format!("the record could not be decoded: {e}"))
+                .and_then(|record| {
+                    state
+                        .validate_and_append(
+                            &row.log_id,
+                            record,
+                            verified.take(&row.record_id).as_ref(),
+                        )
+                        .map_err(|e| describe_rejection(&row.log_id, e))
+                });
+            match result {
+                Ok(update) => {
+                    batch.validated.push((row.record_id, state.log().len() - 1));
+                    updates.push(update);
+                }
+                Err(reason) => batch.rejected.push((row.record_id, reason)),
+            }
+        }
+    }
+    if updates.is_empty() {
+        return (batch, None, None);
+    }
+    let state = state.read().expect("state lock poisoned");
+    let map = state.map().extend(updates);
+    let previous = state
+        .latest_checkpoint()
+        .map(|c| c.contents.timestamp)
+        .unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let contents = TimestampedCheckpoint::new(
+        cairn_protocol::Checkpoint {
+            log_root: state.log().root().into(),
+            log_length: state.log().len(),
+            map_root: map.root().into(),
+        },
+        now.max(previous),
+    );
+    (batch, Some(map), Some(contents.sign(key)))
 }
 
 fn describe_rejection(log_id: &LogId, error: cairn_protocol::ValidationError) -> String {
