@@ -453,6 +453,10 @@ async fn publish(
             }
         }
     }
+    // Remembered before the insert, because the sequencer may take the record as soon as it
+    // is committed; forgotten again unless this request inserted it.
+    let record_id = *envelope.record_id();
+    app.verified.remember(proof);
     let outcome = app
         .store
         .insert_record(NewRecord {
@@ -463,21 +467,24 @@ async fn publish(
             missing_content: &missing,
         })
         .await
+        .inspect_err(|_| {
+            app.verified.take(&record_id);
+        })
         .map_err(|e| match e {
             StoreError::NameConflict { .. } => {
                 ApiError::Message(StatusCode::CONFLICT, e.to_string())
             }
             other => ApiError::Internal(other.to_string()),
         })?;
-    let (row, outcome_is_new) = match outcome {
-        InsertOutcome::Inserted(row) => (row, true),
-        InsertOutcome::AlreadyThere(row) => (row, false),
+    let row = match outcome {
+        InsertOutcome::Inserted(row) => row,
+        InsertOutcome::AlreadyThere(row) => {
+            app.verified.take(&record_id);
+            row
+        }
     };
     // Publishing the same record again is idempotent: the insert finds it and its current
     // state is the answer.
-    if outcome_is_new {
-        app.verified.remember(proof);
-    }
     if row.status == RecordStatus::Pending {
         app.wake.notify_one();
     }

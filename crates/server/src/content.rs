@@ -215,14 +215,17 @@ pub fn stream_blob(
 ) -> mpsc::Receiver<io::Result<Bytes>> {
     let (tx, rx) = mpsc::channel(8);
     tokio::task::spawn_blocking(move || {
+        // Reading starts at the range's first byte (a seek for files, a range request for
+        // an OCI store), never at the blob's.
+        let start = range.map(|r| r.start).unwrap_or(0);
         let mut writer = BodyWriter {
             tx: tx.clone(),
             buffer: Vec::with_capacity(CHUNK),
-            position: 0,
+            position: start,
             range,
         };
         let outcome = blobs
-            .open(&digest)
+            .open_at(&digest, start)
             .and_then(|mut reader| io::copy(&mut reader, &mut writer))
             .or_else(|e| {
                 if e.to_string() == RANGE_DONE {

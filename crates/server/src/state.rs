@@ -84,8 +84,8 @@ pub struct PublishedJson {
 }
 
 /// Signatures checked when their records were accepted, by record id, so the sequencer does
-/// not check them again. Bounded: past the bound nothing is remembered and the sequencer
-/// verifies as usual; after a restart it is empty.
+/// not check them again. Bounded: when full it is emptied, and the sequencer verifies what it
+/// finds no proof for, as it does after a restart.
 #[derive(Default)]
 pub struct VerifiedSignatures(
     std::sync::Mutex<std::collections::HashMap<RecordId, VerifiedSignature>>,
@@ -98,9 +98,12 @@ impl VerifiedSignatures {
     /// Remembers a proof.
     pub fn remember(&self, proof: VerifiedSignature) {
         let mut map = self.0.lock().expect("proofs lock poisoned");
-        if map.len() < Self::LIMIT {
-            map.insert(*proof.record_id(), proof);
+        // Proofs of records that never reach the sequencer (waiting for content that never
+        // comes) would pile up: when full, start over; the sequencer verifies what it lacks.
+        if map.len() >= Self::LIMIT {
+            map.clear();
         }
+        map.insert(*proof.record_id(), proof);
     }
 
     /// Takes the proof for `record_id`, if one is remembered.
@@ -252,11 +255,15 @@ impl RegistryState {
             ValidRecord::Operator(envelope) => {
                 self.operator.validate_verified(envelope, verified)?
             }
-            ValidRecord::Package(envelope) => self
-                .packages
-                .entry(*log_id)
-                .or_default()
-                .validate_verified(envelope, verified)?,
+            ValidRecord::Package(envelope) => match self.packages.get_mut(log_id) {
+                Some(package) => package.validate_verified(envelope, verified)?,
+                // A new log exists only once its first record is valid.
+                None => {
+                    let mut package = PackageLogState::new();
+                    package.validate_verified(envelope, verified)?;
+                    self.packages.insert(*log_id, package);
+                }
+            },
         }
         self.log.append(&prefix::log_leaf(log_id, &record_id));
         self.leaves.push((*log_id, record_id));

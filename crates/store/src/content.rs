@@ -3,8 +3,10 @@
 //!
 //! Layout on disk: `<dir>/blobs/<algorithm>/<hex>` (`sha256`, and `sha512` for OCI blobs
 //! pushed with that algorithm). A blob is written to a temporary file, fsynced,
-//! renamed into place and its directory fsynced, so a blob that exists is complete. Reading
-//! never trusts the file system: joins verify every blob's digest as they stream.
+//! renamed into place and its directory fsynced, so a blob that exists is complete. Joins
+//! verify every blob's digest as they stream, unless this process verified that very file
+//! before and it has not changed since ([`BlobStore::known_intact`]). Blobs of OCI scratch
+//! repositories are served as stored; OCI clients check their digests.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -134,6 +136,13 @@ pub trait BlobStore: Send + Sync + 'static {
     }
     /// Opens a blob for reading.
     fn open(&self, digest: &BlobDigest) -> io::Result<Box<dyn io::Read + Send>>;
+    /// Opens a blob for reading from byte `offset` on (for ranges). The default reads and
+    /// drops the bytes before it; stores that can seek do.
+    fn open_at(&self, digest: &BlobDigest, offset: u64) -> io::Result<Box<dyn io::Read + Send>> {
+        let mut reader = self.open(digest)?;
+        io::copy(&mut io::Read::take(&mut reader, offset), &mut io::sink())?;
+        Ok(reader)
+    }
     /// A blob's size, if stored.
     fn size(&self, digest: &BlobDigest) -> io::Result<Option<u64>>;
     /// Whether the stored bytes of `digest` are known to match it: this process saw them
@@ -267,6 +276,13 @@ impl BlobStore for FsContentStore {
 
     fn open(&self, digest: &BlobDigest) -> io::Result<Box<dyn io::Read + Send>> {
         Ok(Box::new(std::fs::File::open(self.path(digest))?))
+    }
+
+    fn open_at(&self, digest: &BlobDigest, offset: u64) -> io::Result<Box<dyn io::Read + Send>> {
+        use std::io::Seek as _;
+        let mut file = std::fs::File::open(self.path(digest))?;
+        file.seek(io::SeekFrom::Start(offset))?;
+        Ok(Box::new(file))
     }
 
     fn size(&self, digest: &BlobDigest) -> io::Result<Option<u64>> {

@@ -9,7 +9,11 @@
 //!   and is recorded in the data directory at first start.
 //!
 //! Durability: every write that the server acknowledges is committed (SQLite in WAL mode with
-//! `synchronous=FULL`) or fsynced (blobs, and their directory) before the call returns.
+//! `synchronous=FULL`) or fsynced (blobs, and their directory) before the call returns, with
+//! one exception: the group commits of accepted records run with `synchronous=NORMAL`. They
+//! are in the WAL before the call returns, so they survive the process being killed, and
+//! they become power-loss safe with the next synced commit; a record is published only by
+//! the sequencer's commit, which is synced.
 
 mod content;
 mod location;

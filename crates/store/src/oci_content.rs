@@ -949,6 +949,34 @@ impl BlobStore for OciContentStore {
         }
     }
 
+    fn open_at(&self, digest: &BlobDigest, offset: u64) -> io::Result<Box<dyn Read + Send>> {
+        if offset == 0 {
+            return self.open(digest);
+        }
+        let url = self.blob_url(digest);
+        let operation = Operation {
+            what: "GET blob range",
+            digest: Some(digest),
+            idempotent: true,
+        };
+        let range = format!("bytes={offset}-");
+        let response = self.send(operation, |authorization| {
+            with_authorization(self.agent.get(&url).header("Range", &range), authorization).call()
+        })?;
+        match response.status().as_u16() {
+            206 => Ok(Box::new(response.into_body().into_reader())),
+            // A registry that ignores ranges sends the whole blob: skip to the offset.
+            200 => {
+                let mut reader = response.into_body().into_reader();
+                io::copy(&mut (&mut reader).take(offset), &mut io::sink())?;
+                Ok(Box::new(reader))
+            }
+            // Starting at the end: nothing to read.
+            416 => Ok(Box::new(io::empty())),
+            _ => Err(self.registry_error(operation, response)),
+        }
+    }
+
     fn size(&self, digest: &BlobDigest) -> io::Result<Option<u64>> {
         self.head(digest)
     }

@@ -317,10 +317,11 @@ impl SqliteStore {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // Accepted records and other writes reach the WAL before they are acknowledged,
-            // so they survive the process being killed; the sequencer's commits switch to
-            // FULL, so every checkpoint (and all written before it) also survives power loss.
-            .synchronous(SqliteSynchronous::Normal)
+            // Every commit syncs the WAL (power-loss safe), except the group commits of
+            // accepted records: they switch to NORMAL, reaching the WAL before they are
+            // acknowledged (so they survive the process being killed) and becoming power-loss
+            // safe with the next synced commit, the sequencer's at the latest.
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(30))
             // 64 MiB of page cache per connection, and WAL checkpoints every 40 MiB rather
@@ -479,16 +480,9 @@ impl RecordStore for SqliteStore {
 
     async fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError> {
         // What a checkpoint publishes must survive power loss: this commit syncs the WAL
-        // (and with it every earlier commit). Other writes sync at the next such commit.
+        // (the writer's default), and with it every earlier commit.
         let mut connection = self.writer.acquire().await?;
-        sqlx::query("PRAGMA synchronous = FULL")
-            .execute(&mut *connection)
-            .await?;
-        let result = commit_batch(&mut connection, batch).await;
-        sqlx::query("PRAGMA synchronous = NORMAL")
-            .execute(&mut *connection)
-            .await?;
-        result
+        commit_batch(&mut connection, batch).await
     }
 
     async fn validated(&self) -> Result<Vec<RecordRow>, StoreError> {
@@ -666,6 +660,9 @@ async fn commit_batch(
     Ok(())
 }
 
+/// Most missing-content rows one statement inserts (two bound values each).
+const MISSING_CHUNK: usize = 4096;
+
 /// Most records one sequencer update statement names.
 const COMMIT_CHUNK: usize = 256;
 
@@ -673,8 +670,8 @@ const COMMIT_CHUNK: usize = 256;
 const INSERT_BATCH: usize = 512;
 
 /// The writer task for inserts: takes every insert waiting, writes them in one transaction
-/// with a few multi-row statements, commits once (one fsync for the lot: group commit), and
-/// only then answers each caller.
+/// with a few multi-row statements, commits once (group commit: one write to the WAL for the
+/// lot, without an fsync; see [`insert_lazily_synced`]), and only then answers each caller.
 async fn insert_batches(writer: SqlitePool, mut requests: mpsc::Receiver<InsertRequest>) {
     // Logs are never deleted, so a log seen once needs no lookup again.
     let mut known_logs: HashSet<LogId> = HashSet::new();
@@ -686,21 +683,61 @@ async fn insert_batches(writer: SqlitePool, mut requests: mpsc::Receiver<InsertR
                 Err(_) => break,
             }
         }
-        match insert_batch(&writer, &batch, &known_logs).await {
+        match insert_lazily_synced(&writer, &batch, &known_logs).await {
             Ok((outcomes, new_logs)) => {
                 known_logs.extend(new_logs);
                 for (request, outcome) in batch.into_iter().zip(outcomes) {
                     let _ = request.reply.send(outcome);
                 }
             }
-            Err(error) => {
-                let message = error.to_string();
+            // One record may have failed the whole statement: each on its own, so that only
+            // that one fails.
+            Err(_) if batch.len() > 1 => {
                 for request in batch {
-                    let _ = request.reply.send(Err(StoreError::Failed(message.clone())));
+                    let single = std::slice::from_ref(&request);
+                    let outcome = match insert_lazily_synced(&writer, single, &known_logs).await {
+                        Ok((mut outcomes, new_logs)) => {
+                            known_logs.extend(new_logs);
+                            outcomes.pop().unwrap_or_else(|| {
+                                Err(StoreError::Failed("no outcome for the insert".into()))
+                            })
+                        }
+                        Err(error) => Err(error),
+                    };
+                    let _ = request.reply.send(outcome);
+                }
+            }
+            Err(error) => {
+                for request in batch {
+                    let _ = request
+                        .reply
+                        .send(Err(StoreError::Failed(error.to_string())));
                 }
             }
         }
     }
+}
+
+/// [`insert_batch`] with `synchronous = NORMAL` for its commit: no fsync; the next synced
+/// commit makes it power-loss safe. A connection whose setting cannot be put back is closed,
+/// so the pool opens a fresh one with the default (FULL).
+async fn insert_lazily_synced(
+    writer: &SqlitePool,
+    batch: &[InsertRequest],
+    known_logs: &HashSet<LogId>,
+) -> Result<BatchOutcome, StoreError> {
+    let mut connection = writer.acquire().await?;
+    sqlx::query("PRAGMA synchronous = NORMAL")
+        .execute(&mut *connection)
+        .await?;
+    let result = insert_batch(&mut connection, batch, known_logs).await;
+    let restored = sqlx::query("PRAGMA synchronous = FULL")
+        .execute(&mut *connection)
+        .await;
+    if restored.is_err() {
+        connection.close_on_drop();
+    }
+    result
 }
 
 type BatchOutcome = (Vec<Result<InsertOutcome, StoreError>>, Vec<LogId>);
@@ -710,11 +747,12 @@ type BatchOutcome = (Vec<Result<InsertOutcome, StoreError>>, Vec<LogId>);
 /// back, and their missing content in one more statement. Returns each request's outcome, in
 /// order, and the logs now known.
 async fn insert_batch(
-    writer: &SqlitePool,
+    connection: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>,
     batch: &[InsertRequest],
     known_logs: &HashSet<LogId>,
 ) -> Result<BatchOutcome, StoreError> {
-    let mut tx = writer.begin().await?;
+    use sqlx::Connection as _;
+    let mut tx = connection.begin().await?;
     let mut outcomes: Vec<Option<Result<InsertOutcome, StoreError>>> =
         (0..batch.len()).map(|_| None).collect();
 
@@ -823,11 +861,12 @@ async fn insert_batch(
                     .map(|digest| (record.record_id.to_string(), digest.to_string()))
             })
             .collect();
-        if !missing.is_empty() {
+        // In chunks, well below the limit on bound values of one statement.
+        for chunk in missing.chunks(MISSING_CHUNK) {
             let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO missing_content (record_id, digest) ",
             );
-            insert.push_values(&missing, |mut values, (record_id, digest)| {
+            insert.push_values(chunk, |mut values, (record_id, digest)| {
                 values
                     .push_bind(record_id.as_str())
                     .push_bind(digest.as_str());

@@ -323,3 +323,29 @@ async fn concurrent_duplicates_and_name_clashes_each_get_their_own_answer() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_missing_more_content_than_one_statement_binds_is_inserted() {
+    let store = SqliteStore::open(&database("many-missing")).await.unwrap();
+    let name: PackageName = "example:many".parse().unwrap();
+    // 20,000 missing digests: 40,000 bound values in one statement would exceed SQLite's
+    // limit (32,766).
+    let missing: Vec<Digest> = (0..20_000u32)
+        .map(|n| Digest::of(&n.to_le_bytes()))
+        .collect();
+    let other: PackageName = "example:other".parse().unwrap();
+    let (big, small) = tokio::join!(
+        store.insert_record(insert(&name, record_id(1), b"e", &missing)),
+        store.insert_record(insert(&other, record_id(2), b"e", &[])),
+    );
+    assert!(
+        matches!(big.unwrap(), InsertOutcome::Inserted(row) if row.status == RecordStatus::Sourcing)
+    );
+    assert!(matches!(small.unwrap(), InsertOutcome::Inserted(_)));
+    let mut expected = missing.clone();
+    expected.sort_by_key(|d| d.to_string());
+    assert_eq!(
+        store.missing_content(&record_id(1)).await.unwrap(),
+        expected
+    );
+}
