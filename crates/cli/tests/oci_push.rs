@@ -591,3 +591,408 @@ fn pushed_repositories_survive_a_restart() {
         .unwrap()
         .contains(&Value::from(REPO)));
 }
+
+/// Starts an upload session of `repo` and returns its location.
+fn start_session(server: &TestServer, repo: &str) -> String {
+    let started = authed(
+        server,
+        reqwest::Method::POST,
+        &format!("/v2/{repo}/blobs/uploads/"),
+    )
+    .send()
+    .unwrap();
+    assert_eq!(started.status(), 202);
+    header(&started, "location")
+}
+
+/// Sends `method path` over a raw connection announcing a body of `declared` bytes, sends
+/// only the first 256 KiB of it, and returns the status the server answers with within
+/// 10 seconds (none if it waits for the rest of the body).
+fn status_before_the_body(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    declared: u64,
+) -> Option<u16> {
+    use std::io::{Read as _, Write as _};
+    let address = server.url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {declared}\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&vec![0u8; 256 << 10]).unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !answer.windows(2).any(|w| w == b"\r\n") {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+        }
+    }
+    let line = String::from_utf8_lossy(&answer).into_owned();
+    line.split(' ')
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+}
+
+#[test]
+fn unauthenticated_pushes_are_refused_before_their_body_is_read() {
+    let server = start("push-auth-first");
+    let declared = 64 << 20;
+    let single = format!("/v2/{REPO}/blobs/uploads/?digest={}", sha256(b"x"));
+    assert_eq!(
+        status_before_the_body(&server, "POST", &single, declared),
+        Some(401)
+    );
+    let location = start_session(&server, REPO);
+    assert_eq!(
+        status_before_the_body(&server, "PATCH", &location, declared),
+        Some(401)
+    );
+    let closing = format!("{location}?digest={}", sha256(b"x"));
+    assert_eq!(
+        status_before_the_body(&server, "PUT", &closing, declared),
+        Some(401)
+    );
+    assert_eq!(
+        status_before_the_body(
+            &server,
+            "PUT",
+            &format!("/v2/{REPO}/manifests/v1"),
+            declared
+        ),
+        Some(401)
+    );
+    // The session is untouched.
+    let status = authed(&server, reqwest::Method::GET, &location)
+        .send()
+        .unwrap();
+    assert_eq!(status.status(), 204);
+    assert_eq!(header(&status, "range"), "0-0");
+}
+
+#[test]
+fn a_chunk_past_the_size_limit_is_413_and_leaves_the_session_as_it_was() {
+    let data = temp_dir("push-size-limit");
+    let server = TestServer::start(
+        &data,
+        &[
+            "--namespace",
+            "example",
+            "--oci-push-token",
+            TOKEN,
+            "--max-content-size",
+            "64KiB",
+        ],
+    );
+    let location = start_session(&server, REPO);
+    let first = vec![1u8; 40 << 10];
+    let patch = |bytes: Vec<u8>| {
+        authed(&server, reqwest::Method::PATCH, &location)
+            .body(bytes)
+            .send()
+            .unwrap()
+    };
+    assert_eq!(patch(first.clone()).status(), 202);
+    // Over the limit with the session, and over it on its own (streamed, no length).
+    assert_error(patch(vec![2u8; 40 << 10]), 413, "SIZE_INVALID");
+    let streamed = reqwest::blocking::Body::new(std::io::Cursor::new(vec![3u8; 100 << 10]));
+    assert_error(
+        authed(&server, reqwest::Method::PATCH, &location)
+            .body(streamed)
+            .send()
+            .unwrap(),
+        413,
+        "SIZE_INVALID",
+    );
+    let status = authed(&server, reqwest::Method::GET, &location)
+        .send()
+        .unwrap();
+    assert_eq!(header(&status, "range"), format!("0-{}", first.len() - 1));
+    // A chunk that fits goes on from where the upload was.
+    let second = vec![4u8; 24 << 10];
+    let appended = patch(second.clone());
+    assert_eq!(appended.status(), 202);
+    assert_eq!(header(&appended, "range"), format!("0-{}", (64 << 10) - 1));
+    let whole = [first, second].concat();
+    let done = authed(
+        &server,
+        reqwest::Method::PUT,
+        &format!("{location}?digest={}", sha256(&whole)),
+    )
+    .send()
+    .unwrap();
+    assert_eq!(done.status(), 201);
+    assert_eq!(
+        get(&server, &format!("/v2/{REPO}/blobs/{}", sha256(&whole)))
+            .bytes()
+            .unwrap()
+            .to_vec(),
+        whole
+    );
+    // A single POST over the limit is 413 too, and leaves no file behind.
+    let large = vec![5u8; 65 << 10];
+    assert_error(
+        authed(
+            &server,
+            reqwest::Method::POST,
+            &format!("/v2/{REPO}/blobs/uploads/?digest={}", sha256(&large)),
+        )
+        .body(reqwest::blocking::Body::new(std::io::Cursor::new(large)))
+        .send()
+        .unwrap(),
+        413,
+        "SIZE_INVALID",
+    );
+    let uploads = data.join("content/tmp/oci-uploads");
+    let left: Vec<_> = std::fs::read_dir(&uploads)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn concurrent_chunks_at_one_offset_are_appended_once() {
+    let server = start("push-concurrent");
+    let location = start_session(&server, REPO);
+    let chunk = 256 << 10;
+    let writers = 6u8;
+    let mut whole = Vec::new();
+    for round in 0..4u64 {
+        let start = round * chunk as u64;
+        let range = format!("{start}-{}", start + chunk as u64 - 1);
+        let barrier = std::sync::Barrier::new(usize::from(writers));
+        let statuses: Vec<u16> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..writers)
+                .map(|writer| {
+                    let (server, location, range, barrier) = (&server, &location, &range, &barrier);
+                    scope.spawn(move || {
+                        let request = authed(server, reqwest::Method::PATCH, location)
+                            .header("content-range", range.as_str())
+                            .body(vec![writer; chunk]);
+                        barrier.wait();
+                        request.send().unwrap().status().as_u16()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let winners: Vec<u8> = (0..writers)
+            .filter(|w| statuses[usize::from(*w)] == 202)
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {statuses:?}");
+        assert!(
+            statuses.iter().all(|s| *s == 202 || *s == 416),
+            "{statuses:?}"
+        );
+        whole.extend(vec![winners[0]; chunk]);
+    }
+    let done = authed(
+        &server,
+        reqwest::Method::PUT,
+        &format!("{location}?digest={}", sha256(&whole)),
+    )
+    .send()
+    .unwrap();
+    assert_eq!(done.status(), 201);
+    assert_eq!(
+        get(&server, &format!("/v2/{REPO}/blobs/{}", sha256(&whole)))
+            .bytes()
+            .unwrap()
+            .to_vec(),
+        whole
+    );
+}
+
+#[test]
+fn a_closing_put_with_a_wrong_digest_can_be_retried() {
+    let server = start("push-retry-put");
+    let location = start_session(&server, REPO);
+    let patched = authed(&server, reqwest::Method::PATCH, &location)
+        .body(b"first half, ".to_vec())
+        .send()
+        .unwrap();
+    assert_eq!(patched.status(), 202);
+    let last = b"second half".to_vec();
+    assert_error(
+        authed(
+            &server,
+            reqwest::Method::PUT,
+            &format!("{location}?digest={}", sha256(b"something else")),
+        )
+        .body(last.clone())
+        .send()
+        .unwrap(),
+        400,
+        "DIGEST_INVALID",
+    );
+    let status = authed(&server, reqwest::Method::GET, &location)
+        .send()
+        .unwrap();
+    assert_eq!(header(&status, "range"), "0-11");
+    let whole = b"first half, second half".to_vec();
+    let done = authed(
+        &server,
+        reqwest::Method::PUT,
+        &format!("{location}?digest={}", sha256(&whole)),
+    )
+    .body(last)
+    .send()
+    .unwrap();
+    assert_eq!(done.status(), 201);
+    assert_eq!(
+        get(&server, &format!("/v2/{REPO}/blobs/{}", sha256(&whole)))
+            .bytes()
+            .unwrap()
+            .to_vec(),
+        whole
+    );
+}
+
+#[test]
+fn a_manifest_cannot_name_a_fragment_only_the_split_store_holds() {
+    let server = start("push-fragment");
+    let client = server.client();
+    let component = fixture("b01-fac.component.wasm");
+    let mut publisher = Publisher::new("example:fac");
+    publisher.publish_init(&client);
+    publisher.publish_release(&client, "1.0.0", &component);
+    let split = client
+        .get(&format!(
+            "v1/cairn/content/{}/manifest",
+            cairn_protocol::Digest::of(&component)
+        ))
+        .bytes()
+        .unwrap();
+    let split = cairn_split::Manifest::from_json(&split).unwrap();
+    let fragment = split.blobs()[0].digest.to_string();
+    let config = b"{}".to_vec();
+    push_blob(&server, REPO, &config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha256(&config), "size": 2},
+        "layers": [{"mediaType": "application/wasm", "digest": fragment, "size": split.blobs()[0].size}],
+    }))
+    .unwrap();
+    assert_error(
+        put_manifest(&server, REPO, "v1", &manifest),
+        400,
+        "MANIFEST_BLOB_UNKNOWN",
+    );
+    assert_error(
+        get(&server, &format!("/v2/{REPO}/blobs/{fragment}")),
+        404,
+        "BLOB_UNKNOWN",
+    );
+    // A blob another scratch repository holds may be named, as an anonymous mount may.
+    let layer = b"held elsewhere".to_vec();
+    push_blob(&server, "scratch/other", &layer);
+    assert_eq!(
+        put_manifest(&server, REPO, "v2", &image_manifest(&config, &layer)).status(),
+        201
+    );
+}
+
+/// HMAC-SHA256, written out so that the test checks the server's construction.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&sha2::Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = sha2::Sha256::digest([pad(0x36), message.to_vec()].concat());
+    sha2::Sha256::digest([pad(0x5c), inner.to_vec()].concat()).to_vec()
+}
+
+/// A push token as the token endpoint derives it from the credential.
+fn derived_token(credential: &str, expiry: u64) -> String {
+    use base64::Engine as _;
+    let mac = hmac_sha256(
+        credential.as_bytes(),
+        format!("cairn oci token v1{expiry}").as_bytes(),
+    );
+    format!(
+        "cairn1.{expiry}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac)
+    )
+}
+
+#[test]
+fn the_token_endpoint_issues_expiring_tokens_not_the_credential() {
+    let server = start("push-token");
+    let http = &server.client().http;
+    let realm = format!("{}/v2/token", server.url);
+    let url = format!("{}/v2/{REPO}/blobs/uploads/", server.url);
+    let granted: Value = http
+        .get(&realm)
+        .basic_auth("anyone", Some(TOKEN))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let token = granted["token"].as_str().unwrap().to_owned();
+    assert_ne!(token, TOKEN);
+    assert!(!token.contains(TOKEN), "{token}");
+    assert_eq!(granted["access_token"], token.as_str());
+    assert_eq!(granted["expires_in"], 3600);
+    let issued_at = granted["issued_at"].as_str().unwrap();
+    assert!(
+        issued_at.len() == 20 && issued_at.ends_with('Z') && issued_at.as_bytes()[10] == b'T',
+        "{issued_at}"
+    );
+    let push = |bearer: &str| http.post(&url).bearer_auth(bearer).send().unwrap();
+    assert_eq!(push(&token).status(), 202);
+    // The token is the credential's MAC of its expiry, an hour away.
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "{token}");
+    assert_eq!(parts[0], "cairn1");
+    let expiry: u64 = parts[1].parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(expiry.abs_diff(now + 3600) < 60, "{expiry} {now}");
+    assert_eq!(token, derived_token(TOKEN, expiry));
+    // Changing the expiry or the MAC, or another credential's MAC, is refused.
+    let later = format!("cairn1.{}.{}", expiry + 86_400, parts[2]);
+    assert_error(push(&later), 401, "UNAUTHORIZED");
+    let mut mac = parts[2].to_owned().into_bytes();
+    mac[0] = if mac[0] == b'A' { b'B' } else { b'A' };
+    let forged = format!("cairn1.{expiry}.{}", String::from_utf8(mac).unwrap());
+    assert_error(push(&forged), 401, "UNAUTHORIZED");
+    assert_error(
+        push(&derived_token("another credential", expiry)),
+        401,
+        "UNAUTHORIZED",
+    );
+    assert_error(push(&format!("cairn1.{expiry}.")), 401, "UNAUTHORIZED");
+    // Expired: refused, though its MAC is right.
+    assert_error(push(&derived_token(TOKEN, now - 1)), 401, "UNAUTHORIZED");
+    assert_eq!(push(&derived_token(TOKEN, now + 600)).status(), 202);
+    // A derived token is a bearer token only, not a Basic password.
+    assert_error(
+        http.post(&url)
+            .basic_auth("anyone", Some(&token))
+            .send()
+            .unwrap(),
+        401,
+        "UNAUTHORIZED",
+    );
+    // The credential itself still works, and the anonymous token still pulls only.
+    assert_eq!(push(TOKEN).status(), 202);
+    let anonymous: Value = http.get(&realm).send().unwrap().json().unwrap();
+    assert_error(
+        push(anonymous["token"].as_str().unwrap()),
+        401,
+        "UNAUTHORIZED",
+    );
+}

@@ -26,7 +26,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
-use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -91,9 +90,6 @@ struct Catalog {
 
 /// The routes under `/v2/`, to be merged into the API router.
 pub fn router(app: AppState) -> Router<AppState> {
-    let limit = usize::try_from(app.settings.max_content_size)
-        .unwrap_or(usize::MAX)
-        .saturating_add(1);
     let oci = Oci {
         app,
         artifacts: Arc::default(),
@@ -109,21 +105,14 @@ pub fn router(app: AppState) -> Router<AppState> {
             get(manifest)
                 .head(manifest)
                 .put(push::put_manifest)
-                .delete(push::delete_manifest)
-                .layer(DefaultBodyLimit::max(push::MAX_MANIFEST_SIZE + 1)),
+                .delete(push::delete_manifest),
         )
         .route(
             "/v2/{ns}/{name}/blobs/{digest}",
             get(blob).head(blob).delete(push::delete_blob),
         )
-        .route(
-            "/v2/{ns}/{name}/blobs/uploads/",
-            any(push::start_upload).layer(DefaultBodyLimit::max(limit)),
-        )
-        .route(
-            "/v2/{ns}/{name}/blobs/uploads/{upload}",
-            any(push::upload).layer(DefaultBodyLimit::max(limit)),
-        )
+        .route("/v2/{ns}/{name}/blobs/uploads/", any(push::start_upload))
+        .route("/v2/{ns}/{name}/blobs/uploads/{upload}", any(push::upload))
         .route("/v2/{ns}/{name}/tags/list", get(tags_list))
         .route("/v2/{ns}/{name}/referrers/{digest}", get(referrers))
         .fallback(not_found)

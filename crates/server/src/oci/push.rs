@@ -1,23 +1,34 @@
 //! The OCI push side, for scratch repositories: repositories `ns/name` whose `ns:name` is not
-//! a warg package (warg releases are only made by signed records). Blobs go to the content
-//! store (SHA-256 only), repository membership, manifests and tags to SQL. Upload sessions
-//! are files under `content/tmp/oci-uploads` and live as long as the process.
+//! a warg package (warg releases are only made by signed records). Blobs (`sha256:` or
+//! `sha512:`) go to the content store, repository membership, manifests and tags to SQL.
+//! Upload sessions are files under `content/tmp/oci-uploads`, so they survive restarts.
+//!
+//! What this module must never do: read a request body before the credential is checked
+//! (bodies are streamed to disk, never buffered whole, except manifests, at most 4 MiB);
+//! let two requests write to one session at once (a lock per session is held from finding
+//! the session to storing its blob); leave a failed request's bytes in a session; let a
+//! manifest make a blob readable that no scratch repository holds (such as a fragment of an
+//! unpublished warg record); hand out the credential itself as a token.
 
 use std::collections::HashMap;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use cairn_protocol::PackageName;
+use base64::Engine as _;
+use cairn_protocol::{PackageName, Timestamp};
 use cairn_store::{BlobDigest, OciManifestRow};
+use futures_util::StreamExt as _;
+use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
 
 use super::{
-    bytes_response, header_value, is_name_component, is_tag, parse_digest, sha256_text,
+    bytes_response, header_value, is_name_component, is_tag, parse_digest, rfc3339, sha256_text,
     unsupported, Oci, OciError, IMAGE_INDEX_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE,
 };
 
@@ -26,6 +37,7 @@ use super::{
 pub struct PushSettings {
     token: Option<String>,
     uploads: PathBuf,
+    locks: SessionLocks,
 }
 
 impl PushSettings {
@@ -35,6 +47,53 @@ impl PushSettings {
         PushSettings {
             token: token.filter(|t| !t.is_empty() && t != ANONYMOUS_TOKEN),
             uploads: data_dir.join("content").join("tmp").join("oci-uploads"),
+            locks: SessionLocks::default(),
+        }
+    }
+}
+
+/// One lock per upload session in use, so that the requests of a session run one after
+/// another: two chunks checked against the same size would both be appended, and a chunk
+/// appended while the closing PUT moves the file into the content store would change a
+/// stored blob. An entry lives while some request holds or awaits it.
+#[derive(Clone, Default)]
+struct SessionLocks(Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>);
+
+impl SessionLocks {
+    async fn lock(&self, id: &str) -> SessionGuard {
+        let lock = self
+            .0
+            .lock()
+            .expect("session locks poisoned")
+            .entry(id.to_owned())
+            .or_default()
+            .clone();
+        SessionGuard {
+            locks: self.clone(),
+            id: id.to_owned(),
+            held: Some(lock.lock_owned().await),
+        }
+    }
+}
+
+/// A held session lock; dropping it releases the lock, and forgets it if nobody waits.
+struct SessionGuard {
+    locks: SessionLocks,
+    id: String,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        let mut locks = self.locks.0.lock().expect("session locks poisoned");
+        self.held.take();
+        // Waiters hold a clone of the entry, taken under the map's lock: if only the map
+        // holds it now, nobody does.
+        if locks
+            .get(&self.id)
+            .is_some_and(|lock| Arc::strong_count(lock) == 1)
+        {
+            locks.remove(&self.id);
         }
     }
 }
@@ -60,12 +119,16 @@ impl Session {
         Ok(id)
     }
 
-    /// The session `id` of `repository`, if there is one. Ids are 32 lowercase hex digits,
-    /// so a client's id never names another file.
+    /// Whether `id` can be a session id: 32 lowercase hex digits, so a client's id never
+    /// names another file.
+    fn well_formed(id: &str) -> bool {
+        id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    }
+
+    /// The session `id` of `repository`, if there is one. Its size is only stable under
+    /// the session's lock.
     async fn find(uploads: &FsPath, repository: &str, id: &str) -> Option<Session> {
-        let well_formed =
-            id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if !well_formed {
+        if !Session::well_formed(id) {
             return None;
         }
         let owner = tokio::fs::read_to_string(Session::repository_file(uploads, id))
@@ -86,6 +149,62 @@ impl Session {
     }
 }
 
+/// Undoes what a request wrote to a file unless the request succeeds: cuts a session back
+/// to its size before the request, or deletes a single POST's file. Holds the session's lock
+/// (if any) until the file is as it was.
+struct Undo {
+    path: PathBuf,
+    /// The length to cut back to; `None` deletes the file.
+    keep: Option<u64>,
+    armed: bool,
+    _lock: Option<SessionGuard>,
+}
+
+impl Undo {
+    fn truncate(path: PathBuf, size: u64, lock: SessionGuard) -> Undo {
+        Undo {
+            path,
+            keep: Some(size),
+            armed: true,
+            _lock: Some(lock),
+        }
+    }
+
+    fn remove(path: PathBuf) -> Undo {
+        Undo {
+            path,
+            keep: None,
+            armed: true,
+            _lock: None,
+        }
+    }
+
+    /// The request succeeded: its bytes stay.
+    fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let undone = match self.keep {
+            Some(size) => std::fs::OpenOptions::new()
+                .write(true)
+                .open(&self.path)
+                .and_then(|file| file.set_len(size)),
+            None => std::fs::remove_file(&self.path),
+        };
+        if let Err(e) = undone {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot undo an upload");
+            }
+        }
+    }
+}
+
 pub(super) type Push = Option<Extension<PushSettings>>;
 type Answer = Result<Response, Response>;
 
@@ -97,27 +216,12 @@ fn internal(error: impl std::fmt::Display) -> Response {
     OciError::internal(error).into_response()
 }
 
-fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    };
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.trim_end_matches('=').bytes() {
-        acc = (acc << 6) | u32::from(value(c)?);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
-}
+/// Base64 of Basic credentials, padded or not.
+const BASIC_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::general_purpose::PAD
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
 
 /// Whether pushes are configured (and so the ping asks for credentials).
 pub(super) fn requires_credentials(push: &Push) -> bool {
@@ -136,39 +240,123 @@ pub(super) fn challenge(oci: &Oci, repository: Option<&str>) -> String {
     }
 }
 
-/// Whether the request carries the configured credential.
-pub(super) fn authenticated(push: &Push, headers: &HeaderMap) -> bool {
-    let Some(token) = push.as_ref().and_then(|Extension(p)| p.token.as_deref()) else {
-        return false;
-    };
-    let Some(value) = headers
+/// What an `Authorization` header presents: a bearer token or a Basic password.
+enum Presented {
+    Bearer(String),
+    Password(Vec<u8>),
+}
+
+fn presented(headers: &HeaderMap) -> Option<Presented> {
+    let value = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
+        .and_then(|v| v.to_str().ok())?;
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    let given = if scheme.eq_ignore_ascii_case("bearer") {
-        rest.trim().as_bytes().to_vec()
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Some(Presented::Bearer(rest.trim().to_owned()))
     } else if scheme.eq_ignore_ascii_case("basic") {
-        match decode_base64(rest.trim()) {
-            Some(pair) => match pair.iter().position(|b| *b == b':') {
-                Some(colon) => pair[colon + 1..].to_vec(),
-                None => return false,
-            },
-            None => return false,
-        }
+        let pair = BASIC_BASE64.decode(rest.trim()).ok()?;
+        let colon = pair.iter().position(|b| *b == b':')?;
+        Some(Presented::Password(pair[colon + 1..].to_vec()))
     } else {
-        return false;
-    };
-    // Compare without stopping at the first difference.
-    let expected = token.as_bytes();
+        None
+    }
+}
+
+/// Whether `given` is the credential, compared without stopping at the first difference.
+fn is_credential(credential: &str, given: &[u8]) -> bool {
+    let expected = credential.as_bytes();
     given.len() == expected.len()
         && given
             .iter()
             .zip(expected)
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0
+}
+
+/// Whether the request carries the credential itself, as a bearer token or Basic password.
+fn carries_credential(push: &Push, headers: &HeaderMap) -> bool {
+    let Some(credential) = push.as_ref().and_then(|Extension(p)| p.token.as_deref()) else {
+        return false;
+    };
+    match presented(headers) {
+        Some(Presented::Bearer(token)) => is_credential(credential, token.as_bytes()),
+        Some(Presented::Password(password)) => is_credential(credential, &password),
+        None => false,
+    }
+}
+
+/// Whether the request may push: it carries the credential, or as a bearer token an
+/// unexpired token the token endpoint derived from it.
+pub(super) fn authenticated(push: &Push, headers: &HeaderMap) -> bool {
+    if carries_credential(push, headers) {
+        return true;
+    }
+    let Some(credential) = push.as_ref().and_then(|Extension(p)| p.token.as_deref()) else {
+        return false;
+    };
+    match presented(headers) {
+        Some(Presented::Bearer(token)) => {
+            DerivedToken::verify(credential, &token, unix_now()).is_some()
+        }
+        _ => false,
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// A push token the token endpoint issues in exchange for the credential:
+/// `cairn1.<expiry>.<mac>`, where `expiry` is in Unix seconds (decimal) and `mac` is
+/// base64url (unpadded) HMAC-SHA256 keyed with the credential over
+/// `cairn oci token v1<expiry>`. It is worth a push until `expiry`, and reveals nothing of
+/// the credential; changing the credential revokes every token.
+struct DerivedToken;
+
+impl DerivedToken {
+    const PREFIX: &'static str = "cairn1.";
+    /// How long a token is worth pushes, in seconds.
+    const LIFETIME: u64 = 3600;
+
+    fn mac(credential: &str, expiry: u64) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(credential.as_bytes())
+            .expect("HMAC takes keys of any length");
+        mac.update(b"cairn oci token v1");
+        mac.update(expiry.to_string().as_bytes());
+        mac
+    }
+
+    fn issue(credential: &str, expiry: u64) -> String {
+        let mac = DerivedToken::mac(credential, expiry)
+            .finalize()
+            .into_bytes();
+        format!(
+            "{}{expiry}.{}",
+            DerivedToken::PREFIX,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac)
+        )
+    }
+
+    /// The expiry of `token` if the credential made it and it has not expired at `now`.
+    fn verify(credential: &str, token: &str, now: u64) -> Option<u64> {
+        let (expiry_text, mac) = token.strip_prefix(DerivedToken::PREFIX)?.split_once('.')?;
+        let expiry: u64 = expiry_text.parse().ok()?;
+        // One spelling per expiry: no sign, no leading zeros.
+        if expiry.to_string() != expiry_text || expiry <= now {
+            return None;
+        }
+        let mac = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(mac)
+            .ok()?;
+        // `verify_slice` compares in constant time.
+        DerivedToken::mac(credential, expiry)
+            .verify_slice(&mac)
+            .ok()?;
+        Some(expiry)
+    }
 }
 
 /// Whether `ns:name` is a warg package (published or not yet checkpointed).
@@ -262,16 +450,19 @@ pub(super) fn anonymous_token(headers: &HeaderMap) -> bool {
 }
 
 /// `GET /v2/token`: the token endpoint. A request carrying the push credential (as the Basic
-/// password, any user name, or as a Bearer token) gets it back as a bearer token; a request
-/// without credentials gets a pull-only token; a wrong credential gets 401.
+/// password, any user name, or as a Bearer token) gets a [`DerivedToken`] worth pushes for
+/// an hour; a request without credentials gets a pull-only token; anything else gets 401
+/// (a derived token cannot renew itself).
 pub(super) async fn token(push: Push, headers: HeaderMap) -> Response {
     let anonymous = !headers.contains_key(header::AUTHORIZATION);
+    let now = unix_now();
     let granted = if anonymous {
         Some(ANONYMOUS_TOKEN.to_owned())
     } else {
         push.as_ref()
-            .and_then(|Extension(p)| p.token.clone())
-            .filter(|_| authenticated(&push, &headers))
+            .and_then(|Extension(p)| p.token.as_deref())
+            .filter(|_| carries_credential(&push, &headers))
+            .map(|credential| DerivedToken::issue(credential, now + DerivedToken::LIFETIME))
     };
     let Some(token) = granted else {
         let mut response = fail(OciError::new(
@@ -285,10 +476,15 @@ pub(super) async fn token(push: Push, headers: HeaderMap) -> Response {
         );
         return response;
     };
+    let issued_at = rfc3339(Timestamp {
+        seconds: i64::try_from(now).unwrap_or(i64::MAX),
+        nanos: 0,
+    });
     let body = serde_json::json!({
         "token": token,
         "access_token": token,
-        "expires_in": 3600,
+        "expires_in": DerivedToken::LIFETIME,
+        "issued_at": issued_at,
     });
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -364,26 +560,95 @@ fn too_large(max: u64) -> Response {
     )
 }
 
-/// Verifies `bytes` against `expected` and stores them as a blob of `repository`.
-async fn store_blob(oci: &Oci, repository: &str, expected: &str, bytes: Vec<u8>) -> Answer {
-    let digest = push_digest(expected).map_err(fail)?;
-    if digest.same_algorithm_of(&bytes) != digest {
+fn body_unreadable(error: impl std::fmt::Display) -> Response {
+    fail(
+        OciError::new(
+            StatusCode::BAD_REQUEST,
+            "BLOB_UPLOAD_INVALID",
+            "the request body could not be read",
+        )
+        .with_detail(serde_json::json!({ "reason": error.to_string() })),
+    )
+}
+
+/// Appends `body` as it arrives to the file at `path`, which holds `size` bytes, and
+/// returns its new size; past `max` bytes, 413 `SIZE_INVALID`. Every write has finished
+/// when this returns, so the caller may undo them.
+async fn receive(path: &FsPath, size: u64, body: Body, max: u64) -> Result<u64, Response> {
+    use tokio::io::AsyncWriteExt as _;
+    let mut file = tokio::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .await
+        .map_err(internal)?;
+    let mut stream = body.into_data_stream();
+    let mut received = size;
+    let written = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(body_unreadable)?;
+            received += chunk.len() as u64;
+            if received > max {
+                return Err(too_large(max));
+            }
+            file.write_all(&chunk).await.map_err(internal)?;
+        }
+        Ok(())
+    }
+    .await;
+    // A tokio file writes in the background: wait for the last write either way.
+    let flushed = file.flush().await.map_err(internal);
+    written.and(flushed).map(|()| received)
+}
+
+/// Hashes a received file, and if it is `expected` (a digest the client gave, `digest`
+/// parsed) stores it in the content store as a blob of `repository`, removes `leftovers`
+/// and lets `undo` go; otherwise 400 `DIGEST_INVALID`, and `undo` puts the file back as it
+/// was. Callers run this in a task of their own ([`detached`]), so that a file is never
+/// cut back halfway through being moved into the store.
+async fn store_received(
+    oci: Oci,
+    repository: String,
+    expected: String,
+    digest: BlobDigest,
+    undo: Undo,
+    leftovers: Vec<PathBuf>,
+) -> Answer {
+    let path = undo.path.clone();
+    let actual = tokio::task::spawn_blocking(move || digest_of_file(&digest, &path))
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+    if actual != digest {
         return Err(fail(digest_invalid(
-            expected,
+            &expected,
             "provided digest did not match uploaded content",
         )));
     }
     let blobs = oci.app.blobs.clone();
-    tokio::task::spawn_blocking(move || blobs.put(&digest, &bytes))
+    let path = undo.path.clone();
+    tokio::task::spawn_blocking(move || blobs.put_file(&digest, &path))
         .await
         .map_err(internal)?
         .map_err(internal)?;
     oci.app
         .store
-        .oci_add_blob(repository, &digest.to_string())
+        .oci_add_blob(&repository, &digest.to_string())
         .await
         .map_err(internal)?;
-    Ok(blob_created(repository, &digest.to_string()))
+    // Stored (`put_file` may have left the file where it was): the files go.
+    for leftover in &leftovers {
+        let _ = tokio::fs::remove_file(leftover).await;
+    }
+    undo.keep();
+    Ok(blob_created(&repository, &digest.to_string()))
+}
+
+/// Runs `work` as a task of its own, which goes on to its end if the client goes away (and
+/// axum drops the handler): what it writes is either kept or undone, never left halfway.
+async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, Response>> + Send + 'static,
+) -> Result<T, Response> {
+    tokio::spawn(work).await.map_err(internal)?
 }
 
 /// `POST /v2/{ns}/{name}/blobs/uploads/`: a session, a single-POST push (`?digest=`), or a
@@ -395,7 +660,7 @@ pub(super) async fn start_upload(
     Query(query): Query<HashMap<String, String>>,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Answer {
     if method != Method::POST {
         return Err(unsupported(method).await.into_response());
@@ -429,11 +694,23 @@ pub(super) async fn start_upload(
         }
         // Not mountable: an ordinary session, as the spec asks.
     } else if let Some(expected) = query.get("digest") {
-        if body.len() as u64 > max {
-            return Err(too_large(max));
-        }
-        return store_blob(&oci, &repository, expected, body.to_vec()).await;
+        // A single POST: the body goes to a file of its own (not a session: it has no
+        // `.repository`), then to the store.
+        let digest = push_digest(expected).map_err(fail)?;
+        tokio::fs::create_dir_all(&settings.uploads)
+            .await
+            .map_err(internal)?;
+        let path = settings.uploads.join(new_session_id());
+        tokio::fs::write(&path, b"").await.map_err(internal)?;
+        let undo = Undo::remove(path.clone());
+        let expected = expected.clone();
+        return detached(async move {
+            receive(&path, 0, body, max).await?;
+            store_received(oci, repository, expected, digest, undo, vec![path]).await
+        })
+        .await;
     }
+    // A new session: a body here is not part of the protocol, and is not read.
     let id = Session::create(&settings.uploads, &repository)
         .await
         .map_err(internal)?;
@@ -451,17 +728,8 @@ fn upload_unknown(id: &str) -> Response {
     )
 }
 
-async fn append(path: &FsPath, bytes: &[u8]) -> std::io::Result<()> {
-    use tokio::io::AsyncWriteExt as _;
-    let mut file = tokio::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .await?;
-    file.write_all(bytes).await?;
-    file.flush().await
-}
-
-/// `PATCH`, `PUT`, `GET` and `DELETE` on `/v2/{ns}/{name}/blobs/uploads/{id}`.
+/// `PATCH`, `PUT`, `GET` and `DELETE` on `/v2/{ns}/{name}/blobs/uploads/{id}`, one at a
+/// time per session.
 pub(super) async fn upload(
     State(oci): State<Oci>,
     push: Push,
@@ -469,10 +737,14 @@ pub(super) async fn upload(
     Query(query): Query<HashMap<String, String>>,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Answer {
     let (repository, settings) = writable(&oci, &push, &ns, &name, &method, &headers).await?;
+    if !Session::well_formed(&id) {
+        return Err(upload_unknown(&id));
+    }
     let uploads = &settings.uploads;
+    let lock = settings.locks.lock(&id).await;
     let session = Session::find(uploads, &repository, &id)
         .await
         .ok_or_else(|| upload_unknown(&id))?;
@@ -518,11 +790,16 @@ pub(super) async fn upload(
                     return Err(response);
                 }
             }
-            let size = session.size + body.len() as u64;
-            if size > max {
-                return Err(too_large(max));
-            }
-            append(&session.path, &body).await.map_err(internal)?;
+            // In a task of its own, so that a client going away mid-chunk still leaves
+            // the session as it was.
+            let path = session.path.clone();
+            let undo = Undo::truncate(path.clone(), session.size, lock);
+            let size = detached(async move {
+                let size = receive(&path, session.size, body, max).await?;
+                undo.keep();
+                Ok(size)
+            })
+            .await?;
             Ok(session_response(
                 StatusCode::ACCEPTED,
                 &repository,
@@ -535,36 +812,17 @@ pub(super) async fn upload(
                 fail(digest_invalid("", "the digest query parameter is required"))
             })?;
             let digest = push_digest(expected).map_err(fail)?;
-            if session.size + body.len() as u64 > max {
-                return Err(too_large(max));
-            }
-            if !body.is_empty() {
-                append(&session.path, &body).await.map_err(internal)?;
-            }
+            // The last chunk is undone if the digest does not match, so the PUT can be
+            // retried with the same chunk.
             let path = session.path.clone();
-            let actual = tokio::task::spawn_blocking(move || digest_of_file(&digest, &path))
-                .await
-                .map_err(internal)?
-                .map_err(internal)?;
-            if actual != digest {
-                return Err(fail(digest_invalid(
-                    expected,
-                    "provided digest did not match uploaded content",
-                )));
-            }
-            let blobs = oci.app.blobs.clone();
-            let path = session.path.clone();
-            tokio::task::spawn_blocking(move || blobs.put_file(&digest, &path))
-                .await
-                .map_err(internal)?
-                .map_err(internal)?;
-            oci.app
-                .store
-                .oci_add_blob(&repository, &digest.to_string())
-                .await
-                .map_err(internal)?;
-            Session::remove(uploads, &id).await;
-            Ok(blob_created(&repository, &digest.to_string()))
+            let undo = Undo::truncate(path.clone(), session.size, lock);
+            let leftovers = vec![Session::repository_file(uploads, &id), path.clone()];
+            let (oci, expected) = (oci.clone(), expected.clone());
+            detached(async move {
+                receive(&path, session.size, body, max).await?;
+                store_received(oci, repository, expected, digest, undo, leftovers).await
+            })
+            .await
         }
         other => Err(unsupported(other).await.into_response()),
     }
@@ -651,6 +909,27 @@ fn blob_missing(digest: &str) -> Response {
     )
 }
 
+/// The body of a manifest push, read only up to [`MAX_MANIFEST_SIZE`] bytes.
+async fn read_manifest(body: Body) -> Result<Vec<u8>, Response> {
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| manifest_invalid("the manifest could not be read"))?;
+        if bytes.len() + chunk.len() > MAX_MANIFEST_SIZE {
+            return Err(fail(
+                OciError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "MANIFEST_INVALID",
+                    "the manifest is larger than this registry accepts",
+                )
+                .with_detail(serde_json::json!({ "max": MAX_MANIFEST_SIZE })),
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
 /// `PUT /v2/{ns}/{name}/manifests/{reference}`.
 pub(super) async fn put_manifest(
     State(oci): State<Oci>,
@@ -659,19 +938,10 @@ pub(super) async fn put_manifest(
     RawQuery(query): RawQuery,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Answer {
     let (repository, _) = writable(&oci, &push, &ns, &name, &method, &headers).await?;
-    if body.len() > MAX_MANIFEST_SIZE {
-        return Err(fail(
-            OciError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "MANIFEST_INVALID",
-                "the manifest is larger than this registry accepts",
-            )
-            .with_detail(serde_json::json!({ "max": MAX_MANIFEST_SIZE })),
-        ));
-    }
+    let body = read_manifest(body).await?;
     let mut digest = sha256_text(&body);
     let tag_invalid = |tag: &str| {
         fail(
@@ -745,10 +1015,26 @@ pub(super) async fn put_manifest(
             .await
             .map_err(internal)?;
         if !in_repository {
-            if !oci.app.blobs.has(&parsed).map_err(internal)? {
+            // Held by another scratch repository, which the credential may read anyway (as
+            // for an anonymous mount); a blob only the split store has, such as a fragment
+            // of a record not published, stays unreadable here.
+            let held_elsewhere = oci
+                .app
+                .store
+                .oci_blob_anywhere(blob)
+                .await
+                .map_err(internal)?;
+            let stored = held_elsewhere && {
+                let blobs = oci.app.blobs.clone();
+                tokio::task::spawn_blocking(move || blobs.has(&parsed))
+                    .await
+                    .map_err(internal)?
+                    .map_err(internal)?
+            };
+            if !stored {
                 return Err(blob_missing(blob));
             }
-            // Stored on this server already: now readable from this repository too.
+            // Now readable from this repository too.
             oci.app
                 .store
                 .oci_add_blob(&repository, blob)
@@ -785,7 +1071,7 @@ pub(super) async fn put_manifest(
         repository: repository.clone(),
         digest: digest.clone(),
         media_type,
-        bytes: body.to_vec(),
+        bytes: body,
         subject: subject.clone(),
         artifact_type,
     };
