@@ -94,6 +94,26 @@ fn response_challenge(server: &TestServer) -> Response {
     response
 }
 
+/// Closes the upload at `location` with the digest of `whole` (no last chunk) and checks
+/// the repository then serves exactly `whole`.
+fn close_upload(server: &TestServer, location: &str, whole: &[u8]) {
+    let done = authed(
+        server,
+        reqwest::Method::PUT,
+        &format!("{location}?digest={}", sha256(whole)),
+    )
+    .send()
+    .unwrap();
+    assert_eq!(done.status(), 201);
+    assert_eq!(
+        get(server, &format!("/v2/{REPO}/blobs/{}", sha256(whole)))
+            .bytes()
+            .unwrap()
+            .to_vec(),
+        whole
+    );
+}
+
 #[test]
 fn pushes_need_the_configured_credential() {
     let server = start("push-auth");
@@ -255,21 +275,7 @@ fn blobs_are_pushed_monolithically_in_one_post_and_in_chunks() {
     assert_eq!(status.status(), 204);
     assert_eq!(header(&status, "range"), "0-10");
     let whole = b"chunked-two".to_vec();
-    let done = authed(
-        &server,
-        reqwest::Method::PUT,
-        &format!("{location}?digest={}", sha256(&whole)),
-    )
-    .send()
-    .unwrap();
-    assert_eq!(done.status(), 201);
-    assert_eq!(
-        get(&server, &format!("/v2/{REPO}/blobs/{}", sha256(&whole)))
-            .bytes()
-            .unwrap()
-            .to_vec(),
-        whole
-    );
+    close_upload(&server, &location, &whole);
 
     // A wrong digest, an invalid digest, a sha512 digest of other bytes.
     assert_error(
@@ -720,21 +726,7 @@ fn a_chunk_past_the_size_limit_is_413_and_leaves_the_session_as_it_was() {
     assert_eq!(appended.status(), 202);
     assert_eq!(header(&appended, "range"), format!("0-{}", (64 << 10) - 1));
     let whole = [first, second].concat();
-    let done = authed(
-        &server,
-        reqwest::Method::PUT,
-        &format!("{location}?digest={}", sha256(&whole)),
-    )
-    .send()
-    .unwrap();
-    assert_eq!(done.status(), 201);
-    assert_eq!(
-        get(&server, &format!("/v2/{REPO}/blobs/{}", sha256(&whole)))
-            .bytes()
-            .unwrap()
-            .to_vec(),
-        whole
-    );
+    close_upload(&server, &location, &whole);
     // A single POST over the limit is 413 too, and leaves no file behind.
     let large = vec![5u8; 65 << 10];
     assert_error(
@@ -793,21 +785,7 @@ fn concurrent_chunks_at_one_offset_are_appended_once() {
         );
         whole.extend(vec![winners[0]; chunk]);
     }
-    let done = authed(
-        &server,
-        reqwest::Method::PUT,
-        &format!("{location}?digest={}", sha256(&whole)),
-    )
-    .send()
-    .unwrap();
-    assert_eq!(done.status(), 201);
-    assert_eq!(
-        get(&server, &format!("/v2/{REPO}/blobs/{}", sha256(&whole)))
-            .bytes()
-            .unwrap()
-            .to_vec(),
-        whole
-    );
+    close_upload(&server, &location, &whole);
 }
 
 #[test]
