@@ -12,7 +12,8 @@
 //! Run with `cargo bench -p cairn --bench registry`. `warg-server` is found like the interop
 //! test finds `warg` (`CAIRN_PEERS`, default `~/.cache/cairn-peers/bin`); without it, only
 //! cairn is measured. Scale: `BENCH_PACKAGES` (default 128), `BENCH_RELEASES` (default 75),
-//! `BENCH_CLIENTS` (default 128), `BENCH_FETCHES` (default 4000). cairn runs with
+//! `BENCH_CLIENTS` (default 128, publishing), `BENCH_FETCH_CLIENTS` (default 16, fetching),
+//! `BENCH_FETCHES` (default 4000). cairn runs with
 //! `--checkpoint-interval` `BENCH_CHECKPOINT_INTERVAL` (default 100ms; the reference's
 //! interval is fixed at 5 s).
 
@@ -37,6 +38,8 @@ fn env_number(name: &str, default: usize) -> usize {
 }
 
 struct Scale {
+    /// Concurrent clients fetching logs.
+    fetch_clients: usize,
     packages: usize,
     releases: usize,
     clients: usize,
@@ -314,7 +317,7 @@ fn fetch_load(url: &str, scale: &Scale) -> (f64, f64, f64) {
         .collect();
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
-    let threads: Vec<_> = (0..scale.clients)
+    let threads: Vec<_> = (0..scale.fetch_clients)
         .map(|_| {
             let (url, log_ids, next) = (url.to_owned(), log_ids.clone(), next.clone());
             let total = scale.fetches;
@@ -411,15 +414,17 @@ fn main() {
         packages: env_number("BENCH_PACKAGES", 128),
         releases: env_number("BENCH_RELEASES", 75),
         clients: env_number("BENCH_CLIENTS", 128),
+        fetch_clients: env_number("BENCH_FETCH_CLIENTS", 16),
         fetches: env_number("BENCH_FETCHES", 4000),
     };
     println!(
-        "{} packages x {} releases = {} records, {} concurrent clients, {} fetches",
+        "{} packages x {} releases = {} records, {} concurrent publishing clients; {} fetches by {} clients",
         scale.packages,
         scale.releases,
         scale.packages * scale.releases,
         scale.clients,
-        scale.fetches
+        scale.fetches,
+        scale.fetch_clients
     );
 
     let cairn_dir = temp_dir("bench-cairn");
