@@ -1079,3 +1079,46 @@ fn names_and_paths_that_are_not_the_api_get_json_errors() {
         "TAG_INVALID",
     );
 }
+
+#[test]
+fn a_refused_manifest_changes_nothing() {
+    let registry = Registry::start("conf-refused");
+    // A blob held by another repository, named by a manifest that is refused for another
+    // reason (an index entry this repository lacks): the blob does not join the repository.
+    let digest = registry.push_blob(REPO2, b"held elsewhere");
+    registry.push_blob(REPO, b"{}");
+    let refused = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_TYPE,
+        "config": {"mediaType": EMPTY_TYPE, "digest": sha256(b"{}"), "size": 2},
+        "layers": [{"mediaType": "application/octet-stream", "digest": digest, "size": 14}],
+        "manifests": [{"mediaType": MANIFEST_TYPE, "digest": sha256(b"absent"), "size": 6}],
+    }))
+    .unwrap();
+    assert_error(
+        registry.put_manifest(REPO, "refused", MANIFEST_TYPE, &refused),
+        400,
+        "MANIFEST_BLOB_UNKNOWN",
+    );
+    assert_error(
+        registry.get(&format!("/v2/{REPO}/blobs/{digest}")),
+        404,
+        "BLOB_UNKNOWN",
+    );
+    // A media type that is not one (it would become the Content-Type of every pull).
+    for bad in ["a\nb", "no-slash", "text/é", "/x", "x/"] {
+        let manifest = image_manifest((EMPTY_TYPE, b"{}"), &[], json!({ "mediaType": bad }));
+        let response = registry
+            .request(Method::PUT, &format!("/v2/{REPO}/manifests/bad"))
+            .header("content-type", "application/json")
+            .body(manifest)
+            .send()
+            .unwrap();
+        assert_error(response, 400, "MANIFEST_INVALID");
+    }
+    assert_error(
+        registry.get(&format!("/v2/{REPO}/manifests/bad")),
+        404,
+        "MANIFEST_UNKNOWN",
+    );
+}

@@ -128,6 +128,8 @@ impl ByteRange {
 /// Sends the joined bytes (or a range of them) to an HTTP body as they are produced.
 struct BodyWriter {
     tx: mpsc::Sender<io::Result<Bytes>>,
+    /// The runtime whose timer bounds each send.
+    runtime: tokio::runtime::Handle,
     buffer: Vec<u8>,
     /// Bytes of the whole file seen so far.
     position: u64,
@@ -135,6 +137,10 @@ struct BodyWriter {
 }
 
 const CHUNK: usize = 256 * 1024;
+
+/// How long a client may leave a piece of a download unread before the download is dropped,
+/// so that a client that stops reading does not hold a blocking thread for ever.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The error a [`BodyWriter`] returns once its range is complete, to stop the join early.
 const RANGE_DONE: &str = "range complete";
@@ -166,9 +172,15 @@ impl Write for BodyWriter {
     fn flush(&mut self) -> io::Result<()> {
         if !self.buffer.is_empty() {
             let chunk = Bytes::from(std::mem::take(&mut self.buffer));
-            self.tx
-                .blocking_send(Ok(chunk))
-                .map_err(|_| io::Error::other("the client went away"))?;
+            let tx = &self.tx;
+            let sent = self
+                .runtime
+                .block_on(async { tokio::time::timeout(SEND_TIMEOUT, tx.send(Ok(chunk))).await });
+            match sent {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(io::Error::other("the client went away")),
+                Err(_) => return Err(io::Error::other("the client stopped reading")),
+            }
         }
         Ok(())
     }
@@ -183,9 +195,11 @@ pub fn stream_join(
     range: Option<ByteRange>,
 ) -> mpsc::Receiver<io::Result<Bytes>> {
     let (tx, rx) = mpsc::channel(8);
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let mut writer = BodyWriter {
             tx: tx.clone(),
+            runtime: runtime.clone(),
             buffer: Vec::with_capacity(CHUNK),
             position: 0,
             range,
@@ -200,7 +214,7 @@ pub fn stream_join(
             }
         };
         if let Err(error) = outcome {
-            let _ = tx.blocking_send(Err(error));
+            let _ = tx.try_send(Err(error));
         }
     });
     rx
@@ -214,12 +228,14 @@ pub fn stream_blob(
     range: Option<ByteRange>,
 ) -> mpsc::Receiver<io::Result<Bytes>> {
     let (tx, rx) = mpsc::channel(8);
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         // Reading starts at the range's first byte (a seek for files, a range request for
         // an OCI store), never at the blob's.
         let start = range.map(|r| r.start).unwrap_or(0);
         let mut writer = BodyWriter {
             tx: tx.clone(),
+            runtime: runtime.clone(),
             buffer: Vec::with_capacity(CHUNK),
             position: start,
             range,
@@ -237,7 +253,7 @@ pub fn stream_blob(
             .and_then(|_| writer.flush());
         if let Err(error) = outcome {
             tracing::error!(%error, %digest, "reading a blob failed while serving it");
-            let _ = tx.blocking_send(Err(error));
+            let _ = tx.try_send(Err(error));
         }
     });
     rx

@@ -860,7 +860,11 @@ fn bytes_response(method: &Method, content_type: &str, digest: &str, bytes: Byte
         Response::new(Body::from(bytes))
     };
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, header_value(content_type));
+    // A stored media type was checked when it was pushed; should one still not be a valid
+    // header value, the generic type is served rather than a panic.
+    let content_type = HeaderValue::from_str(content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_TYPE, content_type);
     headers.insert(header::CONTENT_LENGTH, header_value(&length.to_string()));
     headers.insert("docker-content-digest", header_value(digest));
     headers.insert(header::ETAG, header_value(&format!("\"{digest}\"")));

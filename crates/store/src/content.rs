@@ -266,9 +266,18 @@ impl BlobStore for FsContentStore {
         std::fs::File::open(path)?.sync_all()?;
         match std::fs::rename(path, &target) {
             Ok(()) => std::fs::File::open(self.blobs.join(digest.algorithm()))?.sync_all(),
-            // Another file system: copy through memory.
+            // Another file system: copy, streaming, next to the blobs, then rename.
             Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
-                self.put(digest, &std::fs::read(path)?)
+                let tmp = self.tmp.join(format!(
+                    "{}.{}.{:?}",
+                    digest.to_hex(),
+                    std::process::id(),
+                    std::thread::current().id()
+                ));
+                std::fs::copy(path, &tmp)?;
+                std::fs::File::open(&tmp)?.sync_all()?;
+                std::fs::rename(&tmp, &target)?;
+                std::fs::File::open(self.blobs.join(digest.algorithm()))?.sync_all()
             }
             Err(e) => Err(e),
         }

@@ -61,13 +61,13 @@ struct SessionLocks(Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>);
 
 impl SessionLocks {
     async fn lock(&self, id: &str) -> SessionGuard {
-        let lock = self
-            .0
-            .lock()
-            .expect("session locks poisoned")
-            .entry(id.to_owned())
-            .or_default()
-            .clone();
+        let lock = {
+            let mut locks = self.0.lock().expect("session locks poisoned");
+            // Entries nobody holds or awaits any more (a waiter whose request was dropped
+            // while it waited leaves one behind): swept here, so the map stays small.
+            locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+            locks.entry(id.to_owned()).or_default().clone()
+        };
         SessionGuard {
             locks: self.clone(),
             id: id.to_owned(),
@@ -98,6 +98,9 @@ impl Drop for SessionGuard {
     }
 }
 
+/// How long an upload session may go without a request before it is removed.
+const SESSION_IDLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// An upload in progress, kept on disk as two files: `<id>` holds the bytes received so far
 /// and `<id>.repository` the repository it belongs to.
 struct Session {
@@ -110,13 +113,57 @@ impl Session {
         uploads.join(format!("{id}.repository"))
     }
 
-    /// Starts a session of `repository`.
+    /// Starts a session of `repository`. Now and then, sessions left idle for
+    /// [`SESSION_IDLE_LIMIT`] are removed first.
     async fn create(uploads: &FsPath, repository: &str) -> std::io::Result<String> {
         tokio::fs::create_dir_all(uploads).await?;
+        Session::sweep_now_and_then(uploads).await;
         let id = new_session_id();
         tokio::fs::write(uploads.join(&id), b"").await?;
         tokio::fs::write(Session::repository_file(uploads, &id), repository).await?;
         Ok(id)
+    }
+
+    /// Removes the files of sessions idle for [`SESSION_IDLE_LIMIT`], at most once an hour.
+    async fn sweep_now_and_then(uploads: &FsPath) {
+        static LAST_SWEEP: AtomicU64 = AtomicU64::new(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let last = LAST_SWEEP.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < 3600
+            || LAST_SWEEP
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let Ok(mut entries) = tokio::fs::read_dir(uploads).await else {
+            return;
+        };
+        // A session's bytes file changes with every chunk; its `.repository` file does not,
+        // so the bytes file says how long the session has been idle.
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let name = entry.file_name();
+            let Some(id) = name.to_str().map(|n| n.trim_end_matches(".repository")) else {
+                continue;
+            };
+            if !Session::well_formed(id) {
+                continue;
+            }
+            let modified = match tokio::fs::metadata(uploads.join(id)).await {
+                Ok(meta) => meta.modified().ok(),
+                // A `.repository` file without bytes: as old as itself.
+                Err(_) => entry.metadata().await.ok().and_then(|m| m.modified().ok()),
+            };
+            let idle = modified
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|idle| idle > SESSION_IDLE_LIMIT);
+            if idle {
+                let _ = tokio::fs::remove_file(entry.path()).await;
+            }
+        }
     }
 
     /// Whether `id` can be a session id: 32 lowercase hex digits, so a client's id never
@@ -574,6 +621,9 @@ fn body_unreadable(error: impl std::fmt::Display) -> Response {
 /// Appends `body` as it arrives to the file at `path`, which holds `size` bytes, and
 /// returns its new size; past `max` bytes, 413 `SIZE_INVALID`. Every write has finished
 /// when this returns, so the caller may undo them.
+/// How long an upload's body may send nothing before the request is dropped.
+const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 async fn receive(path: &FsPath, size: u64, body: Body, max: u64) -> Result<u64, Response> {
     use tokio::io::AsyncWriteExt as _;
     let mut file = tokio::fs::OpenOptions::new()
@@ -584,7 +634,20 @@ async fn receive(path: &FsPath, size: u64, body: Body, max: u64) -> Result<u64, 
     let mut stream = body.into_data_stream();
     let mut received = size;
     let written = async {
-        while let Some(chunk) = stream.next().await {
+        loop {
+            // A client that stops sending would hold the session's lock: give up on it.
+            let next = tokio::time::timeout(BODY_IDLE_TIMEOUT, stream.next())
+                .await
+                .map_err(|_| {
+                    fail(OciError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "BLOB_UPLOAD_INVALID",
+                        "the upload sent nothing for too long",
+                    ))
+                })?;
+            let Some(chunk) = next else {
+                break;
+            };
             let chunk = chunk.map_err(body_unreadable)?;
             received += chunk.len() as u64;
             if received > max {
@@ -630,16 +693,19 @@ async fn store_received(
         .await
         .map_err(internal)?
         .map_err(internal)?;
-    oci.app
+    // From here the file may have moved into the store: the session ends either way, so
+    // that no session is left pointing at a file that is gone.
+    let added = oci
+        .app
         .store
         .oci_add_blob(&repository, &digest.to_string())
         .await
-        .map_err(internal)?;
-    // Stored (`put_file` may have left the file where it was): the files go.
+        .map_err(internal);
     for leftover in &leftovers {
         let _ = tokio::fs::remove_file(leftover).await;
     }
     undo.keep();
+    added?;
     Ok(blob_created(&repository, &digest.to_string()))
 }
 
@@ -886,6 +952,21 @@ fn references(manifest: &serde_json::Value) -> (Vec<String>, Vec<String>) {
     (blobs, manifests)
 }
 
+/// Whether `text` is a media type as RFC 6838 spells one: `type/subtype`, each 1 to 127
+/// of letters, digits and ``!#$&-^_.+``, starting with a letter or digit.
+fn is_media_type(text: &str) -> bool {
+    let name = |part: &str| {
+        let bytes = part.as_bytes();
+        !bytes.is_empty()
+            && bytes.len() <= 127
+            && bytes[0].is_ascii_alphanumeric()
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(b))
+    };
+    matches!(text.split_once('/'), Some((kind, sub)) if name(kind) && name(sub))
+}
+
 /// The largest manifest a push may carry (the size the distribution spec says registries
 /// should accept at least).
 pub(super) const MAX_MANIFEST_SIZE: usize = 4 * 1024 * 1024;
@@ -1003,7 +1084,13 @@ pub(super) async fn put_manifest(
                 IMAGE_MANIFEST_MEDIA_TYPE.to_owned()
             }
         });
+    // It becomes the Content-Type of every pull: it must be a media type.
+    if !is_media_type(&media_type) {
+        return Err(manifest_invalid("the media type is not a valid media type"));
+    }
     let (blobs, manifests) = references(&json);
+    // Blobs held elsewhere join this repository only once the whole manifest is accepted.
+    let mut joining = Vec::new();
     for blob in &blobs {
         let Ok(parsed) = parse_digest(blob).map(|d| d.blob()) else {
             return Err(blob_missing(blob));
@@ -1034,12 +1121,7 @@ pub(super) async fn put_manifest(
             if !stored {
                 return Err(blob_missing(blob));
             }
-            // Now readable from this repository too.
-            oci.app
-                .store
-                .oci_add_blob(&repository, blob)
-                .await
-                .map_err(internal)?;
+            joining.push(blob);
         }
     }
     for child in &manifests {
@@ -1052,6 +1134,13 @@ pub(super) async fn put_manifest(
         if found.is_none() {
             return Err(blob_missing(child));
         }
+    }
+    for blob in joining {
+        oci.app
+            .store
+            .oci_add_blob(&repository, blob)
+            .await
+            .map_err(internal)?;
     }
     let subject = json
         .get("subject")
