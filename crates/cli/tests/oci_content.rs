@@ -269,6 +269,36 @@ fn a_content_registry_that_is_down_stops_the_start_with_a_clear_error() {
     );
 }
 
+#[test]
+fn a_mistyped_or_foreign_content_location_is_an_error_that_never_shows_the_password() {
+    // `--listen` cannot be bound, so that a location wrongly taken for a directory fails
+    // too (without starting a server), only later and with another error.
+    let data = temp_dir("oci-content-mistyped");
+    for location in [
+        "oci:/cairn:Zq9secret@127.0.0.1:5000/cairn/content",
+        "OCI+ftp://cairn:Zq9secret@127.0.0.1:5000/cairn/content",
+        "https://cairn:Zq9secret@127.0.0.1:5000/cairn/content",
+        "oci://cairn:Zq9/secret@127.0.0.1:5000/cairn/content",
+    ] {
+        let (ok, _, stderr) = cairn(&[
+            "serve",
+            "--listen",
+            "not-an-address",
+            "--data",
+            data.to_str().unwrap(),
+            "--content",
+            location,
+        ]);
+        assert!(!ok, "{location}");
+        assert!(stderr.contains("invalid --content"), "{location}: {stderr}");
+        assert!(
+            !stderr.contains("Zq9") && !stderr.contains("secret"),
+            "the password is printed: {stderr}"
+        );
+        assert!(!data.join("content-location").exists(), "{location}");
+    }
+}
+
 /// An htpasswd line for `user` and `password`, hashed with bcrypt by the C library's
 /// `crypt(3)` through Perl (libxcrypt knows `$2b$`), or `None` if that is not available.
 fn htpasswd_line(user: &str, password: &str) -> Option<String> {

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::content::{BlobStore, FsContentStore};
-use crate::oci_content::{is_oci_location, OciContentStore, OciLocation, OciLocationError};
+use crate::oci_content::{
+    is_oci_location, redact_credentials, scheme_of, OciContentStore, OciLocation, OciLocationError,
+};
 
 /// The file in the data directory that records the content location.
 pub const CONTENT_LOCATION_FILE: &str = "content-location";
@@ -87,11 +89,17 @@ impl std::str::FromStr for ContentLocation {
         if text.is_empty() {
             return Err(ContentLocationError::Empty);
         }
+        // Text that starts like an OCI location is one or an error, never a directory (a
+        // mistyped `oci:/user:password@...` would otherwise be recorded as a path).
         if is_oci_location(text) {
             return Ok(ContentLocation::Oci(text.parse()?));
         }
-        if text.contains("://") {
-            return Err(OciLocationError::UnknownScheme(text.to_owned()).into());
+        // Nor is a URL with another scheme (`https://...`, `s3:/...`); one letter before
+        // `:/` is left to be a drive letter.
+        if scheme_of(text)
+            .is_some_and(|scheme| scheme.len() > 1 && text[scheme.len() + 1..].starts_with('/'))
+        {
+            return Err(OciLocationError::UnknownScheme(redact_credentials(text)).into());
         }
         Ok(ContentLocation::Directory(PathBuf::from(text)))
     }
@@ -365,5 +373,54 @@ mod tests {
             "/srv/blobs".parse::<ContentLocation>().unwrap(),
             ContentLocation::Directory("/srv/blobs".into())
         );
+    }
+
+    #[test]
+    fn text_like_an_oci_location_or_another_url_is_never_a_directory() {
+        for text in [
+            "oci:/u:secret@127.0.0.1:5000/cairn",
+            "oci:u:secret@127.0.0.1:5000/cairn",
+            "Oci:/u:secret@h/r",
+            "oci+ftp://u:secret@h/r",
+            "oci+blobs",
+            "https://u:secret@h/r",
+            "HTTP://u:secret@h/r",
+            "s3:/u:secret@bucket/x",
+            "oci://u:sec/ret@127.0.0.1:5000/cairn",
+        ] {
+            let error = text.parse::<ContentLocation>().unwrap_err();
+            assert!(
+                matches!(error, ContentLocationError::Malformed(_)),
+                "{text}: {error:?}"
+            );
+            for shown in [error.to_string(), format!("{error:?}")] {
+                assert!(
+                    !shown.contains("secret") && !shown.contains("ret@"),
+                    "{text}: {shown}"
+                );
+            }
+        }
+        // Upper-case schemes are schemes.
+        let data = temp("upper");
+        let location = oci("OCI://u:secret@127.0.0.1:5000/cairn");
+        record_content_location(&data, &location).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(data.join(CONTENT_LOCATION_FILE)).unwrap(),
+            "oci://127.0.0.1:5000/cairn\n"
+        );
+        // Directories stay directories, also with a colon or a drive letter.
+        for text in [
+            "ocifs/blobs",
+            "./oci:x",
+            "blobs:old",
+            "C:/blobs",
+            "/srv/a@b",
+        ] {
+            assert_eq!(
+                text.parse::<ContentLocation>().unwrap(),
+                ContentLocation::Directory(text.into()),
+                "{text}"
+            );
+        }
     }
 }

@@ -10,6 +10,8 @@
 //! * `open`: `GET` of the same URL, streamed (never buffered whole).
 //! * `put`: a `HEAD` first (a blob the registry has is never uploaded again), then
 //!   `POST /v2/<repo>/blobs/uploads/` and `PUT <Location>?digest=<digest>` with the bytes.
+//!   The `PUT` is never repeated: after a connection error the blob is asked for, and uploaded
+//!   again in a new session (once) only if the registry does not have it.
 //! * `delete`: `DELETE` of the blob URL. A registry with deletes disabled (405) or without the
 //!   blob (404) is not an error: the blob stays in the registry and a warning is logged once.
 //!
@@ -17,7 +19,12 @@
 //! `CAIRN_CONTENT_USERNAME` / `CAIRN_CONTENT_PASSWORD`, sent when the registry asks for basic
 //! auth; or the token flow (a `401` with `WWW-Authenticate: Bearer realm=..`: the token is
 //! fetched from the realm with the basic credentials, cached, and fetched again when the
-//! registry refuses it).
+//! registry refuses it). Credentials go to the registry's own origin only, and only its
+//! challenges are answered: a `401` from another host (an upload `Location` or a redirect
+//! there) is an error.
+//!
+//! Timeouts: 10 s to connect, 60 s for an answer's headers, 10 minutes to send or to receive
+//! a whole body, so that a registry that stalls never holds a thread for ever.
 
 use std::collections::BTreeSet;
 use std::io::{self, Read};
@@ -28,7 +35,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use ureq::http::Response;
-use ureq::Body;
+use ureq::{Body, ResponseExt as _};
 
 use crate::content::{BlobDigest, BlobStore};
 
@@ -109,6 +116,9 @@ pub enum OciLocationError {
     /// The user information is not valid percent-encoded UTF-8.
     #[error("invalid percent-encoding in the credentials of the content location")]
     BadUserinfo,
+    /// An `@` follows the host: credentials holding an unencoded `/`.
+    #[error("an `@` after the registry host in {0:?} (percent-encode `/`, `@`, `:`, `?` and `#` in credentials as %2F, %40, %3A, %3F and %23)")]
+    UnencodedUserinfo(String),
 }
 
 /// Where an OCI content store lives: a registry and a repository in it, and the credentials
@@ -144,31 +154,70 @@ impl std::fmt::Display for OciLocation {
     }
 }
 
-/// Whether a text starts with one of the OCI content location schemes.
-pub fn is_oci_location(text: &str) -> bool {
-    ["oci://", "oci+http://", "oci+https://"]
-        .iter()
-        .any(|scheme| text.starts_with(scheme))
+/// Whether a text starts like an OCI content location: `oci` (in any case) followed by `:` or
+/// `+`. Such a text is a location or an error, never a directory.
+pub(crate) fn is_oci_location(text: &str) -> bool {
+    text.get(..3)
+        .is_some_and(|start| start.eq_ignore_ascii_case("oci"))
+        && matches!(text.as_bytes().get(3), Some(b':' | b'+'))
+}
+
+/// The scheme of a URL-like text: a letter, then letters, digits, `+`, `-` or `.`, before a `:`.
+pub(crate) fn scheme_of(text: &str) -> Option<&str> {
+    let (scheme, _) = text.split_once(':')?;
+    let mut bytes = scheme.bytes();
+    let valid = bytes.next()?.is_ascii_alphabetic()
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    valid.then_some(scheme)
+}
+
+/// `text` with its credentials hidden, for every error message: everything between the scheme
+/// (and the slashes after it) and the last `@` becomes `***@`, so that a password is hidden
+/// whatever it holds (an unencoded `/`, `?`, `#`, ...). Without a scheme followed by `/`, it is
+/// everything between the `://`, or else the start, and the last `@`. Text without `@` is
+/// returned as it is.
+pub(crate) fn redact_credentials(text: &str) -> String {
+    let Some(at) = text.rfind('@') else {
+        return text.to_owned();
+    };
+    let start = match scheme_of(text) {
+        Some(scheme) if text[scheme.len() + 1..].starts_with('/') => {
+            let after = scheme.len() + 1;
+            after + text[after..].bytes().take_while(|&b| b == b'/').count()
+        }
+        _ => text[..at].find("://").map_or(0, |index| index + 3),
+    };
+    if start > at {
+        return text.to_owned();
+    }
+    format!("{}***@{}", &text[..start], &text[at + 1..])
 }
 
 impl std::str::FromStr for OciLocation {
     type Err = OciLocationError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let (transport, rest) = if let Some(rest) = text.strip_prefix("oci://") {
-            (None, rest)
-        } else if let Some(rest) = text.strip_prefix("oci+http://") {
-            (Some(Transport::Http), rest)
-        } else if let Some(rest) = text.strip_prefix("oci+https://") {
-            (Some(Transport::Https), rest)
-        } else {
-            return Err(OciLocationError::UnknownScheme(text.to_owned()));
+        let shown = redact_credentials(text);
+        let Some((scheme, rest)) = text.split_once("://") else {
+            return Err(OciLocationError::UnknownScheme(shown));
         };
-        let shown = redact_userinfo(text);
+        // Schemes are case-insensitive.
+        let scheme = scheme.to_ascii_lowercase();
+        let transport = match scheme.as_str() {
+            "oci" => None,
+            "oci+http" => Some(Transport::Http),
+            "oci+https" => Some(Transport::Https),
+            _ => return Err(OciLocationError::UnknownScheme(shown)),
+        };
         if rest.contains(['?', '#']) {
             return Err(OciLocationError::QueryOrFragment(shown));
         }
         let (authority_with_userinfo, path) = rest.split_once('/').unwrap_or((rest, ""));
+        // Repository names hold no `@`: one after the host ends credentials with an unencoded
+        // `/` in them.
+        if path.contains('@') {
+            return Err(OciLocationError::UnencodedUserinfo(shown));
+        }
         let (credentials, authority) = match authority_with_userinfo.rsplit_once('@') {
             Some((userinfo, authority)) => {
                 let (username, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
@@ -186,7 +235,9 @@ impl std::str::FromStr for OciLocation {
             return Err(OciLocationError::MissingRepository(shown));
         }
         if !is_repository_name(repository) {
-            return Err(OciLocationError::BadRepository(repository.to_owned()));
+            return Err(OciLocationError::BadRepository(redact_credentials(
+                repository,
+            )));
         }
         let transport = transport.unwrap_or(if is_loopback(&authority) {
             Transport::Http
@@ -198,7 +249,7 @@ impl std::str::FromStr for OciLocation {
             authority,
             repository: repository.to_owned(),
             credentials,
-            explicit_transport: text.starts_with("oci+"),
+            explicit_transport: scheme != "oci",
         })
     }
 }
@@ -229,20 +280,35 @@ fn host_of(authority: &str) -> &str {
     authority.split(':').next().unwrap_or(authority)
 }
 
-/// The location text with any password replaced, for error messages.
-fn redact_userinfo(text: &str) -> String {
-    let Some((scheme, rest)) = text.split_once("://") else {
-        return text.to_owned();
+/// The origin of an absolute `http` or `https` URL: its scheme and host in lowercase and its
+/// port (the scheme's default port when none is given, so that `https://h` and `https://h:443`
+/// are the same origin). `None` for anything else.
+fn url_origin(url: &str) -> Option<(String, String, u16)> {
+    let scheme = scheme_of(url)?;
+    let rest = url[scheme.len() + 1..].strip_prefix("//")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
-        Some((userinfo, _)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            let after = &rest[userinfo.len()..];
-            format!("{scheme}://{user}:***{after}")
-        }
-        None => text.to_owned(),
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host_end = match authority.strip_prefix('[') {
+        Some(v6) => v6.find(']')? + 2,
+        None => authority.find(':').unwrap_or(authority.len()),
+    };
+    let (host, port) = authority.split_at(host_end);
+    let port = match port {
+        "" | ":" => default_port,
+        _ => port.strip_prefix(':')?.parse().ok()?,
+    };
+    if host.is_empty() {
+        return None;
     }
+    Some((scheme, host.to_ascii_lowercase(), port))
 }
 
 fn percent_decode(text: &str) -> Result<String, OciLocationError> {
@@ -428,6 +494,45 @@ struct Operation<'a> {
     idempotent: bool,
 }
 
+/// How long the store waits on the registry.
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    /// To connect (name resolution included).
+    connect: Duration,
+    /// For the answer's status and headers once the request (and its body) is sent.
+    response: Duration,
+    /// To send or to receive a whole body (blobs are up to 256 MiB); the budget runs from the
+    /// start of the body, also while the reader of a streamed blob is not being read.
+    body: Duration,
+}
+
+impl Timeouts {
+    const DEFAULT: Timeouts = Timeouts {
+        connect: Duration::from_secs(10),
+        response: Duration::from_secs(60),
+        body: Duration::from_secs(10 * 60),
+    };
+}
+
+/// What an `io::Error` holds for a request that failed on the way (the connection broke, or a
+/// timeout ran out): the registry may or may not have acted on it.
+#[derive(Debug)]
+struct ConnectionFailure(String);
+
+impl std::fmt::Display for ConnectionFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConnectionFailure {}
+
+fn is_connection_failure(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<ConnectionFailure>())
+}
+
 /// Blobs in a repository of an OCI distribution-spec registry.
 pub struct OciContentStore {
     location: OciLocation,
@@ -449,12 +554,19 @@ impl OciContentStore {
     /// A store for `location`, using the location's credentials or else those in the
     /// environment. Sends nothing yet: [`OciContentStore::ping`] checks the registry.
     pub fn new(location: OciLocation) -> Self {
+        Self::with_timeouts(location, Timeouts::DEFAULT)
+    }
+
+    fn with_timeouts(location: OciLocation, timeouts: Timeouts) -> Self {
         let credentials = location.credentials.clone().or_else(Credentials::from_env);
+        // No request waits for ever on a registry that stalls.
         let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .https_only(location.transport == Transport::Https)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_recv_response(Some(Duration::from_secs(120)))
+            .timeout_connect(Some(timeouts.connect))
+            .timeout_recv_response(Some(timeouts.response))
+            .timeout_send_body(Some(timeouts.body))
+            .timeout_recv_body(Some(timeouts.body))
             .max_idle_connections_per_host(64)
             .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")));
         if is_loopback(&location.authority) {
@@ -566,11 +678,29 @@ impl OciContentStore {
         Ok(self.upload_url(&location, digest))
     }
 
-    /// The URL that completes an upload: the session's `Location` (absolute, or relative to
-    /// the registry) with `digest=` added to its query.
+    /// Whether `url` is on the registry's origin (scheme, host and port, a default port
+    /// written out or not): only there go credentials and challenges are answered.
+    fn is_registry_url(&self, url: &str) -> bool {
+        let ours = url_origin(&self.location.origin());
+        ours.is_some() && url_origin(url) == ours
+    }
+
+    /// The URL that completes an upload: the session's `Location` (absolute in any case of
+    /// its scheme, scheme-relative `//host/path`, or relative to the registry) with `digest=`
+    /// added to its query.
     fn upload_url(&self, location: &str, digest: &BlobDigest) -> String {
-        let absolute = if location.starts_with("http://") || location.starts_with("https://") {
-            location.to_owned()
+        let absolute = if let Some(scheme) = scheme_of(location) {
+            format!(
+                "{}{}",
+                scheme.to_ascii_lowercase(),
+                &location[scheme.len()..]
+            )
+        } else if let Some(rest) = location.strip_prefix("//") {
+            let scheme = match self.location.transport {
+                Transport::Http => "http",
+                Transport::Https => "https",
+            };
+            format!("{scheme}://{rest}")
         } else if location.starts_with('/') {
             format!("{}{location}", self.location.origin())
         } else {
@@ -588,7 +718,41 @@ impl OciContentStore {
         )
     }
 
-    /// Finishes an upload with one `PUT` of `size` bytes from what `body` returns.
+    /// Uploads a blob the registry does not have: a `POST` and one `PUT` of `size` bytes from
+    /// what `body` returns. The `PUT` is never sent twice to a session: after a connection
+    /// error the registry may have stored the blob already (a second `PUT` gets
+    /// `BLOB_UPLOAD_UNKNOWN`) or part of the body (`DIGEST_INVALID`). The blob is asked for
+    /// instead: there, the upload succeeded; not there, the upload starts over once in a new
+    /// session.
+    fn upload<B: ureq::AsSendBody>(
+        &self,
+        digest: &BlobDigest,
+        size: u64,
+        body: impl Fn() -> io::Result<B>,
+    ) -> io::Result<()> {
+        let url = self.start_upload(digest)?;
+        let error = match self.finish_upload(&url, digest, size, &body) {
+            Err(error) if is_connection_failure(&error) => error,
+            other => return other,
+        };
+        match self.head(digest) {
+            Ok(Some(_)) => {
+                tracing::debug!(store = %self.location, %digest, %error, "the registry stored the blob before the connection failed");
+                return Ok(());
+            }
+            Ok(None) => {}
+            Err(head_error) => {
+                tracing::debug!(store = %self.location, %digest, %head_error, "cannot ask for the blob after its upload failed");
+                return Err(error);
+            }
+        }
+        tracing::debug!(store = %self.location, %digest, %error, "uploading the blob again, in a new session");
+        let url = self.start_upload(digest)?;
+        self.finish_upload(&url, digest, size, &body)
+    }
+
+    /// Finishes an upload with one `PUT` of `size` bytes from what `body` returns (not retried
+    /// here: see [`OciContentStore::upload`]).
     fn finish_upload<B: ureq::AsSendBody>(
         &self,
         url: &str,
@@ -597,11 +761,11 @@ impl OciContentStore {
         body: impl Fn() -> io::Result<B>,
     ) -> io::Result<()> {
         // Credentials go to the registry only, not to another host a Location may name.
-        let same_origin = url.starts_with(&format!("{}/", self.location.origin()));
+        let same_origin = self.is_registry_url(url);
         let operation = Operation {
             what: "upload blob",
             digest: Some(digest),
-            idempotent: true,
+            idempotent: false,
         };
         let mut response = self.send(operation, |authorization| {
             let request = self
@@ -614,7 +778,8 @@ impl OciContentStore {
             } else {
                 request
             };
-            request.send(body().map_err(ureq::Error::Io)?)
+            // Not `ureq::Error::Io`: a body that cannot be read is no connection error.
+            request.send(body().map_err(|error| ureq::Error::Other(Box::new(error)))?)
         })?;
         match response.status().as_u16() {
             201 | 204 => {
@@ -629,6 +794,9 @@ impl OciContentStore {
     /// Sends a request built by `request` (given the `Authorization` value to send, if any),
     /// answering the registry's authentication challenges, and retrying an idempotent
     /// request once on a connection error. Returns every response but a refused `401`.
+    /// Only a `401` from the registry's own origin is answered: one from another host (an
+    /// upload `Location` or a redirect elsewhere) is an error, so that neither the
+    /// credentials nor a token of ours go there, and the cached token stays.
     fn send(
         &self,
         operation: Operation<'_>,
@@ -638,6 +806,9 @@ impl OciContentStore {
         let mut response = self.send_once(operation, &request, sent.as_deref())?;
         if response.status().as_u16() != 401 {
             return Ok(response);
+        }
+        if let Some(error) = self.refused_elsewhere(operation, &mut response) {
+            return Err(error);
         }
         let challenge = response
             .headers()
@@ -674,6 +845,9 @@ impl OciContentStore {
         };
         let mut response = self.send_once(operation, &request, Some(&authorization))?;
         if response.status().as_u16() == 401 {
+            if let Some(error) = self.refused_elsewhere(operation, &mut response) {
+                return Err(error);
+            }
             let detail = error_detail(&mut response);
             return Err(self.refused(
                 operation,
@@ -684,6 +858,41 @@ impl OciContentStore {
             ));
         }
         Ok(response)
+    }
+
+    /// For a `401` whose final URI (after redirects) is not on the registry's origin, the
+    /// error saying that this other host refused the request.
+    fn refused_elsewhere(
+        &self,
+        operation: Operation<'_>,
+        response: &mut Response<Body>,
+    ) -> Option<io::Error> {
+        let uri = response.get_uri().to_string();
+        if self.is_registry_url(&uri) {
+            return None;
+        }
+        drain(response);
+        // The origin only: the path and query of a redirect may hold signatures.
+        let host = match url_origin(&uri) {
+            Some((scheme, host, port)) => match (scheme.as_str(), port) {
+                ("http", 80) | ("https", 443) => format!("{scheme}://{host}"),
+                _ => format!("{scheme}://{host}:{port}"),
+            },
+            None => "an unknown host".to_owned(),
+        };
+        Some(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "OCI registry {}: {}{}: another host than the registry, {host}, refused it (HTTP 401); \
+                 cairn sends its credentials to the registry only",
+                self.location,
+                operation.what,
+                operation
+                    .digest
+                    .map(|d| format!(" {d}"))
+                    .unwrap_or_default()
+            ),
+        ))
     }
 
     fn send_once(
@@ -823,7 +1032,11 @@ impl OciContentStore {
             ureq::Error::Timeout(_) => io::ErrorKind::TimedOut,
             _ => io::ErrorKind::Other,
         };
-        io::Error::new(kind, message)
+        if is_connection_error(&error) || matches!(error, ureq::Error::Timeout(_)) {
+            io::Error::new(kind, ConnectionFailure(message))
+        } else {
+            io::Error::new(kind, message)
+        }
     }
 
     fn refused(&self, operation: Operation<'_>, why: &str) -> io::Error {
@@ -920,8 +1133,7 @@ impl BlobStore for OciContentStore {
         if self.has(digest)? {
             return Ok(());
         }
-        let url = self.start_upload(digest)?;
-        self.finish_upload(&url, digest, bytes.len() as u64, || Ok(bytes))
+        self.upload(digest, bytes.len() as u64, || Ok(bytes))
     }
 
     fn put_file(&self, digest: &BlobDigest, path: &Path) -> io::Result<()> {
@@ -929,8 +1141,7 @@ impl BlobStore for OciContentStore {
             return Ok(());
         }
         let size = std::fs::metadata(path)?.len();
-        let url = self.start_upload(digest)?;
-        self.finish_upload(&url, digest, size, || std::fs::File::open(path))
+        self.upload(digest, size, || std::fs::File::open(path))
     }
 
     fn open(&self, digest: &BlobDigest) -> io::Result<Box<dyn Read + Send>> {
@@ -1155,5 +1366,401 @@ mod tests {
             store.upload_url("u2", &digest),
             format!("http://127.0.0.1:5000/v2/cairn/blobs/uploads/u2?{suffix}")
         );
+    }
+
+    #[test]
+    fn credentials_are_redacted_in_every_error_however_they_are_written() {
+        assert_eq!(
+            redact_credentials("oci://u:pa/ss@host/repo"),
+            "oci://***@host/repo"
+        );
+        assert_eq!(redact_credentials("https://u:pw@h/r"), "https://***@h/r");
+        assert_eq!(redact_credentials("oci:/u:pw@h/r"), "oci:/***@h/r");
+        assert_eq!(redact_credentials("u:pw@h/r"), "***@h/r");
+        assert_eq!(redact_credentials("oci://h/r"), "oci://h/r");
+        for text in [
+            "https://u:secret@h/r",
+            "ftp://u:secret@h/r",
+            "oci:/u:secret@h/r",
+            "oci:u:secret@h/r",
+            "oci+ftp://u:secret@h/r",
+            // An unencoded `/` ends the authority early: the rest used to show.
+            "oci://u:sec/ret@host/repo",
+            "oci://u:sec/ret@host:99999/repo",
+            "oci://u:sec:ret/x@host/repo",
+            "oci://u:sec?ret@host/repo",
+            "oci://u:secret@host",
+            "oci://u:secret@ho st/repo",
+            "oci://u:secret@host/Upper",
+        ] {
+            let error = parse(text).unwrap_err();
+            for shown in [error.to_string(), format!("{error:?}")] {
+                assert!(
+                    !shown.contains("secret") && !shown.contains("sec/") && !shown.contains("ret"),
+                    "{text}: {shown}"
+                );
+            }
+        }
+        assert!(matches!(
+            parse("oci://u:pa/ss@host/repo"),
+            Err(OciLocationError::UnencodedUserinfo(_))
+        ));
+    }
+
+    #[test]
+    fn schemes_are_case_insensitive() {
+        let location = parse("OCI+HTTP://u:p@Host:5000/repo").unwrap();
+        assert_eq!(location.to_string(), "oci+http://host:5000/repo");
+        assert!(location.same_store(&parse("oci+http://host:5000/repo").unwrap()));
+        assert_eq!(parse("Oci://h/r").unwrap().to_string(), "oci://h/r");
+        assert!(is_oci_location("OCI:/x") && is_oci_location("oci+ftp://x"));
+        assert!(!is_oci_location("ocifs/x") && !is_oci_location("/oci:x"));
+    }
+
+    #[test]
+    fn origins_treat_default_ports_scheme_case_and_scheme_relative_locations_alike() {
+        let origin = |url| url_origin(url);
+        assert_eq!(
+            origin("https://Ghcr.IO/v2/"),
+            origin("HTTPS://ghcr.io:443/x")
+        );
+        assert_eq!(origin("http://h/"), origin("http://h:80"));
+        assert_ne!(origin("http://h/"), origin("https://h/"));
+        assert_ne!(origin("http://h:5000/"), origin("http://h:5001/"));
+        assert_eq!(origin("http://[::1]:5000/x"), origin("http://[::1]:5000"));
+        assert_eq!(origin("ftp://h/"), None);
+
+        let store = OciContentStore::new(parse("oci://ghcr.io/acme/content").unwrap());
+        assert!(store.is_registry_url("https://ghcr.io:443/v2/acme/content/blobs/uploads/u"));
+        assert!(store.is_registry_url("HTTPS://GHCR.io/v2/"));
+        assert!(!store.is_registry_url("http://ghcr.io/v2/"));
+        assert!(!store.is_registry_url("https://ghcr.io.evil/v2/"));
+        assert!(!store.is_registry_url("https://u@evil:443@ghcr.io.evil/"));
+
+        let digest: BlobDigest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
+        let suffix = format!("digest=sha256%3A{}", "ab".repeat(32));
+        let url = store.upload_url("//ghcr.io:443/v2/acme/content/blobs/uploads/u3", &digest);
+        assert_eq!(
+            url,
+            format!("https://ghcr.io:443/v2/acme/content/blobs/uploads/u3?{suffix}")
+        );
+        assert!(store.is_registry_url(&url));
+        let url = store.upload_url("//uploads.example/u4", &digest);
+        assert_eq!(url, format!("https://uploads.example/u4?{suffix}"));
+        assert!(!store.is_registry_url(&url));
+        let url = store.upload_url("HTTPS://ghcr.io/v2/acme/content/blobs/uploads/u5", &digest);
+        assert_eq!(
+            url,
+            format!("https://ghcr.io/v2/acme/content/blobs/uploads/u5?{suffix}")
+        );
+        assert!(store.is_registry_url(&url));
+    }
+
+    /// A request as the fake registry saw it.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        method: String,
+        path: String,
+        headers: Vec<(String, String)>,
+        body_len: usize,
+    }
+
+    impl Seen {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value.as_str())
+        }
+    }
+
+    /// An answer of the fake registry: status, headers, body; or `None` to close the connection
+    /// without answering (after reading the whole request).
+    type Answer = Option<(u16, Vec<(String, String)>, Vec<u8>)>;
+
+    /// A minimal HTTP/1.1 server on loopback, one request per connection, recording the
+    /// requests it sees. Its thread stays blocked in `accept` until the test process ends.
+    struct Fake {
+        port: u16,
+        seen: std::sync::Arc<Mutex<Vec<Seen>>>,
+    }
+
+    impl Fake {
+        fn start(answer: impl Fn(&Seen) -> Answer + Send + 'static) -> Fake {
+            use std::io::{BufRead, BufReader, Write};
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+            let log = seen.clone();
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(mut stream) = stream else { continue };
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        continue;
+                    }
+                    let mut parts = line.split_whitespace();
+                    let method = parts.next().unwrap_or("").to_owned();
+                    let path = parts.next().unwrap_or("").to_owned();
+                    let mut headers = Vec::new();
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((key, value)) = line.split_once(':') {
+                            headers.push((key.trim().to_owned(), value.trim().to_owned()));
+                        }
+                    }
+                    let mut request = Seen {
+                        method,
+                        path,
+                        headers,
+                        body_len: 0,
+                    };
+                    let length: u64 = request
+                        .header("content-length")
+                        .and_then(|value| value.parse().ok())
+                        .unwrap_or(0);
+                    request.body_len = io::copy(&mut (&mut reader).take(length), &mut io::sink())
+                        .unwrap_or(0) as usize;
+                    log.lock().unwrap().push(request.clone());
+                    let Some((status, headers, body)) = answer(&request) else {
+                        continue;
+                    };
+                    let mut head = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
+                    if !headers.iter().any(|(key, _)| key == "Content-Length") {
+                        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+                    }
+                    for (key, value) in headers {
+                        head.push_str(&format!("{key}: {value}\r\n"));
+                    }
+                    head.push_str("\r\n");
+                    let _ = stream.write_all(head.as_bytes());
+                    if request.method != "HEAD" {
+                        let _ = stream.write_all(&body);
+                    }
+                }
+            });
+            Fake { port, seen }
+        }
+
+        fn seen(&self) -> Vec<Seen> {
+            self.seen.lock().unwrap().clone()
+        }
+
+        fn count(&self, method: &str) -> usize {
+            self.seen().iter().filter(|r| r.method == method).count()
+        }
+    }
+
+    fn reply(status: u16, headers: &[(&str, String)]) -> Answer {
+        let headers = headers
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.clone()))
+            .collect();
+        Some((status, headers, Vec::new()))
+    }
+
+    fn test_digest(bytes: &[u8]) -> BlobDigest {
+        use sha2::Digest as _;
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_401_from_another_host_is_not_answered_with_our_credentials() {
+        // The token realm the other host names: it must never be asked.
+        let realm = Fake::start(|_| Some((200, Vec::new(), br#"{"token":"stolen"}"#.to_vec())));
+        let challenge = format!(
+            r#"Bearer realm="http://127.0.0.1:{}/token",service="elsewhere""#,
+            realm.port
+        );
+        let elsewhere =
+            Fake::start(move |_| reply(401, &[("WWW-Authenticate", challenge.clone())]));
+        let elsewhere_url = format!("http://127.0.0.1:{}", elsewhere.port);
+        let redirect = elsewhere_url.clone();
+        let registry = Fake::start(move |request| match request.method.as_str() {
+            "GET" => reply(307, &[("Location", format!("{redirect}/blob"))]),
+            "HEAD" => reply(404, &[]),
+            "POST" => reply(202, &[("Location", format!("{redirect}/upload/1"))]),
+            _ => reply(500, &[]),
+        });
+        let store = OciContentStore::new(
+            parse(&format!(
+                "oci://user:secret@127.0.0.1:{}/cairn",
+                registry.port
+            ))
+            .unwrap(),
+        );
+        let digest = test_digest(b"blob");
+
+        let error = match store.open(&digest) {
+            Ok(_) => panic!("a blob behind a refusing host opened"),
+            Err(error) => error,
+        };
+        assert_eq!(error.kind(), io::ErrorKind::PermissionDenied);
+        assert!(
+            error.to_string().contains(&format!(
+                "another host than the registry, {elsewhere_url}, refused"
+            )),
+            "{error}"
+        );
+        let error = store.put(&digest, b"blob").unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("{elsewhere_url}, refused")),
+            "{error}"
+        );
+        assert_eq!(elsewhere.count("GET"), 1);
+        assert_eq!(elsewhere.count("PUT"), 1);
+        assert!(
+            elsewhere
+                .seen()
+                .iter()
+                .all(|r| r.header("authorization").is_none()),
+            "{:?}",
+            elsewhere.seen()
+        );
+        assert!(
+            realm.seen().is_empty(),
+            "the realm was asked: {:?}",
+            realm.seen()
+        );
+        assert!(store.auth.lock().unwrap().token.is_none());
+    }
+
+    /// A fake registry holding one blob's state: `HEAD` answers whether it is stored, `POST`
+    /// opens session `n`, and `PUT` calls `put` with the number of `PUT`s so far (from 1) to
+    /// decide: `Some(true)` stores the blob and answers 201, `Some(false)` stores it and closes
+    /// the connection unanswered, `None` closes it unanswered without storing. A `PUT` to a
+    /// session that was `PUT` to before gets 404 `BLOB_UPLOAD_UNKNOWN`, as from a real one.
+    fn upload_registry(size: usize, put: impl Fn(usize) -> Option<bool> + Send + 'static) -> Fake {
+        let stored = AtomicBool::new(false);
+        let sessions = std::sync::atomic::AtomicUsize::new(0);
+        let puts = std::sync::atomic::AtomicUsize::new(0);
+        let closed = Mutex::new(BTreeSet::new());
+        Fake::start(move |request| match request.method.as_str() {
+            "HEAD" if stored.load(Ordering::SeqCst) => {
+                reply(200, &[("Content-Length", size.to_string())])
+            }
+            "HEAD" => reply(404, &[]),
+            "POST" => {
+                let n = sessions.fetch_add(1, Ordering::SeqCst) + 1;
+                reply(
+                    202,
+                    &[("Location", format!("/v2/cairn/blobs/uploads/s{n}"))],
+                )
+            }
+            "PUT" => {
+                let session = request.path.split('?').next().unwrap().to_owned();
+                if !closed.lock().unwrap().insert(session) {
+                    let body = br#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"blob upload unknown to registry"}]}"#;
+                    return Some((404, Vec::new(), body.to_vec()));
+                }
+                assert_eq!(request.body_len, size);
+                match put(puts.fetch_add(1, Ordering::SeqCst) + 1) {
+                    Some(answer) => {
+                        stored.store(true, Ordering::SeqCst);
+                        if answer {
+                            reply(201, &[])
+                        } else {
+                            None
+                        }
+                    }
+                    None => None,
+                }
+            }
+            _ => reply(500, &[]),
+        })
+    }
+
+    fn store_at(registry: &Fake) -> OciContentStore {
+        OciContentStore::new(parse(&format!("oci://127.0.0.1:{}/cairn", registry.port)).unwrap())
+    }
+
+    #[test]
+    fn a_closing_put_cut_off_after_the_registry_stored_the_blob_is_not_sent_again() {
+        let bytes = vec![7u8; 100_000];
+        let registry = upload_registry(bytes.len(), |_| Some(false));
+        let store = store_at(&registry);
+        store.put(&test_digest(&bytes), &bytes).unwrap();
+        assert_eq!(registry.count("POST"), 1);
+        assert_eq!(registry.count("PUT"), 1);
+    }
+
+    #[test]
+    fn a_closing_put_cut_off_before_the_blob_was_stored_starts_over_once_in_a_new_session() {
+        let bytes = vec![7u8; 100_000];
+        let registry = upload_registry(bytes.len(), |n| (n > 1).then_some(true));
+        let store = store_at(&registry);
+        store.put(&test_digest(&bytes), &bytes).unwrap();
+        assert_eq!(registry.count("POST"), 2);
+        assert_eq!(registry.count("PUT"), 2);
+        assert!(registry
+            .seen()
+            .iter()
+            .filter(|r| r.method == "PUT")
+            .map(|r| r.path.split('?').next().unwrap().to_owned())
+            .eq(["/v2/cairn/blobs/uploads/s1", "/v2/cairn/blobs/uploads/s2"]));
+
+        // Only once.
+        let registry = upload_registry(bytes.len(), |_| None);
+        let store = store_at(&registry);
+        let error = store.put(&test_digest(&bytes), &bytes).unwrap_err();
+        assert!(
+            error.to_string().contains("cannot reach the OCI registry"),
+            "{error}"
+        );
+        assert_eq!(registry.count("POST"), 2);
+        assert_eq!(registry.count("PUT"), 2);
+    }
+
+    #[test]
+    fn a_registry_that_stalls_in_a_body_times_out() {
+        use std::io::Write as _;
+        // Headers promising a body that never comes.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for mut stream in listener.incoming().flatten() {
+                let mut buffer = [0u8; 4096];
+                let _ = stream.read(&mut buffer);
+                let _ =
+                    stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly this");
+                held.push(stream);
+            }
+        });
+        let store = OciContentStore::with_timeouts(
+            parse(&format!("oci://127.0.0.1:{port}/cairn")).unwrap(),
+            Timeouts {
+                body: Duration::from_millis(300),
+                ..Timeouts::DEFAULT
+            },
+        );
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let read = store
+                .open(&test_digest(b"x"))
+                .and_then(|mut reader| reader.read_to_end(&mut Vec::new()));
+            let _ = done.send(read.map_err(|error| error.kind()));
+        });
+        let read = result
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the read of a stalled body did not time out");
+        assert!(read.is_err(), "{read:?}");
+        // And the agent the store uses for real has every timeout set.
+        let timeouts = OciContentStore::new(parse("oci://127.0.0.1:1/cairn").unwrap())
+            .agent
+            .config()
+            .timeouts();
+        assert_eq!(timeouts.connect, Some(Duration::from_secs(10)));
+        assert_eq!(timeouts.recv_response, Some(Duration::from_secs(60)));
+        assert_eq!(timeouts.send_body, Some(Duration::from_secs(600)));
+        assert_eq!(timeouts.recv_body, Some(Duration::from_secs(600)));
     }
 }
