@@ -1122,3 +1122,24 @@ fn a_refused_manifest_changes_nothing() {
         "MANIFEST_UNKNOWN",
     );
 }
+
+#[test]
+fn methods_a_path_does_not_take_are_405_with_a_json_body() {
+    let registry = Registry::start("conf-methods");
+    let digest = registry.push_blob(REPO, b"x");
+    for (method, path) in [
+        (Method::PUT, format!("/v2/{REPO}/blobs/{digest}")),
+        (Method::POST, format!("/v2/{REPO}/tags/list")),
+        (Method::DELETE, "/v2/_catalog".to_owned()),
+        (Method::PATCH, format!("/v2/{REPO}/manifests/v1")),
+        (Method::POST, format!("/v2/{REPO}/referrers/{digest}")),
+    ] {
+        let response = registry.request(method.clone(), &path).send().unwrap();
+        assert_eq!(
+            header(&response, "content-type"),
+            "application/json",
+            "{method} {path}"
+        );
+        assert_error(response, 405, "UNSUPPORTED");
+    }
+}

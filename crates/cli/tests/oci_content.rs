@@ -519,3 +519,96 @@ fn the_bearer_token_flow_of_a_registry_with_a_token_service_is_followed() {
         String::from_utf8_lossy(&audit.stderr)
     );
 }
+
+#[test]
+fn oci_pushes_to_scratch_repositories_keep_their_blobs_in_the_content_registry() {
+    let Some(binary) = docker_registry_binary("the OCI content store push test") else {
+        return;
+    };
+    let registry = DockerRegistry::start(&binary, "oci-content-push", RegistryOptions::default());
+    let data = temp_dir("oci-content-push-data");
+    let location = registry.content_location();
+    let token = "push-token";
+    let server = TestServer::start(&data, &["--content", &location, "--oci-push-token", token]);
+    let http = &server.client().http;
+    let sha256 = |bytes: &[u8]| Digest::of(bytes).to_string();
+    // A blob in chunks, a config, and a manifest naming both, pushed through cairn.
+    let layer: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+    let started = http
+        .post(format!("{}/v2/scratch/thing/blobs/uploads/", server.url))
+        .bearer_auth(token)
+        .send()
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    let location_header = header(&started, "location");
+    let patched = http
+        .patch(format!("{}{location_header}", server.url))
+        .bearer_auth(token)
+        .header("content-range", format!("0-{}", layer.len() - 1))
+        .body(layer.clone())
+        .send()
+        .unwrap();
+    assert_eq!(patched.status(), 202);
+    let closed = http
+        .put(format!(
+            "{}{}?digest={}",
+            server.url,
+            header(&patched, "location"),
+            sha256(&layer)
+        ))
+        .bearer_auth(token)
+        .send()
+        .unwrap();
+    assert_eq!(closed.status(), 201);
+    let config = b"{}".to_vec();
+    let single = http
+        .post(format!(
+            "{}/v2/scratch/thing/blobs/uploads/?digest={}",
+            server.url,
+            sha256(&config)
+        ))
+        .bearer_auth(token)
+        .body(config.clone())
+        .send()
+        .unwrap();
+    assert_eq!(single.status(), 201);
+    // Both are in the content registry, under cairn's repository there.
+    for bytes in [&layer, &config] {
+        let stored = http
+            .get(format!(
+                "http://127.0.0.1:{}/v2/{REPOSITORY}/blobs/{}",
+                registry.port,
+                sha256(bytes)
+            ))
+            .send()
+            .unwrap();
+        assert_eq!(stored.status(), 200);
+        assert_eq!(stored.bytes().unwrap().to_vec(), *bytes);
+    }
+    // And cairn serves them back, whole and in a range.
+    let blob_url = format!("{}/v2/scratch/thing/blobs/{}", server.url, sha256(&layer));
+    assert_eq!(
+        http.get(&blob_url)
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap()
+            .to_vec(),
+        layer
+    );
+    let ranged = http
+        .get(&blob_url)
+        .header("range", "bytes=100000-100009")
+        .send()
+        .unwrap();
+    assert_eq!(ranged.status(), 206);
+    assert_eq!(ranged.bytes().unwrap().to_vec(), layer[100_000..100_010]);
+    // Nothing of them is kept in the data directory (upload sessions are gone too).
+    let local: Vec<PathBuf> = files_under(&data.join("content"));
+    assert!(
+        local
+            .iter()
+            .all(|path| !path.to_string_lossy().contains("blobs")),
+        "{local:?}"
+    );
+}

@@ -96,25 +96,37 @@ pub fn router(app: AppState) -> Router<AppState> {
         catalog: Arc::default(),
     };
     Router::new()
-        .route("/v2", get(ping))
-        .route("/v2/", get(ping))
-        .route("/v2/_catalog", get(catalog))
-        .route("/v2/token", get(push::token))
+        // A method a route does not take is 405 `UNSUPPORTED` with a JSON body, like every
+        // other error here.
+        .route("/v2", get(ping).fallback(method_not_allowed))
+        .route("/v2/", get(ping).fallback(method_not_allowed))
+        .route("/v2/_catalog", get(catalog).fallback(method_not_allowed))
+        .route("/v2/token", get(push::token).fallback(method_not_allowed))
         .route(
             "/v2/{ns}/{name}/manifests/{reference}",
             get(manifest)
                 .head(manifest)
                 .put(push::put_manifest)
-                .delete(push::delete_manifest),
+                .delete(push::delete_manifest)
+                .fallback(method_not_allowed),
         )
         .route(
             "/v2/{ns}/{name}/blobs/{digest}",
-            get(blob).head(blob).delete(push::delete_blob),
+            get(blob)
+                .head(blob)
+                .delete(push::delete_blob)
+                .fallback(method_not_allowed),
         )
         .route("/v2/{ns}/{name}/blobs/uploads/", any(push::start_upload))
         .route("/v2/{ns}/{name}/blobs/uploads/{upload}", any(push::upload))
-        .route("/v2/{ns}/{name}/tags/list", get(tags_list))
-        .route("/v2/{ns}/{name}/referrers/{digest}", get(referrers))
+        .route(
+            "/v2/{ns}/{name}/tags/list",
+            get(tags_list).fallback(method_not_allowed),
+        )
+        .route(
+            "/v2/{ns}/{name}/referrers/{digest}",
+            get(referrers).fallback(method_not_allowed),
+        )
         .fallback(not_found)
         .with_state(oci)
 }
@@ -228,6 +240,16 @@ async fn not_found(uri: axum::http::Uri) -> Response {
     )
     .with_detail(serde_json::json!({ "path": uri.path() }))
     .into_response()
+}
+
+/// A method the path does not take.
+async fn method_not_allowed(method: Method) -> OciError {
+    OciError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "UNSUPPORTED",
+        "the operation is unsupported on this path",
+    )
+    .with_detail(serde_json::json!({ "method": method.as_str() }))
 }
 
 async fn unsupported(method: Method) -> OciError {
