@@ -624,6 +624,23 @@ fn body_unreadable(error: impl std::fmt::Display) -> Response {
 /// How long an upload's body may send nothing before the request is dropped.
 const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How much of a too-large body is read and dropped before the 413 goes out.
+const DRAIN_LIMIT: u64 = 4 * 1024 * 1024;
+/// How long that draining waits for each piece.
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads (and drops) a little more of a body that is refused for its size, so that a client
+/// still sending gets to read the answer instead of a closed connection.
+async fn drain(stream: &mut axum::body::BodyDataStream) {
+    let mut dropped = 0u64;
+    while dropped < DRAIN_LIMIT {
+        match tokio::time::timeout(DRAIN_WAIT, stream.next()).await {
+            Ok(Some(Ok(chunk))) => dropped += chunk.len() as u64,
+            _ => break,
+        }
+    }
+}
+
 async fn receive(path: &FsPath, size: u64, body: Body, max: u64) -> Result<u64, Response> {
     use tokio::io::AsyncWriteExt as _;
     let mut file = tokio::fs::OpenOptions::new()
@@ -651,6 +668,7 @@ async fn receive(path: &FsPath, size: u64, body: Body, max: u64) -> Result<u64, 
             let chunk = chunk.map_err(body_unreadable)?;
             received += chunk.len() as u64;
             if received > max {
+                drain(&mut stream).await;
                 return Err(too_large(max));
             }
             file.write_all(&chunk).await.map_err(internal)?;
@@ -997,6 +1015,7 @@ async fn read_manifest(body: Body) -> Result<Vec<u8>, Response> {
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| manifest_invalid("the manifest could not be read"))?;
         if bytes.len() + chunk.len() > MAX_MANIFEST_SIZE {
+            drain(&mut stream).await;
             return Err(fail(
                 OciError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
