@@ -47,6 +47,8 @@ pub struct ServeCommand {
     base_url: Option<String>,
     /// The credential OCI pushes to scratch repositories need (`Authorization: Bearer TOKEN`,
     /// or basic auth with any user and TOKEN as password). Without it, OCI pushes are refused.
+    /// Use a long random one, and prefer the environment variable: other users can read a
+    /// command line.
     #[arg(
         long,
         env = "CAIRN_OCI_PUSH_TOKEN",
