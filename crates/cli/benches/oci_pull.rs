@@ -23,14 +23,7 @@ use std::time::{Duration, Instant};
 use cairn_protocol::Digest;
 use cairn_store::{BlobStore, OciContentStore};
 use docker_registry::{docker_registry_binary, DockerRegistry, RegistryOptions};
-use support::{temp_dir, Publisher, TestServer};
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use support::{env_number, temp_dir, Publisher, TestServer};
 
 /// The largest valid component in the corpus manifest: (file name, path).
 fn largest_component(corpus: &Path) -> Option<(String, PathBuf)> {

@@ -28,14 +28,7 @@ use std::time::{Duration, Instant};
 
 use cairn_protocol::api::{PackageRecordResponse, PublishRecordRequest, RecordState};
 use cairn_protocol::{Digest, PackageName, PrivateKey, RecordId};
-use support::{fixture, temp_dir, Client, Publisher, TestServer};
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use support::{env_number, fixture, temp_dir, Client, Publisher, TestServer};
 
 struct Scale {
     /// Concurrent clients fetching logs.

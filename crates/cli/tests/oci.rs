@@ -9,7 +9,6 @@ mod support;
 use cairn_protocol::{Digest, PackageEntry};
 use reqwest::blocking::Response;
 use serde_json::Value;
-use sha2::Digest as _;
 use support::*;
 
 const COMPONENT: &str = "b01-fac.component.wasm";
@@ -17,12 +16,6 @@ const OTHER_COMPONENT: &str = "b03-rs-calc.wac.component.wasm";
 const CORE_MODULE: &str = "r03-wabt-fac.core.wasm";
 /// The push credential of the servers `registry_with` starts.
 const PUSH_TOKEN: &str = "push-secret";
-
-fn sha256(bytes: &[u8]) -> String {
-    let digest = sha2::Sha256::digest(bytes);
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
-}
 
 fn get(server: &TestServer, path: &str) -> Response {
     server

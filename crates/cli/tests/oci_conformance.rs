@@ -26,10 +26,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex(&sha2::Sha256::digest(bytes)))
-}
-
 fn sha512(bytes: &[u8]) -> String {
     format!("sha512:{}", hex(&sha2::Sha512::digest(bytes)))
 }

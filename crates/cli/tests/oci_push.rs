@@ -13,12 +13,6 @@ use support::*;
 const TOKEN: &str = "secret";
 const REPO: &str = "scratch/hello";
 
-fn sha256(bytes: &[u8]) -> String {
-    let digest = sha2::Sha256::digest(bytes);
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
-}
-
 fn start(name: &str) -> TestServer {
     let data = temp_dir(name);
     TestServer::start(

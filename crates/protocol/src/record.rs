@@ -84,6 +84,34 @@ pub struct Timestamp {
 }
 
 impl Timestamp {
+    /// The time in RFC 3339, UTC (`2026-11-29T18:00:00Z`), with nanoseconds when there are
+    /// any (`...:00.000000005Z`).
+    pub fn to_rfc3339(&self) -> String {
+        let days = self.seconds.div_euclid(86_400);
+        let secs = self.seconds.rem_euclid(86_400);
+        // Days to a civil date (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        let base = format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+            secs / 3600,
+            secs % 3600 / 60,
+            secs % 60
+        );
+        if self.nanos == 0 {
+            format!("{base}Z")
+        } else {
+            format!("{base}.{:09}Z", self.nanos)
+        }
+    }
+
     /// The current wall-clock time.
     pub fn now() -> Self {
         let since = std::time::SystemTime::now()

@@ -194,30 +194,16 @@ pub fn stream_join(
     manifest: Manifest,
     range: Option<ByteRange>,
 ) -> mpsc::Receiver<io::Result<Bytes>> {
-    let (tx, rx) = mpsc::channel(8);
-    let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        let mut writer = BodyWriter {
-            tx: tx.clone(),
-            runtime: runtime.clone(),
-            buffer: Vec::with_capacity(CHUNK),
-            position: 0,
-            range,
-        };
-        let result = cairn_split::join(&manifest, &mut StoreBlobs(&*blobs), &mut writer);
-        let outcome = match result {
-            Ok(_) => writer.flush(),
-            Err(cairn_split::JoinError::Write(e)) if e.to_string() == RANGE_DONE => writer.flush(),
+    spawn_body(range, 0, move |writer| {
+        match cairn_split::join(&manifest, &mut StoreBlobs(&*blobs), writer) {
+            Ok(_) => Ok(()),
+            Err(cairn_split::JoinError::Write(e)) if e.to_string() == RANGE_DONE => Err(e),
             Err(error) => {
                 tracing::error!(%error, "join failed while serving content");
                 Err(io::Error::other(error.to_string()))
             }
-        };
-        if let Err(error) = outcome {
-            let _ = tx.try_send(Err(error));
         }
-    });
-    rx
+    })
 }
 
 /// Starts reading one stored blob (or `range` of it) on a blocking thread; the bytes arrive on
@@ -227,32 +213,46 @@ pub fn stream_blob(
     digest: BlobDigest,
     range: Option<ByteRange>,
 ) -> mpsc::Receiver<io::Result<Bytes>> {
+    // Reading starts at the range's first byte (a seek for files, a range request for an OCI
+    // store), never at the blob's.
+    let start = range.map(|r| r.start).unwrap_or(0);
+    spawn_body(range, start, move |writer| {
+        blobs
+            .open_at(&digest, start)
+            .and_then(|mut reader| io::copy(&mut reader, writer))
+            .map(|_| ())
+            .inspect_err(|error| {
+                if error.to_string() != RANGE_DONE {
+                    tracing::error!(%error, %digest, "reading a blob failed while serving it");
+                }
+            })
+    })
+}
+
+/// Runs `produce` on a blocking thread, writing into a [`BodyWriter`] for `range` whose first
+/// byte is byte `start` of the file, and returns the channel an HTTP body reads. `produce`
+/// stopping with [`RANGE_DONE`] is success; any other error ends the stream with it.
+fn spawn_body(
+    range: Option<ByteRange>,
+    start: u64,
+    produce: impl FnOnce(&mut BodyWriter) -> io::Result<()> + Send + 'static,
+) -> mpsc::Receiver<io::Result<Bytes>> {
     let (tx, rx) = mpsc::channel(8);
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        // Reading starts at the range's first byte (a seek for files, a range request for
-        // an OCI store), never at the blob's.
-        let start = range.map(|r| r.start).unwrap_or(0);
         let mut writer = BodyWriter {
             tx: tx.clone(),
-            runtime: runtime.clone(),
+            runtime,
             buffer: Vec::with_capacity(CHUNK),
             position: start,
             range,
         };
-        let outcome = blobs
-            .open_at(&digest, start)
-            .and_then(|mut reader| io::copy(&mut reader, &mut writer))
-            .or_else(|e| {
-                if e.to_string() == RANGE_DONE {
-                    Ok(0)
-                } else {
-                    Err(e)
-                }
-            })
-            .and_then(|_| writer.flush());
+        let outcome = match produce(&mut writer) {
+            Err(e) if e.to_string() == RANGE_DONE => Ok(()),
+            other => other,
+        }
+        .and_then(|()| writer.flush());
         if let Err(error) = outcome {
-            tracing::error!(%error, %digest, "reading a blob failed while serving it");
             let _ = tx.try_send(Err(error));
         }
     });

@@ -623,33 +623,6 @@ fn wasm_shape(bytes: &[u8]) -> Result<WasmShape, wasmparser::BinaryReaderError> 
     Ok(shape)
 }
 
-/// `time` in RFC 3339, UTC, with nanoseconds when there are any.
-fn rfc3339(time: Timestamp) -> String {
-    let days = time.seconds.div_euclid(86_400);
-    let secs = time.seconds.rem_euclid(86_400);
-    // Days to a civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let base = format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    );
-    if time.nanos == 0 {
-        format!("{base}Z")
-    } else {
-        format!("{base}.{:09}Z", time.nanos)
-    }
-}
-
 /// Builds the config and manifest of a release of `package` whose file has `shape`.
 fn build_artifact(
     package: &PackageName,
@@ -659,7 +632,7 @@ fn build_artifact(
     shape: WasmShape,
 ) -> Artifact {
     let layer_size = split.size();
-    let created = rfc3339(release.timestamp);
+    let created = release.timestamp.to_rfc3339();
     let config = WasmConfig {
         created: created.clone(),
         architecture: "wasm",
@@ -1333,7 +1306,7 @@ mod tests {
 
     #[test]
     fn times_are_rfc3339_in_utc() {
-        let at = |seconds, nanos| rfc3339(Timestamp { seconds, nanos });
+        let at = |seconds, nanos| Timestamp { seconds, nanos }.to_rfc3339();
         assert_eq!(at(0, 0), "1970-01-01T00:00:00Z");
         assert_eq!(at(951_782_400, 0), "2000-02-29T00:00:00Z");
         assert_eq!(at(1_767_225_599, 5), "2025-12-31T23:59:59.000000005Z");

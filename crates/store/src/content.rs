@@ -231,6 +231,17 @@ impl FsContentStore {
     fn path(&self, digest: &BlobDigest) -> PathBuf {
         self.blobs.join(digest.algorithm()).join(digest.to_hex())
     }
+
+    /// A temporary file for a blob being written, unique to this process and thread, on the
+    /// blobs' file system (so it can be renamed into place).
+    fn tmp_path(&self, digest: &BlobDigest) -> PathBuf {
+        self.tmp.join(format!(
+            "{}.{}.{:?}",
+            digest.to_hex(),
+            std::process::id(),
+            std::thread::current().id()
+        ))
+    }
 }
 
 impl BlobStore for FsContentStore {
@@ -244,12 +255,7 @@ impl BlobStore for FsContentStore {
         if path.is_file() {
             return Ok(());
         }
-        let tmp = self.tmp.join(format!(
-            "{}.{}.{:?}",
-            digest.to_hex(),
-            std::process::id(),
-            std::thread::current().id()
-        ));
+        let tmp = self.tmp_path(digest);
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
@@ -268,12 +274,7 @@ impl BlobStore for FsContentStore {
             Ok(()) => std::fs::File::open(self.blobs.join(digest.algorithm()))?.sync_all(),
             // Another file system: copy, streaming, next to the blobs, then rename.
             Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
-                let tmp = self.tmp.join(format!(
-                    "{}.{}.{:?}",
-                    digest.to_hex(),
-                    std::process::id(),
-                    std::thread::current().id()
-                ));
+                let tmp = self.tmp_path(digest);
                 std::fs::copy(path, &tmp)?;
                 std::fs::File::open(&tmp)?.sync_all()?;
                 std::fs::rename(&tmp, &target)?;

@@ -49,27 +49,6 @@ fn describe(entry: &PackageEntry) -> String {
     }
 }
 
-/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
-fn utc(seconds: i64) -> String {
-    let (days, secs) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
 impl LogCommand {
     pub fn run(self) -> anyhow::Result<()> {
         let mut client = self.client.open(Some(&self.package))?;
@@ -87,7 +66,11 @@ impl LogCommand {
                     registry_index: logged.registry_index,
                     record_id: logged.envelope.record_id().to_string(),
                     signer: logged.envelope.key_id().to_string(),
-                    time: utc(record.time.seconds),
+                    time: cairn_protocol::Timestamp {
+                        seconds: record.time.seconds,
+                        nanos: 0,
+                    }
+                    .to_rfc3339(),
                     entries: record.entries.iter().map(describe).collect(),
                 }
             })

@@ -344,3 +344,19 @@ pub fn assert_error(response: reqwest::blocking::Response, status: u16, code: &s
     assert_eq!(body["errors"][0]["code"], code, "{body}");
     assert!(body["errors"][0]["message"].is_string(), "{body}");
 }
+
+/// A SHA-256 as the OCI distribution API writes it: `sha256:<hex>`.
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(bytes);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// A number from the environment variable `name`, else `default` (benchmark scales).
+pub fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

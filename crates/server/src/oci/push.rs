@@ -28,7 +28,7 @@ use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
 
 use super::{
-    bytes_response, header_value, is_name_component, is_tag, parse_digest, rfc3339, sha256_text,
+    bytes_response, header_value, is_name_component, is_tag, parse_digest, sha256_text,
     unsupported, Oci, OciError, IMAGE_INDEX_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE,
 };
 
@@ -523,10 +523,11 @@ pub(super) async fn token(push: Push, headers: HeaderMap) -> Response {
         );
         return response;
     };
-    let issued_at = rfc3339(Timestamp {
+    let issued_at = Timestamp {
         seconds: i64::try_from(now).unwrap_or(i64::MAX),
         nanos: 0,
-    });
+    }
+    .to_rfc3339();
     let body = serde_json::json!({
         "token": token,
         "access_token": token,
