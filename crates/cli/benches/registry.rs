@@ -235,8 +235,10 @@ async fn post_async(
             .send()
             .await
             .unwrap();
+        // 405: the record no longer waits, because another record's upload of the same
+        // content (the packages share it) arrived first.
         assert!(
-            response.status().is_success(),
+            response.status().is_success() || response.status() == 405,
             "upload: {}",
             response.status()
         );
@@ -284,8 +286,10 @@ fn post(
             .body(content.to_vec())
             .send()
             .unwrap();
+        // 405: the record no longer waits, because another record's upload of the same
+        // content (the packages share it) arrived first.
         assert!(
-            response.status().is_success(),
+            response.status().is_success() || response.status() == 405,
             "upload: {}",
             response.status()
         );

@@ -337,8 +337,11 @@ impl SqliteStore {
             // sequencer round reading thousands of records does not switch threads every
             // few dozen rows.
             .row_buffer_size(1024);
+        // Connections to a local file do not go stale: no ping (a round trip to the
+        // connection's thread) before each use.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         for statement in SCHEMA {
@@ -346,6 +349,7 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         let (inserts, requests) = mpsc::channel(4 * INSERT_BATCH);
@@ -754,13 +758,37 @@ type BatchOutcome = (Vec<Result<InsertOutcome, StoreError>>, Vec<LogId>);
 /// record in one `INSERT ... ON CONFLICT DO NOTHING RETURNING`, the ones already there read
 /// back, and their missing content in one more statement. Returns each request's outcome, in
 /// order, and the logs now known.
+///
+/// Only a batch that creates logs or waits for content needs several statements, committed
+/// together in a transaction; the usual batch (releases of known packages with their content
+/// stored) is the one `INSERT`, which commits on its own, in one round trip to the
+/// connection's thread instead of three.
 async fn insert_batch(
-    connection: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    connection: &mut sqlx::SqliteConnection,
     batch: &[InsertRequest],
     known_logs: &HashSet<LogId>,
 ) -> Result<BatchOutcome, StoreError> {
     use sqlx::Connection as _;
-    let mut tx = connection.begin().await?;
+    let several_statements = batch.iter().any(|request| {
+        !known_logs.contains(&request.record.log_id) || !request.record.missing_content.is_empty()
+    });
+    if several_statements {
+        let mut tx = connection.begin().await?;
+        let outcome = insert_statements(&mut tx, batch, known_logs).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    } else {
+        insert_statements(connection, batch, known_logs).await
+    }
+}
+
+/// The statements of [`insert_batch`], on `connection` (in a transaction when there are
+/// several).
+async fn insert_statements(
+    connection: &mut sqlx::SqliteConnection,
+    batch: &[InsertRequest],
+    known_logs: &HashSet<LogId>,
+) -> Result<BatchOutcome, StoreError> {
     let mut outcomes: Vec<Option<Result<InsertOutcome, StoreError>>> =
         (0..batch.len()).map(|_| None).collect();
 
@@ -775,7 +803,7 @@ async fn insert_batch(
         {
             continue;
         }
-        match ensure_log(&mut tx, record).await? {
+        match ensure_log(connection, record).await? {
             Ok(()) => new_logs.push(record.log_id),
             Err(refusal) => {
                 refused_logs.insert(record.log_id, refusal);
@@ -830,7 +858,7 @@ async fn insert_batch(
         // Only what the insert decided comes back; the rest of each row is the request's.
         insert.push(" ON CONFLICT (record_id) DO NOTHING RETURNING seq, record_id, status");
         let mut inserted: HashSet<RecordId> = HashSet::new();
-        for row in insert.build().fetch_all(&mut *tx).await? {
+        for row in insert.build().fetch_all(&mut *connection).await? {
             let record_id: RecordId = parse(row.try_get::<&str, _>("record_id")?)?;
             let &i = first_of.get(&record_id).ok_or_else(|| {
                 StoreError::Failed(format!(
@@ -868,7 +896,7 @@ async fn insert_batch(
                 list.push_bind(id.as_str());
             }
             select.push(")");
-            for row in select.build().fetch_all(&mut *tx).await? {
+            for row in select.build().fetch_all(&mut *connection).await? {
                 let row = record_row(&row)?;
                 rows.insert(row.record_id, row);
             }
@@ -896,7 +924,7 @@ async fn insert_batch(
                     .push_bind(digest.as_str());
             });
             insert.push(" ON CONFLICT DO NOTHING");
-            insert.build().execute(&mut *tx).await?;
+            insert.build().execute(&mut *connection).await?;
         }
         for &i in &to_insert {
             let id = batch[i].record.record_id;
@@ -911,7 +939,6 @@ async fn insert_batch(
             }));
         }
     }
-    tx.commit().await?;
     // A record sent twice in one batch: the second finds the first.
     let outcomes = outcomes
         .into_iter()
@@ -933,13 +960,13 @@ async fn insert_batch(
 /// (case-insensitively) with another log's. The outer error is the database's; the inner
 /// one is the refusal of this record.
 async fn ensure_log(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    connection: &mut sqlx::SqliteConnection,
     record: &OwnedNewRecord,
 ) -> Result<Result<(), StoreError>, StoreError> {
     let log_id = record.log_id.to_string();
     let known = sqlx::query("SELECT name FROM logs WHERE log_id = $1")
         .bind(&log_id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *connection)
         .await?;
     if known.is_some() {
         return Ok(Ok(()));
@@ -949,7 +976,7 @@ async fn ensure_log(
     if let Some(lower) = &lower {
         let clash = sqlx::query("SELECT name FROM logs WHERE name_lower = $1")
             .bind(lower)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *connection)
             .await?;
         if let Some(clash) = clash {
             return Ok(Err(StoreError::NameConflict {
@@ -962,7 +989,7 @@ async fn ensure_log(
         .bind(&log_id)
         .bind(&name)
         .bind(&lower)
-        .execute(&mut **tx)
+        .execute(&mut *connection)
         .await?;
     Ok(Ok(()))
 }
