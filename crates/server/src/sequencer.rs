@@ -20,7 +20,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use cairn_protocol::{LogId, PrivateKey, TimestampedCheckpoint};
-use cairn_store::{CommitBatch, RecordStore, SqliteStore};
+use cairn_store::{CommitBatch, RecordStore, SequencedRecord, SqliteStore};
 use tokio::sync::{watch, Notify};
 
 use crate::state::{RegistryState, ValidRecord, VerifiedSignatures};
@@ -162,7 +162,11 @@ fn sequence(
                 });
             match result {
                 Ok(update) => {
-                    batch.validated.push((row.record_id, state.log().len() - 1));
+                    batch.validated.push(SequencedRecord {
+                        seq: row.seq,
+                        record_id: row.record_id,
+                        registry_index: state.log().len() - 1,
+                    });
                     updates.push(update);
                 }
                 Err(reason) => batch.rejected.push((row.record_id, reason)),

@@ -148,11 +148,22 @@ pub struct StoredLogRecord {
 #[derive(Debug, Clone, Default)]
 pub struct CommitBatch {
     /// Records now in the log, with their indices.
-    pub validated: Vec<(RecordId, u64)>,
+    pub validated: Vec<SequencedRecord>,
     /// Records refused, with the reason.
     pub rejected: Vec<(RecordId, String)>,
     /// The checkpoint covering the validated records, if any were.
     pub checkpoint: Option<SignedCheckpoint>,
+}
+
+/// A record the sequencer put into the registry log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SequencedRecord {
+    /// Its arrival order (the row it updates).
+    pub seq: i64,
+    /// Its id (checked against the row).
+    pub record_id: RecordId,
+    /// Its leaf index.
+    pub registry_index: u64,
 }
 
 /// Stored content: its size, tree digest and split manifest (JSON).
@@ -625,18 +636,22 @@ async fn commit_batch(
     let mut tx = connection.begin().await?;
 
     // One statement per chunk of records: `UPDATE ... FROM (VALUES ...)`, the values table
-    // joined to `records` by its unique record id (SQL that PostgreSQL runs too; both name
-    // the columns of a VALUES list column1, column2).
+    // joined to `records` by its primary key, `seq`, with the record id checked as well (SQL
+    // that PostgreSQL runs too; both name the columns of a VALUES list column1, column2, ...).
     for chunk in batch.validated.chunks(COMMIT_CHUNK) {
         let mut update = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "UPDATE records SET status = 'validated', registry_index = v.column2 FROM (",
         );
-        update.push_values(chunk, |mut values, (record_id, index)| {
+        update.push_values(chunk, |mut values, record| {
             values
-                .push_bind(record_id.to_string())
-                .push_bind(*index as i64);
+                .push_bind(record.seq)
+                .push_bind(record.registry_index as i64)
+                .push_bind(record.record_id.to_string());
         });
-        update.push(") AS v WHERE records.record_id = v.column1");
+        update.push(
+            ") AS v WHERE records.seq = v.column1 AND records.record_id = v.column3 \
+             AND records.status = 'pending'",
+        );
         let done = update.build().execute(&mut *tx).await?;
         if done.rows_affected() != chunk.len() as u64 {
             return Err(StoreError::Failed(format!(

@@ -8,8 +8,8 @@ use cairn_protocol::{
     Checkpoint, Digest, LogId, PackageName, PrivateKey, RecordId, TimestampedCheckpoint,
 };
 use cairn_store::{
-    CommitBatch, ContentRow, InsertOutcome, NewRecord, RecordStatus, RecordStore, SqliteStore,
-    StoreError,
+    CommitBatch, ContentRow, InsertOutcome, NewRecord, RecordRow, RecordStatus, RecordStore,
+    SequencedRecord, SqliteStore, StoreError,
 };
 
 fn database(name: &str) -> PathBuf {
@@ -152,16 +152,26 @@ async fn a_sequencer_commit_is_one_transaction_and_survives_reopening() {
                 .await
                 .unwrap();
         }
-        let pending: Vec<RecordId> = store
-            .pending(10)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.record_id)
-            .collect();
-        assert_eq!(pending, vec![record_id(1), record_id(2), record_id(3)]);
+        let pending = store.pending(10).await.unwrap();
+        let ids: Vec<RecordId> = pending.iter().map(|r| r.record_id).collect();
+        assert_eq!(ids, vec![record_id(1), record_id(2), record_id(3)]);
+        let sequenced = |row: &RecordRow, registry_index| SequencedRecord {
+            seq: row.seq,
+            record_id: row.record_id,
+            registry_index,
+        };
+        // A leaf naming the wrong record for its row is refused, and nothing of it lands.
+        let mismatched = CommitBatch {
+            validated: vec![SequencedRecord {
+                record_id: record_id(2),
+                ..sequenced(&pending[0], 0)
+            }],
+            rejected: vec![],
+            checkpoint: None,
+        };
+        assert!(store.commit(&mismatched).await.is_err());
         let batch = CommitBatch {
-            validated: vec![(record_id(1), 0), (record_id(3), 1)],
+            validated: vec![sequenced(&pending[0], 0), sequenced(&pending[2], 1)],
             rejected: vec![(record_id(2), "no".into())],
             checkpoint: Some(checkpoint.clone()),
         };
