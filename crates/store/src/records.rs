@@ -322,7 +322,8 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file at `path`.
+    /// Opens (creating if needed) the database file at `path`. Call it on the Tokio runtime
+    /// that will use the store: its group-commit task is spawned there.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -364,20 +365,10 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         let (inserts, requests) = mpsc::channel(4 * INSERT_BATCH);
-        // The group-commit task runs on a thread of its own, so that its turns between
-        // statements never wait behind the request handlers on the server's runtime.
-        let group_writer = writer.clone();
-        let cannot_start = |e: std::io::Error| {
-            StoreError::Failed(format!("cannot start the group-commit thread: {e}"))
-        };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(cannot_start)?;
-        std::thread::Builder::new()
-            .name("cairn-group-commit".into())
-            .spawn(move || runtime.block_on(insert_batches(group_writer, requests)))
-            .map_err(cannot_start)?;
+        // The group-commit task runs on the caller's runtime, beside the request handlers
+        // whose inserts it gathers: handing records to it and answering them wakes no other
+        // thread.
+        tokio::spawn(insert_batches(writer.clone(), requests));
         Ok(SqliteStore {
             pool,
             writer,
