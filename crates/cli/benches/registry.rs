@@ -311,7 +311,7 @@ async fn check_publish(
     if body["state"] == "sourcing" {
         let path = body["missingContent"][Digest::of(content).to_string()]["upload"][0]["url"]
             .as_str()
-            .unwrap()
+            .unwrap_or_else(|| panic!("sourcing, but no upload for the content: {body}"))
             .to_owned();
         let response = http
             .post(format!("{base}/{path}"))

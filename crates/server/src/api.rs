@@ -488,15 +488,33 @@ async fn publish(
     if row.status == RecordStatus::Pending {
         app.wake.notify_one();
     }
-    let missing = if row.status == RecordStatus::Sourcing {
-        app.store.missing_content(&row.record_id).await?
-    } else {
-        Vec::new()
-    };
+    let (row, missing) = with_missing_content(&app, row).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(record_response(&app, &row, missing)),
     ))
+}
+
+/// A record's row with the content it still waits for. Content may arrive between reading
+/// the row and reading what it misses: a `sourcing` row that misses nothing any more is read
+/// again, so an answer never says `sourcing` with nothing to upload.
+async fn with_missing_content(
+    app: &AppState,
+    row: RecordRow,
+) -> Result<(RecordRow, Vec<Digest>), ApiError> {
+    if row.status != RecordStatus::Sourcing {
+        return Ok((row, Vec::new()));
+    }
+    let missing = app.store.missing_content(&row.record_id).await?;
+    if !missing.is_empty() {
+        return Ok((row, missing));
+    }
+    let again = app
+        .store
+        .record(&row.record_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("record {} vanished", row.record_id)))?;
+    Ok((again, Vec::new()))
 }
 
 /// Whether content is stored, asking the store only until the answer is yes.
@@ -550,7 +568,7 @@ async fn get_record(
     Path((log_id, record_id)): Path<(String, String)>,
 ) -> Result<Json<PackageRecordResponse>, ApiError> {
     let row = record_of_log(&app, &log_id, &record_id).await?;
-    let missing = app.store.missing_content(&row.record_id).await?;
+    let (row, missing) = with_missing_content(&app, row).await?;
     Ok(Json(record_response(&app, &row, missing)))
 }
 
