@@ -240,12 +240,15 @@ impl RawConnection {
             }
             self.fill().await;
         };
-        let head = std::str::from_utf8(&self.buffer[..head_end]).unwrap().to_owned();
+        let head = std::str::from_utf8(&self.buffer[..head_end])
+            .unwrap()
+            .to_owned();
         let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
         let header = |name: &str| {
             head.lines().find_map(|line| {
                 let (key, value) = line.split_once(':')?;
-                key.eq_ignore_ascii_case(name).then(|| value.trim().to_owned())
+                key.eq_ignore_ascii_case(name)
+                    .then(|| value.trim().to_owned())
             })
         };
         self.buffer.drain(..head_end);
@@ -266,8 +269,8 @@ impl RawConnection {
                     self.fill().await;
                 };
                 let size_text = std::str::from_utf8(&self.buffer[..line_end]).unwrap();
-                let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
-                    .unwrap();
+                let size =
+                    usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
                 while self.buffer.len() < line_end + 2 + size + 2 {
                     self.fill().await;
                 }

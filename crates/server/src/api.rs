@@ -583,15 +583,12 @@ fn content_too_large() -> ApiError {
 /// Checks that `digest` is content the sourcing record `row` still needs.
 async fn needed_content(app: &AppState, row: &RecordRow, digest: &str) -> Result<Digest, ApiError> {
     let digest: Digest = path_param(digest)?;
+    // The row as it is once what it misses is read (content may just have arrived).
+    let (row, missing) = with_missing_content(app, row.clone()).await?;
     if row.status != RecordStatus::Sourcing {
         return Err(ApiError::Status(StatusCode::METHOD_NOT_ALLOWED));
     }
-    if !app
-        .store
-        .missing_content(&row.record_id)
-        .await?
-        .contains(&digest)
-    {
+    if !missing.contains(&digest) {
         return Err(ApiError::bad_request(format!(
             "content digest `{digest}` is not required for package record `{}`",
             row.record_id

@@ -82,7 +82,7 @@ impl SqliteStore {
         manifest: &OciManifestRow,
         tags: &[&str],
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(&format!(
             "INSERT INTO oci_manifests ({MANIFEST_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT DO NOTHING"
@@ -171,7 +171,7 @@ impl SqliteStore {
         repository: &str,
         digest: &str,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query("DELETE FROM oci_manifests WHERE repository = $1 AND digest = $2")
             .bind(repository)
             .bind(digest)

@@ -311,9 +311,12 @@ const SCHEMA: &[&str] = &[
 
 /// The embedded store: one SQLite file in WAL mode.
 ///
-/// Writes go through a pool of one connection, so write transactions queue in the process
-/// instead of failing with `SQLITE_BUSY` when two of them would upgrade their locks at once;
-/// reads use their own pool and run beside the writer (WAL).
+/// Two connections write: the group-commit task's own (accepted records, see
+/// [`insert_batches`]) and a pool of one for everything else. SQLite lets one of them write at
+/// a time; the other waits (`busy_timeout`). Every write transaction of several statements
+/// starts with `BEGIN IMMEDIATE`, taking the write lock before it reads, so that none fails
+/// with `SQLITE_BUSY` for having read a snapshot the other writer changed. Reads use their
+/// own pool and run beside the writers (WAL).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
@@ -330,9 +333,9 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // Every commit syncs the WAL (power-loss safe), except the group commits of
-            // accepted records: they switch to NORMAL, reaching the WAL before they are
-            // acknowledged (so they survive the process being killed) and becoming power-loss
-            // safe with the next synced commit, the sequencer's at the latest.
+            // accepted records, whose connection runs with NORMAL: they reach the WAL before
+            // they are acknowledged (so they survive the process being killed) and become
+            // power-loss safe with the next synced commit, the sequencer's at the latest.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(30))
@@ -362,13 +365,23 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
+        // The group-commit task keeps a connection of its own rather than taking the pooled
+        // writer for each batch: a pooled connection goes back to its pool through a task of
+        // its own and a ping, which the next batch would wait for.
+        let group_connection = {
+            use sqlx::ConnectOptions as _;
+            options
+                .synchronous(SqliteSynchronous::Normal)
+                .connect()
+                .await?
+        };
         let (inserts, requests) = mpsc::channel(4 * INSERT_BATCH);
         // The group-commit task runs on the caller's runtime, beside the request handlers
         // whose inserts it gathers: handing records to it and answering them wakes no other
         // thread.
-        tokio::spawn(insert_batches(writer.clone(), requests));
+        tokio::spawn(insert_batches(group_connection, requests));
         Ok(SqliteStore {
             pool,
             writer,
@@ -443,7 +456,7 @@ impl RecordStore for SqliteStore {
     }
 
     async fn content_arrived(&self, digest: &Digest) -> Result<Vec<RecordId>, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let waiting = sqlx::query("SELECT record_id FROM missing_content WHERE digest = $1")
             .bind(digest.to_string())
             .fetch_all(&mut *tx)
@@ -624,7 +637,7 @@ async fn commit_batch(
     batch: &CommitBatch,
 ) -> Result<(), StoreError> {
     use sqlx::Connection as _;
-    let mut tx = connection.begin().await?;
+    let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
 
     // One statement per chunk of records: `UPDATE ... FROM (VALUES ...)`, the values table
     // joined to `records` by its primary key, `seq`, with the record id checked as well (SQL
@@ -689,8 +702,11 @@ const INSERT_BATCH: usize = 512;
 
 /// The writer task for inserts: takes every insert waiting, writes them in one transaction
 /// with a few multi-row statements, commits once (group commit: one write to the WAL for the
-/// lot, without an fsync; see [`insert_lazily_synced`]), and only then answers each caller.
-async fn insert_batches(writer: SqlitePool, mut requests: mpsc::Receiver<InsertRequest>) {
+/// lot, without an fsync: its connection runs with `synchronous = NORMAL`), and only then answers each caller.
+async fn insert_batches(
+    mut connection: sqlx::SqliteConnection,
+    mut requests: mpsc::Receiver<InsertRequest>,
+) {
     // Logs are never deleted, so a log seen once needs no lookup again.
     let mut known_logs: HashSet<LogId> = HashSet::new();
     while let Some(first) = requests.recv().await {
@@ -701,7 +717,7 @@ async fn insert_batches(writer: SqlitePool, mut requests: mpsc::Receiver<InsertR
                 Err(_) => break,
             }
         }
-        match insert_lazily_synced(&writer, &batch, &known_logs).await {
+        match insert_batch(&mut connection, &batch, &known_logs).await {
             Ok((outcomes, new_logs)) => {
                 known_logs.extend(new_logs);
                 for (request, outcome) in batch.into_iter().zip(outcomes) {
@@ -713,7 +729,7 @@ async fn insert_batches(writer: SqlitePool, mut requests: mpsc::Receiver<InsertR
             Err(_) if batch.len() > 1 => {
                 for request in batch {
                     let single = std::slice::from_ref(&request);
-                    let outcome = match insert_lazily_synced(&writer, single, &known_logs).await {
+                    let outcome = match insert_batch(&mut connection, single, &known_logs).await {
                         Ok((mut outcomes, new_logs)) => {
                             known_logs.extend(new_logs);
                             outcomes.pop().unwrap_or_else(|| {
@@ -734,28 +750,6 @@ async fn insert_batches(writer: SqlitePool, mut requests: mpsc::Receiver<InsertR
             }
         }
     }
-}
-
-/// [`insert_batch`] with `synchronous = NORMAL` for its commit: no fsync; the next synced
-/// commit makes it power-loss safe. A connection whose setting cannot be put back is closed,
-/// so the pool opens a fresh one with the default (FULL).
-async fn insert_lazily_synced(
-    writer: &SqlitePool,
-    batch: &[InsertRequest],
-    known_logs: &HashSet<LogId>,
-) -> Result<BatchOutcome, StoreError> {
-    let mut connection = writer.acquire().await?;
-    sqlx::query("PRAGMA synchronous = NORMAL")
-        .execute(&mut *connection)
-        .await?;
-    let result = insert_batch(&mut connection, batch, known_logs).await;
-    let restored = sqlx::query("PRAGMA synchronous = FULL")
-        .execute(&mut *connection)
-        .await;
-    if restored.is_err() {
-        connection.close_on_drop();
-    }
-    result
 }
 
 type BatchOutcome = (Vec<Result<InsertOutcome, StoreError>>, Vec<LogId>);
@@ -779,7 +773,7 @@ async fn insert_batch(
         !known_logs.contains(&request.record.log_id) || !request.record.missing_content.is_empty()
     });
     if several_statements {
-        let mut tx = connection.begin().await?;
+        let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
         let outcome = insert_statements(&mut tx, batch, known_logs).await?;
         tx.commit().await?;
         Ok(outcome)
