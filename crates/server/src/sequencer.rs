@@ -144,7 +144,7 @@ fn sequence(
         .iter()
         .map(|row| (row, ValidRecord::decode(row)))
         .collect();
-    let mut updates = Vec::new();
+    let mut appended = Vec::new();
     for chunk in decoded.chunks(VALIDATION_CHUNK) {
         let mut state = state.write().expect("state lock poisoned");
         for (row, record) in chunk {
@@ -153,28 +153,44 @@ fn sequence(
                 .map_err(|e| format!("the record could not be decoded: {e}"))
                 .and_then(|record| {
                     state
-                        .validate_and_append(
+                        .append_valid(
                             &row.log_id,
                             record,
                             verified.take(&row.record_id).as_ref(),
                         )
+                        .map(|done| (row, record, done))
                         .map_err(|e| describe_rejection(&row.log_id, e))
                 });
             match result {
-                Ok(update) => {
-                    batch.validated.push(SequencedRecord {
-                        seq: row.seq,
-                        record_id: row.record_id,
-                        registry_index: state.log().len() - 1,
-                    });
-                    updates.push(update);
-                }
+                Ok(done) => appended.push(done),
                 Err(reason) => batch.rejected.push((row.record_id, reason)),
             }
         }
     }
-    if updates.is_empty() {
+    if appended.is_empty() {
         return (batch, None, None);
+    }
+    // What `fetch/logs` serves is built without the lock, then added in one short hold;
+    // nothing past the served checkpoint is served, so it only has to be there before the
+    // new checkpoint is.
+    let published: Vec<_> = appended
+        .iter()
+        .map(|(row, record, done)| (row.log_id, done.published_json(record)))
+        .collect();
+    {
+        let mut state = state.write().expect("state lock poisoned");
+        for (log_id, json) in published {
+            state.add_published(&log_id, json);
+        }
+    }
+    let mut updates = Vec::with_capacity(appended.len());
+    for (row, _, done) in appended {
+        batch.validated.push(SequencedRecord {
+            seq: row.seq,
+            record_id: row.record_id,
+            registry_index: done.registry_index,
+        });
+        updates.push(done.map_update);
     }
     let state = state.read().expect("state lock poisoned");
     let map = state.map().extend(updates);

@@ -242,14 +242,30 @@ impl RegistryState {
         }
     }
 
-    /// Validates `record` against its log's state and, if valid, appends its leaf. Returns the
-    /// map update to apply (the map itself is updated in batches by the caller).
+    /// Validates `record` against its log's state and, if valid, appends its leaf and records
+    /// it as `fetch/logs` serves it. Returns the map update to apply (the map itself is
+    /// updated in batches by the caller).
     pub fn validate_and_append(
         &mut self,
         log_id: &LogId,
         record: &ValidRecord,
         verified: Option<&VerifiedSignature>,
     ) -> Result<(KeyPath, MapValue), ValidationError> {
+        let appended = self.append_valid(log_id, record, verified)?;
+        let json = appended.published_json(record);
+        self.add_published(log_id, json);
+        Ok(appended.map_update)
+    }
+
+    /// Validates `record` against its log's state and, if valid, appends its leaf; the
+    /// record is not served by `fetch/logs` until [`RegistryState::add_published`] adds its
+    /// JSON (which the sequencer builds without holding the state's lock).
+    pub fn append_valid(
+        &mut self,
+        log_id: &LogId,
+        record: &ValidRecord,
+        verified: Option<&VerifiedSignature>,
+    ) -> Result<Appended, ValidationError> {
         let record_id = record.record_id();
         match record {
             ValidRecord::Operator(envelope) => {
@@ -268,25 +284,17 @@ impl RegistryState {
         self.log.append(&prefix::log_leaf(log_id, &record_id));
         self.leaves.push((*log_id, record_id));
         let registry_index = self.log.len() - 1;
-        let envelope = match record {
-            ValidRecord::Operator(envelope) => EnvelopeBody::from(envelope),
-            ValidRecord::Package(envelope) => EnvelopeBody::from(envelope),
-        };
-        let published = PublishedRecord {
-            envelope,
-            registry_index,
-            fetch_token: record_id,
-        };
-        let json = serde_json::value::to_raw_value(&published).expect("a record always serialises");
-        self.published
-            .entry(*log_id)
-            .or_default()
-            .push(PublishedJson {
-                registry_index,
-                json: Arc::from(json),
-            });
         self.indices.insert(record_id, registry_index);
-        Ok(map_update(log_id, &record_id))
+        Ok(Appended {
+            registry_index,
+            map_update: map_update(log_id, &record_id),
+        })
+    }
+
+    /// Serves a record appended by [`RegistryState::append_valid`] in `fetch/logs`. Records
+    /// of one log are added in index order.
+    pub fn add_published(&mut self, log_id: &LogId, json: PublishedJson) {
+        self.published.entry(*log_id).or_default().push(json);
     }
 
     /// Applies a batch of map updates and records a signed checkpoint for the current length.
@@ -363,6 +371,35 @@ impl RegistryState {
     /// A package log's state.
     pub fn package(&self, log_id: &LogId) -> Option<&PackageLogState> {
         self.packages.get(log_id)
+    }
+}
+
+/// A record [`RegistryState::append_valid`] put into the log.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    /// Its leaf index.
+    pub registry_index: u64,
+    /// The map update it makes.
+    pub map_update: (KeyPath, MapValue),
+}
+
+impl Appended {
+    /// The record as `fetch/logs` serves it.
+    pub fn published_json(&self, record: &ValidRecord) -> PublishedJson {
+        let envelope = match record {
+            ValidRecord::Operator(envelope) => EnvelopeBody::from(envelope),
+            ValidRecord::Package(envelope) => EnvelopeBody::from(envelope),
+        };
+        let published = PublishedRecord {
+            envelope,
+            registry_index: self.registry_index,
+            fetch_token: record.record_id(),
+        };
+        let json = serde_json::value::to_raw_value(&published).expect("a record always serialises");
+        PublishedJson {
+            registry_index: self.registry_index,
+            json: Arc::from(json),
+        }
     }
 }
 
