@@ -153,11 +153,7 @@ fn sequence(
                 .map_err(|e| format!("the record could not be decoded: {e}"))
                 .and_then(|record| {
                     state
-                        .append_valid(
-                            &row.log_id,
-                            record,
-                            verified.take(&row.record_id).as_ref(),
-                        )
+                        .append_valid(&row.log_id, record, verified.take(&row.record_id).as_ref())
                         .map(|done| (row, record, done))
                         .map_err(|e| describe_rejection(&row.log_id, e))
                 });
