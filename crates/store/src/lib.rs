@@ -13,7 +13,7 @@
 //! one exception: the group commits of accepted records run with `synchronous=NORMAL`. They
 //! are in the WAL before the call returns, so they survive the process being killed, and
 //! they become power-loss safe with the next synced commit; a record is published only by
-//! the sequencer's commit, which is synced.
+//! the sequencer's commit, after which the WAL file is fsynced (outside SQLite's write lock).
 
 mod content;
 mod location;
