@@ -339,7 +339,20 @@ impl Registry {
             verified: self.verified.clone(),
         };
         let (stop_tx, stop_rx) = watch::channel(false);
-        let sequencer = tokio::spawn(self.sequencer().run(stop_rx));
+        // A sequencer that stops with an error (its store failed) stops the server too, so
+        // that it does not go on accepting records nothing will sequence; a restart replays
+        // the store.
+        let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<()>();
+        let sequencer = {
+            let sequencer = self.sequencer();
+            tokio::spawn(async move {
+                let result = sequencer.run(stop_rx).await;
+                if result.is_err() {
+                    let _ = failed_tx.send(());
+                }
+                result
+            })
+        };
         tracing::info!(%address, "serving");
         let server = axum::serve(
             listener,
@@ -349,8 +362,10 @@ impl Registry {
             ))),
         )
         .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down");
+            tokio::select! {
+                _ = shutdown => tracing::info!("shutting down"),
+                Ok(()) = failed_rx => tracing::error!("the sequencer stopped; shutting down"),
+            }
         });
         let served = server
             .await

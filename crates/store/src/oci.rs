@@ -41,6 +41,7 @@ const MANIFEST_COLUMNS: &str = "repository, digest, media_type, bytes, subject, 
 impl SqliteStore {
     /// Records that `repository` holds the blob `digest`.
     pub async fn oci_add_blob(&self, repository: &str, digest: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO oci_blobs (repository, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
@@ -67,6 +68,7 @@ impl SqliteStore {
         repository: &str,
         digest: &str,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query("DELETE FROM oci_blobs WHERE repository = $1 AND digest = $2")
             .bind(repository)
             .bind(digest)
@@ -82,6 +84,7 @@ impl SqliteStore {
         manifest: &OciManifestRow,
         tags: &[&str],
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(&format!(
             "INSERT INTO oci_manifests ({MANIFEST_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -171,6 +174,7 @@ impl SqliteStore {
         repository: &str,
         digest: &str,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query("DELETE FROM oci_manifests WHERE repository = $1 AND digest = $2")
             .bind(repository)
@@ -188,6 +192,7 @@ impl SqliteStore {
 
     /// Removes a tag of `repository` (the manifest stays); whether it was there.
     pub async fn oci_delete_tag(&self, repository: &str, tag: &str) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query("DELETE FROM oci_tags WHERE repository = $1 AND tag = $2")
             .bind(repository)
             .bind(tag)

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use cairn_protocol::{
     Digest, LogId, PackageName, RecordId, SignedCheckpoint, TimestampedCheckpoint,
@@ -322,8 +323,13 @@ pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
     pub(crate) writer: SqlitePool,
     inserts: mpsc::Sender<InsertRequest>,
-    /// The database's write-ahead log, `<file>-wal`.
+    /// The database's write-ahead log: SQLite's own name for the file, `<file>-wal`.
     wal: PathBuf,
+    /// Taken around every write, by the group commit and by the pooled writer's users (this
+    /// first, then the connection): the two writing connections take turns here, in order
+    /// and woken as soon as the other is done, instead of in SQLite's busy handler, which
+    /// polls with growing sleeps and gives up after `busy_timeout`.
+    write_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -359,6 +365,17 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
+            // The sequencer's commit switches its connection to NORMAL (see `commit`); every
+            // connection goes back to the pool with FULL again, even when the task that
+            // switched it was cancelled half-way, or it is closed.
+            .after_release(|connection, _| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA synchronous = FULL")
+                        .execute(&mut *connection)
+                        .await?;
+                    Ok(true)
+                })
+            })
             .connect_with(options.clone())
             .await?;
         for statement in SCHEMA {
@@ -383,30 +400,47 @@ impl SqliteStore {
         // The group-commit task runs on the caller's runtime, beside the request handlers
         // whose inserts it gathers: handing records to it and answering them wakes no other
         // thread.
-        tokio::spawn(insert_batches(group_connection, requests));
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
+        let write_turn = Arc::new(tokio::sync::Mutex::new(()));
+        tokio::spawn(insert_batches(
+            group_connection,
+            requests,
+            write_turn.clone(),
+        ));
+        // SQLite names the WAL after the database's full path, symbolic links resolved.
+        let database: String =
+            sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                .fetch_one(&writer)
+                .await?;
+        let wal = PathBuf::from(format!("{database}-wal"));
         Ok(SqliteStore {
             pool,
             writer,
             inserts,
-            wal: PathBuf::from(wal),
+            wal,
+            write_turn,
         })
     }
 
     /// Makes every commit so far power-loss safe: fsyncs the WAL file, outside SQLite's
     /// write lock. (Frames that a checkpoint copied into the database file were synced there
-    /// before the WAL could be reused; without a WAL file, a checkpoint has moved everything.)
+    /// before the WAL could be reused. While the store is open, the WAL file exists: missing,
+    /// it is an error.)
     async fn sync_wal(&self) -> Result<(), StoreError> {
         let wal = self.wal.clone();
-        let synced = tokio::task::spawn_blocking(move || match std::fs::File::open(&wal) {
-            Ok(file) => file.sync_data(),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(error) => Err(error),
+        let synced = tokio::task::spawn_blocking(move || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&wal)?
+                .sync_data()
         })
         .await
         .map_err(|e| StoreError::Failed(format!("the WAL sync stopped: {e}")))?;
         synced.map_err(|e| StoreError::Failed(format!("cannot sync {}: {e}", self.wal.display())))
+    }
+
+    /// Waits for the turn to write (see `write_turn`).
+    pub(crate) async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.write_turn.lock().await
     }
 
     /// Closes the pools, flushing everything.
@@ -476,6 +510,7 @@ impl RecordStore for SqliteStore {
     }
 
     async fn content_arrived(&self, digest: &Digest) -> Result<Vec<RecordId>, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let waiting = sqlx::query("SELECT record_id FROM missing_content WHERE digest = $1")
             .bind(digest.to_string())
@@ -531,19 +566,13 @@ impl RecordStore for SqliteStore {
         // records keep being committed meanwhile); then the WAL file is fsynced, which makes
         // this commit and every earlier one durable before the caller serves the checkpoint.
         {
+            let _turn = self.write_turn().await;
             let mut connection = self.writer.acquire().await?;
+            // Back to FULL when the connection returns to the pool (`after_release`).
             sqlx::query("PRAGMA synchronous = NORMAL")
                 .execute(&mut *connection)
                 .await?;
-            let committed = commit_batch(&mut connection, batch).await;
-            let restored = sqlx::query("PRAGMA synchronous = FULL")
-                .execute(&mut *connection)
-                .await;
-            if restored.is_err() {
-                // Never hand a connection that skips fsyncs to another writer.
-                connection.close_on_drop();
-            }
-            committed?;
+            commit_batch(&mut connection, batch).await?;
         }
         self.sync_wal().await
     }
@@ -622,6 +651,7 @@ impl RecordStore for SqliteStore {
     }
 
     async fn put_content(&self, content: &ContentRow) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO contents (digest, size, tree_digest, manifest) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         )
@@ -702,11 +732,14 @@ async fn commit_batch(
         }
     }
     for (record_id, reason) in &batch.rejected {
-        sqlx::query("UPDATE records SET status = 'rejected', reason = $1 WHERE record_id = $2")
-            .bind(reason)
-            .bind(record_id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE records SET status = 'rejected', reason = $1 \
+             WHERE record_id = $2 AND status IN ('pending', 'sourcing')",
+        )
+        .bind(reason)
+        .bind(record_id.to_string())
+        .execute(&mut *tx)
+        .await?;
     }
     if let Some(checkpoint) = &batch.checkpoint {
         let c = &checkpoint.contents;
@@ -742,6 +775,7 @@ const INSERT_BATCH: usize = 512;
 async fn insert_batches(
     mut connection: sqlx::SqliteConnection,
     mut requests: mpsc::Receiver<InsertRequest>,
+    write_turn: Arc<tokio::sync::Mutex<()>>,
 ) {
     // Logs are never deleted, so a log seen once needs no lookup again.
     let mut known_logs: HashSet<LogId> = HashSet::new();
@@ -756,7 +790,10 @@ async fn insert_batches(
                 Err(_) => break,
             }
         }
-        match insert_batch(&mut connection, &batch, &known_logs).await {
+        let turn = write_turn.lock().await;
+        let inserted = insert_batch(&mut connection, &batch, &known_logs).await;
+        drop(turn);
+        match inserted {
             Ok((outcomes, new_logs)) => {
                 known_logs.extend(new_logs);
                 for (request, outcome) in batch.into_iter().zip(outcomes) {
@@ -768,7 +805,10 @@ async fn insert_batches(
             Err(_) if batch.len() > 1 => {
                 for request in batch {
                     let single = std::slice::from_ref(&request);
-                    let outcome = match insert_batch(&mut connection, single, &known_logs).await {
+                    let turn = write_turn.lock().await;
+                    let inserted = insert_batch(&mut connection, single, &known_logs).await;
+                    drop(turn);
+                    let outcome = match inserted {
                         Ok((mut outcomes, new_logs)) => {
                             known_logs.extend(new_logs);
                             outcomes.pop().unwrap_or_else(|| {

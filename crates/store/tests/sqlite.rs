@@ -450,3 +450,47 @@ async fn the_two_writers_never_fail_each_other() {
     assert_eq!(indices, (0..u64::from(RECORDS)).collect::<Vec<_>>());
     assert!(store.pending(10).await.unwrap().is_empty());
 }
+
+/// The sequencer's commit fsyncs the WAL file by SQLite's own name for it: opened through a
+/// symbolic link, the store syncs the WAL beside the real file (a path built from the link
+/// would name a file that does not exist, and the commit would fail).
+#[cfg(unix)]
+#[tokio::test]
+async fn a_store_opened_through_a_symbolic_link_syncs_its_real_wal() {
+    let real = database("symlink-real");
+    let link = database("symlink-link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    // The database file must exist for the link to resolve.
+    drop(SqliteStore::open(&real).await.unwrap());
+    let store = SqliteStore::open(&link).await.unwrap();
+    let name: PackageName = "example:linked".parse().unwrap();
+    store
+        .insert_record(insert(&name, record_id(1), b"e", &[]))
+        .await
+        .unwrap();
+    let pending = store.pending(10).await.unwrap();
+    let key = PrivateKey::generate().unwrap();
+    let checkpoint = TimestampedCheckpoint::new(
+        Checkpoint {
+            log_root: Digest::of(b"root"),
+            log_length: 1,
+            map_root: Digest::of(b"map"),
+        },
+        1_800_000_000,
+    )
+    .sign(&key);
+    store
+        .commit(&CommitBatch {
+            validated: vec![SequencedRecord {
+                seq: pending[0].seq,
+                record_id: pending[0].record_id,
+                registry_index: 0,
+            }],
+            rejected: vec![],
+            checkpoint: Some(checkpoint),
+        })
+        .await
+        .unwrap();
+    assert!(!link.with_file_name("cairn.db-wal").exists());
+    assert!(real.with_file_name("cairn.db-wal").exists());
+}
