@@ -124,7 +124,10 @@ fn publish_load(url: &str, pid: u32, scale: &Scale) -> Published {
     let cpu_before = (cpu_seconds(pid), cpu_seconds(std::process::id()));
     let start = Instant::now();
     runtime.block_on(async {
-        let http = reqwest::Client::new();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
         let tasks: Vec<_> = (0..scale.clients)
             .map(|_| {
                 let (http, queue, content) = (http.clone(), queue.clone(), content.clone());
@@ -136,7 +139,12 @@ fn publish_load(url: &str, pid: u32, scale: &Scale) -> Published {
                             break;
                         };
                         for request in package {
-                            let (status, body) = connection.exchange(&request).await;
+                            let (status, body) = tokio::time::timeout(
+                                Duration::from_secs(60),
+                                connection.exchange(&request),
+                            )
+                            .await
+                            .expect("no answer to a publish within 60 s");
                             check_publish(&http, &base, status, &body, &content).await;
                         }
                     }

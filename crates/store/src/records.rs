@@ -443,7 +443,8 @@ impl SqliteStore {
         self.write_turn.lock().await
     }
 
-    /// Closes the pools, flushing everything.
+    /// Closes the pools, flushing everything. (The group commit's own connection closes when
+    /// the last handle to the store is dropped.)
     pub async fn close(&self) {
         self.pool.close().await;
         self.writer.close().await;
