@@ -68,7 +68,7 @@ fn publish_load(url: &str, pid: u32, scale: &Scale) -> Published {
         .map(|p| (p.name.clone(), p.init()))
         .collect();
     for (name, init) in &inits {
-        post(&client, name, init, &content);
+        post_init(&client, name, init);
     }
     for (name, init) in &inits {
         wait_published(&client, name, init.record_id());
@@ -351,12 +351,8 @@ fn wait_published(client: &Client, name: &PackageName, record_id: &RecordId) {
     }
 }
 
-fn post(
-    client: &Client,
-    name: &PackageName,
-    record: &cairn_protocol::PackageEnvelope,
-    content: &[u8],
-) {
+/// Posts a package's init (which names no content, so never waits for any).
+fn post_init(client: &Client, name: &PackageName, record: &cairn_protocol::PackageEnvelope) {
     let request = PublishRecordRequest {
         package_name: name.clone(),
         record: record.into(),
@@ -369,26 +365,6 @@ fn post(
         "{}",
         response.text().unwrap_or_default()
     );
-    let body: serde_json::Value = response.json().unwrap();
-    if body["state"] == "sourcing" {
-        let url = body["missingContent"][Digest::of(content).to_string()]["upload"][0]["url"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let response = client
-            .http
-            .post(format!("{}/{url}", client.url))
-            .body(content.to_vec())
-            .send()
-            .unwrap();
-        // 405: the record no longer waits, because another record's upload of the same
-        // content (the packages share it) arrived first.
-        assert!(
-            response.status().is_success() || response.status() == 405,
-            "upload: {}",
-            response.status()
-        );
-    }
 }
 
 /// `fetch/logs` for random packages' whole logs; returns (requests/s, p50 ms, p99 ms).

@@ -24,16 +24,8 @@ use docker_registry::REPOSITORY;
 /// A component holding `module` as its only core module, preceded by a custom section named
 /// `tag` so that two such components differ while sharing the module.
 fn component_around(module: &[u8], tag: &str) -> Vec<u8> {
-    fn leb128(mut value: usize, out: &mut Vec<u8>) {
-        loop {
-            let byte = (value & 0x7f) as u8;
-            value >>= 7;
-            if value == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
+    fn leb128(value: usize, out: &mut Vec<u8>) {
+        cairn_protocol::prefix::write_uleb(out, value as u64);
     }
     let mut bytes = b"\0asm\x0d\x00\x01\x00".to_vec();
     let mut custom = Vec::new();

@@ -791,10 +791,7 @@ async fn insert_batches(
                 Err(_) => break,
             }
         }
-        let turn = write_turn.lock().await;
-        let inserted = insert_batch(&mut connection, &batch, &known_logs).await;
-        drop(turn);
-        match inserted {
+        match insert_in_turn(&write_turn, &mut connection, &batch, &known_logs).await {
             Ok((outcomes, new_logs)) => {
                 known_logs.extend(new_logs);
                 for (request, outcome) in batch.into_iter().zip(outcomes) {
@@ -806,18 +803,18 @@ async fn insert_batches(
             Err(_) if batch.len() > 1 => {
                 for request in batch {
                     let single = std::slice::from_ref(&request);
-                    let turn = write_turn.lock().await;
-                    let inserted = insert_batch(&mut connection, single, &known_logs).await;
-                    drop(turn);
-                    let outcome = match inserted {
-                        Ok((mut outcomes, new_logs)) => {
-                            known_logs.extend(new_logs);
-                            outcomes.pop().unwrap_or_else(|| {
-                                Err(StoreError::Failed("no outcome for the insert".into()))
-                            })
-                        }
-                        Err(error) => Err(error),
-                    };
+                    let outcome =
+                        match insert_in_turn(&write_turn, &mut connection, single, &known_logs)
+                            .await
+                        {
+                            Ok((mut outcomes, new_logs)) => {
+                                known_logs.extend(new_logs);
+                                outcomes.pop().unwrap_or_else(|| {
+                                    Err(StoreError::Failed("no outcome for the insert".into()))
+                                })
+                            }
+                            Err(error) => Err(error),
+                        };
                     let _ = request.reply.send(outcome);
                 }
             }
@@ -830,6 +827,17 @@ async fn insert_batches(
             }
         }
     }
+}
+
+/// [`insert_batch`], once it is the group commit's turn to write.
+async fn insert_in_turn(
+    write_turn: &tokio::sync::Mutex<()>,
+    connection: &mut sqlx::SqliteConnection,
+    batch: &[InsertRequest],
+    known_logs: &HashSet<LogId>,
+) -> Result<BatchOutcome, StoreError> {
+    let _turn = write_turn.lock().await;
+    insert_batch(connection, batch, known_logs).await
 }
 
 type BatchOutcome = (Vec<Result<InsertOutcome, StoreError>>, Vec<LogId>);
