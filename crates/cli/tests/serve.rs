@@ -239,6 +239,45 @@ fn publishing_the_same_record_again_is_idempotent() {
 }
 
 #[test]
+fn releases_may_follow_an_init_that_is_not_sequenced_yet() {
+    let data = temp_dir("early-release");
+    // A long interval keeps the init pending while the releases arrive.
+    let server = TestServer::start(
+        &data,
+        &["--namespace", "example", "--checkpoint-interval", "3s"],
+    );
+    let client = server.client();
+    let bytes = fixture("b01-fac.component.wasm");
+    let mut publisher = Publisher::new("example:early");
+    let init = publisher.init();
+    let (status, body) = client.publish(&publisher.name, &init);
+    assert_eq!(status, 202, "{body}");
+    let release = publisher.release("1.0.0", &bytes);
+    let (status, body) = client.publish(&publisher.name, &release);
+    assert_eq!(status, 202, "{body}");
+    assert_ne!(
+        body["state"], "published",
+        "the init was sequenced too soon: {body}"
+    );
+    if body["state"] == "sourcing" {
+        assert_eq!(
+            client.upload(&publisher.name, release.record_id(), &bytes),
+            201
+        );
+    }
+    // Another key is not the init's: refused at once, as for a sequenced package.
+    let mut stranger = Publisher::new("example:early");
+    stranger.head = Some(*release.record_id());
+    let forged = stranger.release("1.0.1", &bytes);
+    let (status, body) = client.publish(&stranger.name, &forged);
+    assert_eq!(status, 401, "{body}");
+    for record in [&init, &release] {
+        let state = client.wait(&publisher.name, record.record_id());
+        assert!(matches!(state, RecordState::Published { .. }), "{state:?}");
+    }
+}
+
+#[test]
 fn an_unknown_fetch_token_is_a_404() {
     let data = temp_dir("token");
     let server = TestServer::start(&data, &["--namespace", "example"]);

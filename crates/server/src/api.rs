@@ -420,7 +420,7 @@ async fn publish(
         Some(key) => Some(key),
         None if read_state(&app).package(&log_id).is_none() => {
             let mut found = None;
-            for row in app.store.unsequenced(&log_id).await? {
+            for row in app.store.unsequenced_inits(&log_id).await? {
                 if let Ok(earlier) = PackageEnvelope::from_protobuf(&row.envelope) {
                     found =
                         init_key(&earlier).filter(|key| key.fingerprint() == *envelope.key_id());
@@ -465,6 +465,10 @@ async fn publish(
             package_name: Some(name),
             envelope: &envelope.to_protobuf(),
             missing_content: &missing,
+            is_init: matches!(
+                envelope.record().entries.first(),
+                Some(PackageEntry::Init { .. })
+            ),
         })
         .await
         .inspect_err(|_| {

@@ -266,6 +266,7 @@ impl Registry {
                 package_name: None,
                 envelope: &envelope.to_protobuf(),
                 missing_content: &[],
+                is_init: false,
             })
             .await?;
         if let InsertOutcome::Inserted(row) = outcome {

@@ -35,6 +35,7 @@ fn insert<'a>(
         package_name: Some(name),
         envelope,
         missing_content: missing,
+        is_init: false,
     }
 }
 
@@ -81,6 +82,7 @@ async fn package_names_are_unique_regardless_of_case() {
             package_name: Some(&name),
             envelope: b"b",
             missing_content: &[],
+            is_init: false,
         })
         .await;
     assert!(
@@ -128,6 +130,121 @@ async fn a_record_waits_for_its_content_then_queues() {
     store.put_content(&row).await.unwrap();
     store.put_content(&row).await.unwrap();
     assert_eq!(store.content(&a).await.unwrap(), Some(row));
+}
+
+fn ids(rows: Vec<RecordRow>) -> Vec<RecordId> {
+    rows.iter().map(|row| row.record_id).collect()
+}
+
+#[tokio::test]
+async fn inits_waiting_to_be_sequenced_are_found_by_their_log() {
+    let store = SqliteStore::open(&database("inits")).await.unwrap();
+    let a: PackageName = "example:a".parse().unwrap();
+    let b: PackageName = "example:b".parse().unwrap();
+    let missing = [Digest::of(b"not uploaded")];
+    let records = [
+        NewRecord {
+            is_init: true,
+            ..insert(&a, record_id(1), b"init", &[])
+        },
+        insert(&a, record_id(2), b"release", &[]),
+        NewRecord {
+            is_init: true,
+            ..insert(&b, record_id(3), b"init", &[])
+        },
+        // A second init of `a`, waiting for content: sourcing is not sequenced either.
+        NewRecord {
+            is_init: true,
+            ..insert(&a, record_id(4), b"init", &missing)
+        },
+    ];
+    for record in records {
+        store.insert_record(record).await.unwrap();
+    }
+    let a_inits = store.unsequenced_inits(&a.log_id()).await.unwrap();
+    assert_eq!(ids(a_inits), [record_id(1), record_id(4)]);
+    // Once sequenced or rejected, an init no longer waits.
+    let first = store.pending(1).await.unwrap().remove(0);
+    let batch = CommitBatch {
+        validated: vec![SequencedRecord {
+            seq: first.seq,
+            record_id: first.record_id,
+            registry_index: 0,
+        }],
+        rejected: vec![(record_id(4), "a second init".into())],
+        checkpoint: None,
+    };
+    store.commit(&batch).await.unwrap();
+    assert!(store
+        .unsequenced_inits(&a.log_id())
+        .await
+        .unwrap()
+        .is_empty());
+    let b_inits = store.unsequenced_inits(&b.log_id()).await.unwrap();
+    assert_eq!(ids(b_inits), [record_id(3)]);
+}
+
+#[tokio::test]
+async fn a_database_of_the_earlier_version_keeps_its_waiting_records_findable() {
+    // The earlier version indexed every unsequenced record by log; its waiting records
+    // are kept as possible inits when the index goes.
+    let path = database("upgrade");
+    let name: PackageName = "example:old".parse().unwrap();
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let connect = || {
+        use sqlx::ConnectOptions as _;
+        options.connect()
+    };
+    {
+        let mut old = connect().await.unwrap();
+        let statements = [
+            "CREATE TABLE logs (log_id TEXT PRIMARY KEY, name TEXT, name_lower TEXT UNIQUE)",
+            "CREATE TABLE records (seq INTEGER PRIMARY KEY AUTOINCREMENT, \
+             record_id TEXT NOT NULL UNIQUE, log_id TEXT NOT NULL REFERENCES logs (log_id), \
+             envelope BLOB NOT NULL, status TEXT NOT NULL, reason TEXT, \
+             registry_index BIGINT UNIQUE)",
+            "CREATE INDEX records_unsequenced_by_log ON records (log_id, seq) \
+             WHERE status IN ('pending', 'sourcing')",
+        ];
+        for statement in statements {
+            sqlx::query(statement).execute(&mut old).await.unwrap();
+        }
+        sqlx::query("INSERT INTO logs VALUES ($1, $2, $2)")
+            .bind(name.log_id().to_string())
+            .bind(name.to_string())
+            .execute(&mut old)
+            .await
+            .unwrap();
+        for (n, status, index) in [(1, "validated", Some(0)), (2, "pending", None)] {
+            sqlx::query(
+                "INSERT INTO records (record_id, log_id, envelope, status, registry_index) \
+                 VALUES ($1, $2, x'00', $3, $4)",
+            )
+            .bind(record_id(n).to_string())
+            .bind(name.log_id().to_string())
+            .bind(status)
+            .bind(index)
+            .execute(&mut old)
+            .await
+            .unwrap();
+        }
+    }
+    for _ in 0..2 {
+        let store = SqliteStore::open(&path).await.unwrap();
+        let waiting = store.unsequenced_inits(&name.log_id()).await.unwrap();
+        assert_eq!(ids(waiting), [record_id(2)]);
+        store.close().await;
+    }
+    let mut check = connect().await.unwrap();
+    let old_index: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE name = 'records_unsequenced_by_log'",
+    )
+    .fetch_optional(&mut check)
+    .await
+    .unwrap();
+    assert_eq!(old_index, None);
 }
 
 #[tokio::test]
@@ -290,6 +407,7 @@ async fn concurrent_duplicates_and_name_clashes_each_get_their_own_answer() {
                         package_name: Some(&name),
                         envelope: b"e",
                         missing_content: &[],
+                        is_init: false,
                     })
                     .await
             })
