@@ -248,21 +248,29 @@ pub trait RecordStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<ContentRow>, StoreError>> + Send;
 }
 
+/// The columns of the records table.
+macro_rules! records_columns {
+    () => {
+        "(
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        record_id TEXT NOT NULL,
+        log_id TEXT NOT NULL REFERENCES logs (log_id),
+        envelope BLOB NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        registry_index BIGINT UNIQUE
+    )"
+    };
+}
+
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS logs (
         log_id TEXT PRIMARY KEY,
         name TEXT,
         name_lower TEXT UNIQUE
     )",
-    "CREATE TABLE IF NOT EXISTS records (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        record_id TEXT NOT NULL UNIQUE,
-        log_id TEXT NOT NULL REFERENCES logs (log_id),
-        envelope BLOB NOT NULL,
-        status TEXT NOT NULL,
-        reason TEXT,
-        registry_index BIGINT UNIQUE
-    )",
+    // No index on `record_id`: see `RecordIds`.
+    concat!("CREATE TABLE IF NOT EXISTS records ", records_columns!()),
     // Records waiting to be sequenced, in arrival order. A partial index: a record leaves
     // it once sequenced, so it stays small and cheap to update, unlike indexes over every
     // record (dropped here from databases of earlier versions).
@@ -348,6 +356,40 @@ pub struct SqliteStore {
     /// and woken as soon as the other is done, instead of in SQLite's busy handler, which
     /// polls with growing sleeps and gives up after `busy_timeout`.
     write_turn: Arc<tokio::sync::Mutex<()>>,
+    /// Every record's `seq`, by id.
+    ids: Arc<RecordIds>,
+}
+
+/// Every stored record's `seq`, by record id, in memory: the records table has no index on
+/// the id. Record ids are hashes, so an index on them takes each insert's write at a random
+/// page of the index, which in the publish benchmark cost about 15% of the records accepted
+/// per second. The map is complete because the group commit is the only writer of records
+/// and adds each batch's ids once the batch is committed, before it answers any caller, and
+/// because one store at a time has the database open (`cairn` locks its data directory).
+#[derive(Debug, Default)]
+struct RecordIds(std::sync::RwLock<HashMap<RecordId, i64>>);
+
+impl RecordIds {
+    fn seq(&self, record_id: &RecordId) -> Option<i64> {
+        self.0
+            .read()
+            .expect("record ids lock poisoned")
+            .get(record_id)
+            .copied()
+    }
+
+    fn add(&self, records: impl IntoIterator<Item = (RecordId, i64)>) {
+        self.0
+            .write()
+            .expect("record ids lock poisoned")
+            .extend(records);
+    }
+
+    /// The `seq` of a record that must be stored (named by another stored row).
+    fn stored_seq(&self, record_id: &RecordId) -> Result<i64, StoreError> {
+        self.seq(record_id)
+            .ok_or_else(|| corrupt(format!("record {record_id} is named but not stored")))
+    }
 }
 
 impl SqliteStore {
@@ -399,6 +441,20 @@ impl SqliteStore {
         for statement in SCHEMA {
             sqlx::query(statement).execute(&writer).await?;
         }
+        if rebuild_records_without_id_index(&writer).await? {
+            // The rebuild dropped the table's indexes with it.
+            for statement in SCHEMA {
+                sqlx::query(statement).execute(&writer).await?;
+            }
+        }
+        let ids = Arc::new(RecordIds::default());
+        for row in sqlx::query("SELECT seq, record_id FROM records")
+            .fetch_all(&writer)
+            .await?
+        {
+            let record_id = parse(row.try_get::<&str, _>("record_id")?)?;
+            ids.add([(record_id, row.try_get::<i64, _>("seq")?)]);
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .test_before_acquire(false)
@@ -423,6 +479,7 @@ impl SqliteStore {
             group_connection,
             requests,
             write_turn.clone(),
+            ids.clone(),
         ));
         // SQLite names the WAL after the database's full path, symbolic links resolved.
         let database: String =
@@ -436,6 +493,7 @@ impl SqliteStore {
             inserts,
             wal,
             write_turn,
+            ids,
         })
     }
 
@@ -509,10 +567,13 @@ impl RecordStore for SqliteStore {
     }
 
     async fn record(&self, record_id: &RecordId) -> Result<Option<RecordRow>, StoreError> {
+        let Some(seq) = self.ids.seq(record_id) else {
+            return Ok(None);
+        };
         let row = sqlx::query(&format!(
-            "SELECT {RECORD_COLUMNS} FROM records WHERE record_id = $1"
+            "SELECT {RECORD_COLUMNS} FROM records WHERE seq = $1"
         ))
-        .bind(record_id.to_string())
+        .bind(seq)
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(record_row).transpose()
@@ -548,11 +609,14 @@ impl RecordStore for SqliteStore {
                 .fetch_optional(&mut *tx)
                 .await?;
             if still.is_none() {
-                sqlx::query("UPDATE records SET status = 'pending' WHERE record_id = $1 AND status = 'sourcing'")
-                    .bind(&record_id)
-                    .execute(&mut *tx)
-                    .await?;
-                ready.push(parse(&record_id)?);
+                let record_id: RecordId = parse(&record_id)?;
+                sqlx::query(
+                    "UPDATE records SET status = 'pending' WHERE seq = $1 AND status = 'sourcing'",
+                )
+                .bind(self.ids.stored_seq(&record_id)?)
+                .execute(&mut *tx)
+                .await?;
+                ready.push(record_id);
             }
         }
         tx.commit().await?;
@@ -593,7 +657,7 @@ impl RecordStore for SqliteStore {
             sqlx::query("PRAGMA synchronous = NORMAL")
                 .execute(&mut *connection)
                 .await?;
-            commit_batch(&mut connection, batch).await?;
+            commit_batch(&mut connection, batch, &self.ids).await?;
         }
         self.sync_wal().await
     }
@@ -723,6 +787,7 @@ struct InsertRequest {
 async fn commit_batch(
     connection: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>,
     batch: &CommitBatch,
+    ids: &RecordIds,
 ) -> Result<(), StoreError> {
     use sqlx::Connection as _;
     let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
@@ -756,9 +821,10 @@ async fn commit_batch(
     for (record_id, reason) in &batch.rejected {
         sqlx::query(
             "UPDATE records SET status = 'rejected', reason = $1 \
-             WHERE record_id = $2 AND status IN ('pending', 'sourcing')",
+             WHERE seq = $2 AND record_id = $3 AND status IN ('pending', 'sourcing')",
         )
         .bind(reason)
+        .bind(ids.stored_seq(record_id)?)
         .bind(record_id.to_string())
         .execute(&mut *tx)
         .await?;
@@ -798,6 +864,7 @@ async fn insert_batches(
     mut connection: sqlx::SqliteConnection,
     mut requests: mpsc::Receiver<InsertRequest>,
     write_turn: Arc<tokio::sync::Mutex<()>>,
+    ids: Arc<RecordIds>,
 ) {
     // Logs are never deleted, so a log seen once needs no lookup again.
     let mut known_logs: HashSet<LogId> = HashSet::new();
@@ -812,7 +879,7 @@ async fn insert_batches(
                 Err(_) => break,
             }
         }
-        match insert_in_turn(&write_turn, &mut connection, &batch, &known_logs).await {
+        match insert_in_turn(&write_turn, &mut connection, &batch, &known_logs, &ids).await {
             Ok((outcomes, new_logs)) => {
                 known_logs.extend(new_logs);
                 for (request, outcome) in batch.into_iter().zip(outcomes) {
@@ -824,18 +891,23 @@ async fn insert_batches(
             Err(_) if batch.len() > 1 => {
                 for request in batch {
                     let single = std::slice::from_ref(&request);
-                    let outcome =
-                        match insert_in_turn(&write_turn, &mut connection, single, &known_logs)
-                            .await
-                        {
-                            Ok((mut outcomes, new_logs)) => {
-                                known_logs.extend(new_logs);
-                                outcomes.pop().unwrap_or_else(|| {
-                                    Err(StoreError::Failed("no outcome for the insert".into()))
-                                })
-                            }
-                            Err(error) => Err(error),
-                        };
+                    let outcome = match insert_in_turn(
+                        &write_turn,
+                        &mut connection,
+                        single,
+                        &known_logs,
+                        &ids,
+                    )
+                    .await
+                    {
+                        Ok((mut outcomes, new_logs)) => {
+                            known_logs.extend(new_logs);
+                            outcomes.pop().unwrap_or_else(|| {
+                                Err(StoreError::Failed("no outcome for the insert".into()))
+                            })
+                        }
+                        Err(error) => Err(error),
+                    };
                     let _ = request.reply.send(outcome);
                 }
             }
@@ -856,40 +928,51 @@ async fn insert_in_turn(
     connection: &mut sqlx::SqliteConnection,
     batch: &[InsertRequest],
     known_logs: &HashSet<LogId>,
+    ids: &RecordIds,
 ) -> Result<BatchOutcome, StoreError> {
     let _turn = write_turn.lock().await;
-    insert_batch(connection, batch, known_logs).await
+    insert_batch(connection, batch, known_logs, ids).await
 }
 
 type BatchOutcome = (Vec<Result<InsertOutcome, StoreError>>, Vec<LogId>);
 
 /// Inserts a batch: each new log (with its name checked against the others), then every
-/// record in one `INSERT ... ON CONFLICT DO NOTHING RETURNING`, the ones already there read
-/// back, their missing content and the inits among them in one more statement each. Returns each request's outcome, in
-/// order, and the logs now known.
+/// record not stored yet in one `INSERT ... RETURNING`, the ones stored already read back,
+/// what the new ones wait for and which of them are inits in one more statement each. Once
+/// committed, the new records' ids join `ids`. Returns each request's outcome, in order, and
+/// the logs now known.
 ///
-/// Only a batch that creates logs, waits for content or holds inits needs several
-/// statements, committed together in a transaction; the usual batch (releases of known packages with their content
-/// stored) is the one `INSERT`, which commits on its own, in one round trip to the
-/// connection's thread instead of three.
+/// Only a batch that creates logs, waits for content, holds inits or records stored
+/// already needs several statements, committed together in a transaction; the usual batch
+/// (new releases of known packages with their content stored) is the one `INSERT`, which
+/// commits on its own, in one round trip to the connection's thread instead of three.
 async fn insert_batch(
     connection: &mut sqlx::SqliteConnection,
     batch: &[InsertRequest],
     known_logs: &HashSet<LogId>,
+    ids: &RecordIds,
 ) -> Result<BatchOutcome, StoreError> {
     use sqlx::Connection as _;
     let several_statements = batch.iter().any(|request| {
         let record = &request.record;
-        !known_logs.contains(&record.log_id) || !record.missing_content.is_empty() || record.is_init
+        !known_logs.contains(&record.log_id)
+            || !record.missing_content.is_empty()
+            || record.is_init
+            || ids.seq(&record.record_id).is_some()
     });
-    if several_statements {
+    let (outcomes, new_logs) = if several_statements {
         let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
-        let outcome = insert_statements(&mut tx, batch, known_logs).await?;
+        let outcome = insert_statements(&mut tx, batch, known_logs, ids).await?;
         tx.commit().await?;
-        Ok(outcome)
+        outcome
     } else {
-        insert_statements(connection, batch, known_logs).await
-    }
+        insert_statements(connection, batch, known_logs, ids).await?
+    };
+    ids.add(outcomes.iter().filter_map(|outcome| match outcome {
+        Ok(InsertOutcome::Inserted(row)) => Some((row.record_id, row.seq)),
+        _ => None,
+    }));
+    Ok((outcomes, new_logs))
 }
 
 /// The statements of [`insert_batch`], on `connection` (in a transaction when there are
@@ -898,6 +981,7 @@ async fn insert_statements(
     connection: &mut sqlx::SqliteConnection,
     batch: &[InsertRequest],
     known_logs: &HashSet<LogId>,
+    ids: &RecordIds,
 ) -> Result<BatchOutcome, StoreError> {
     let mut outcomes: Vec<Option<Result<InsertOutcome, StoreError>>> =
         (0..batch.len()).map(|_| None).collect();
@@ -935,9 +1019,10 @@ async fn insert_statements(
         }
     }
 
-    // The records, in arrival order (their `seq`), once each.
+    // The records, in arrival order (their `seq`), once each: the ones stored already, by an
+    // earlier batch, are read back; the others are inserted.
     let mut first_of: HashMap<RecordId, usize> = HashMap::new();
-    let to_insert: Vec<usize> = (0..batch.len())
+    let (earlier, to_insert): (Vec<usize>, Vec<usize>) = (0..batch.len())
         .filter(|&i| outcomes[i].is_none())
         .filter(|&i| match first_of.entry(batch[i].record.record_id) {
             std::collections::hash_map::Entry::Occupied(_) => false,
@@ -946,29 +1031,54 @@ async fn insert_statements(
                 true
             }
         })
-        .collect();
+        .partition(|&i| ids.seq(&batch[i].record.record_id).is_some());
     let mut rows: HashMap<RecordId, RecordRow> = HashMap::new();
+    if !earlier.is_empty() {
+        let mut select = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE seq IN ("
+        ));
+        let mut list = select.separated(", ");
+        for &i in &earlier {
+            list.push_bind(ids.stored_seq(&batch[i].record.record_id)?);
+        }
+        select.push(")");
+        for row in select.build().fetch_all(&mut *connection).await? {
+            let row = record_row(&row)?;
+            rows.insert(row.record_id, row);
+        }
+        for &i in &earlier {
+            let id = batch[i].record.record_id;
+            let row = rows
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| corrupt(format!("record {id} is not where its seq says")))?;
+            outcomes[i] = Some(Ok(InsertOutcome::AlreadyThere(row)));
+        }
+    }
     if !to_insert.is_empty() {
         let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT INTO records (record_id, log_id, envelope, status) ",
         );
         insert.push_values(&to_insert, |mut values, &i| {
             let record = &batch[i].record;
-            let status = if record.missing_content.is_empty() {
-                RecordStatus::Pending
-            } else {
-                RecordStatus::Sourcing
-            };
             values
                 .push_bind(record.record_id.to_string())
                 .push_bind(record.log_id.to_string())
                 .push_bind(record.envelope.as_slice())
-                .push_bind(status.as_str());
+                .push_bind(initial_status(record).as_str());
         });
-        // Only what the insert decided comes back; the rest of each row is the request's.
-        insert.push(" ON CONFLICT (record_id) DO NOTHING RETURNING seq, record_id, status");
-        let mut inserted: HashSet<RecordId> = HashSet::new();
-        for row in insert.build().fetch_all(&mut *connection).await? {
+        // Only the `seq` of each comes back (with its id: RETURNING rows come in no set
+        // order); the rest of each row is the request's.
+        insert.push(" RETURNING seq, record_id");
+        let inserted = insert.build().fetch_all(&mut *connection).await?;
+        if inserted.len() != to_insert.len() {
+            return Err(StoreError::Failed(format!(
+                "{} records inserted of {}",
+                inserted.len(),
+                to_insert.len()
+            )));
+        }
+        for row in inserted {
             let record_id: RecordId = parse(row.try_get::<&str, _>("record_id")?)?;
             let &i = first_of.get(&record_id).ok_or_else(|| {
                 StoreError::Failed(format!(
@@ -976,46 +1086,22 @@ async fn insert_statements(
                 ))
             })?;
             let record = &batch[i].record;
-            inserted.insert(record_id);
-            rows.insert(
-                record_id,
-                RecordRow {
-                    seq: row.try_get("seq")?,
-                    record_id,
-                    log_id: record.log_id,
-                    envelope: record.envelope.clone(),
-                    status: RecordStatus::parse(row.try_get::<&str, _>("status")?)?,
-                    reason: None,
-                    registry_index: None,
-                },
-            );
+            let row = RecordRow {
+                seq: row.try_get("seq")?,
+                record_id: record.record_id,
+                log_id: record.log_id,
+                envelope: record.envelope.clone(),
+                status: initial_status(record),
+                reason: None,
+                registry_index: None,
+            };
+            rows.insert(record.record_id, row.clone());
+            outcomes[i] = Some(Ok(InsertOutcome::Inserted(row)));
         }
-        // Records that were already there, from an earlier batch.
-        let earlier: Vec<String> = to_insert
-            .iter()
-            .map(|&i| batch[i].record.record_id)
-            .filter(|id| !inserted.contains(id))
-            .map(|id| id.to_string())
-            .collect();
-        if !earlier.is_empty() {
-            let mut select = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
-                "SELECT {RECORD_COLUMNS} FROM records WHERE record_id IN ("
-            ));
-            let mut list = select.separated(", ");
-            for id in &earlier {
-                list.push_bind(id.as_str());
-            }
-            select.push(")");
-            for row in select.build().fetch_all(&mut *connection).await? {
-                let row = record_row(&row)?;
-                rows.insert(row.record_id, row);
-            }
-        }
-        // What the new ones wait for.
+        // What the new ones wait for, and which of them begin their logs.
         let missing: Vec<(String, String)> = to_insert
             .iter()
             .map(|&i| &batch[i].record)
-            .filter(|record| inserted.contains(&record.record_id))
             .flat_map(|record| {
                 record
                     .missing_content
@@ -1029,9 +1115,7 @@ async fn insert_statements(
             .filter(|record| record.is_init)
             .filter_map(|record| {
                 let row = rows.get(&record.record_id)?;
-                inserted
-                    .contains(&record.record_id)
-                    .then(|| (record.log_id.to_string(), row.seq))
+                Some((record.log_id.to_string(), row.seq))
             })
             .collect();
         // In chunks, well below the limit on bound values of one statement.
@@ -1055,18 +1139,6 @@ async fn insert_statements(
             insert.push(" ON CONFLICT DO NOTHING");
             insert.build().execute(&mut *connection).await?;
         }
-        for &i in &to_insert {
-            let id = batch[i].record.record_id;
-            let row = rows
-                .get(&id)
-                .cloned()
-                .ok_or_else(|| StoreError::Failed(format!("record {id} vanished")))?;
-            outcomes[i] = Some(Ok(if inserted.contains(&id) {
-                InsertOutcome::Inserted(row)
-            } else {
-                InsertOutcome::AlreadyThere(row)
-            }));
-        }
     }
     // A record sent twice in one batch: the second finds the first.
     let outcomes = outcomes
@@ -1083,6 +1155,45 @@ async fn insert_statements(
         })
         .collect();
     Ok((outcomes, new_logs))
+}
+
+/// Rebuilds the records table of a database of an earlier version, which kept record ids
+/// unique with an index (see [`RecordIds`]), without it: in one transaction, every row kept
+/// with its `seq`. Returns whether it did; the table's other indexes went with the old table.
+async fn rebuild_records_without_id_index(writer: &SqlitePool) -> Result<bool, StoreError> {
+    let indexed: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM pragma_index_list('records') AS list \
+         JOIN pragma_index_info(list.name) AS info \
+         WHERE list.\"unique\" = 1 AND info.name = 'record_id'",
+    )
+    .fetch_optional(writer)
+    .await?;
+    if indexed.is_none() {
+        return Ok(false);
+    }
+    tracing::info!("rebuilding the records table without its index on record ids");
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let statements = [
+        concat!("CREATE TABLE records_rebuilt ", records_columns!()),
+        "INSERT INTO records_rebuilt (seq, record_id, log_id, envelope, status, reason, registry_index) \
+         SELECT seq, record_id, log_id, envelope, status, reason, registry_index FROM records",
+        "DROP TABLE records",
+        "ALTER TABLE records_rebuilt RENAME TO records",
+    ];
+    for statement in statements {
+        sqlx::query(statement).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// A new record's status: `sourcing` while it misses content, else `pending`.
+fn initial_status(record: &OwnedNewRecord) -> RecordStatus {
+    if record.missing_content.is_empty() {
+        RecordStatus::Pending
+    } else {
+        RecordStatus::Sourcing
+    }
 }
 
 /// Makes sure the record's log exists: finds it, or creates it unless its name clashes

@@ -41,7 +41,8 @@ fn insert<'a>(
 
 #[tokio::test]
 async fn a_record_is_inserted_once_and_read_back() {
-    let store = SqliteStore::open(&database("insert")).await.unwrap();
+    let path = database("insert");
+    let store = SqliteStore::open(&path).await.unwrap();
     let name: PackageName = "example:one".parse().unwrap();
     let first = store
         .insert_record(insert(&name, record_id(1), b"envelope", &[]))
@@ -57,12 +58,23 @@ async fn a_record_is_inserted_once_and_read_back() {
         .await
         .unwrap();
     assert_eq!(again, InsertOutcome::AlreadyThere(row.clone()));
-    assert_eq!(store.record(&record_id(1)).await.unwrap(), Some(row));
+    assert_eq!(store.record(&record_id(1)).await.unwrap(), Some(row.clone()));
     assert_eq!(
         store.log_name(&name.log_id()).await.unwrap(),
         Some(Some("example:one".into()))
     );
     assert_eq!(store.log_name(&LogId::operator_log()).await.unwrap(), None);
+    assert_eq!(store.record(&record_id(2)).await.unwrap(), None);
+    // Still once after reopening the database.
+    store.close().await;
+    drop(store);
+    let store = SqliteStore::open(&path).await.unwrap();
+    let again = store
+        .insert_record(insert(&name, record_id(1), b"other bytes", &[]))
+        .await
+        .unwrap();
+    assert_eq!(again, InsertOutcome::AlreadyThere(row.clone()));
+    assert_eq!(store.record(&record_id(1)).await.unwrap(), Some(row));
 }
 
 #[tokio::test]
@@ -185,9 +197,10 @@ async fn inits_waiting_to_be_sequenced_are_found_by_their_log() {
 }
 
 #[tokio::test]
-async fn a_database_of_the_earlier_version_keeps_its_waiting_records_findable() {
-    // The earlier version indexed every unsequenced record by log; its waiting records
-    // are kept as possible inits when the index goes.
+async fn a_database_of_the_earlier_version_is_upgraded_in_place() {
+    // The earlier version indexed every unsequenced record by log, and record ids in a
+    // unique index: its waiting records are kept as possible inits when the first goes, and
+    // every record is kept, still once, when the table is rebuilt without the second.
     let path = database("upgrade");
     let name: PackageName = "example:old".parse().unwrap();
     let options = sqlx::sqlite::SqliteConnectOptions::new()
@@ -235,16 +248,38 @@ async fn a_database_of_the_earlier_version_keeps_its_waiting_records_findable() 
         let store = SqliteStore::open(&path).await.unwrap();
         let waiting = store.unsequenced_inits(&name.log_id()).await.unwrap();
         assert_eq!(ids(waiting), [record_id(2)]);
+        let validated = store.validated().await.unwrap();
+        assert_eq!(ids(validated.clone()), [record_id(1)]);
+        assert_eq!(validated[0].registry_index, Some(0));
+        let again = store
+            .insert_record(insert(&name, record_id(2), b"other", &[]))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&again, InsertOutcome::AlreadyThere(row) if row.seq == 2 && row.envelope == [0]),
+            "{again:?}"
+        );
+        // New records continue the sequence.
+        let n = 2 + store.pending(10).await.unwrap().len() as u32;
+        let new = store
+            .insert_record(insert(&name, record_id(n), b"new", &[]))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&new, InsertOutcome::Inserted(row) if row.seq == i64::from(n)),
+            "{new:?}"
+        );
         store.close().await;
     }
     let mut check = connect().await.unwrap();
-    let old_index: Option<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE name = 'records_unsequenced_by_log'",
+    let gone: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE name = 'records_unsequenced_by_log' \
+         OR sql LIKE '%record_id TEXT NOT NULL UNIQUE%'",
     )
-    .fetch_optional(&mut check)
+    .fetch_all(&mut check)
     .await
     .unwrap();
-    assert_eq!(old_index, None);
+    assert!(gone.is_empty(), "{gone:?}");
 }
 
 #[tokio::test]
