@@ -71,9 +71,26 @@ impl From<cairn_log::Hash> for Digest {
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", hex::encode(self.0))
+        // Written in one piece from the stack: digests are formatted for every stored row
+        // and every answer, and `hex::encode` builds a string a character at a time.
+        let mut text = [0u8; 71];
+        text[..7].copy_from_slice(b"sha256:");
+        hex::encode_to_slice(self.0, &mut text[7..]).expect("room for 64 hex digits");
+        f.write_str(std::str::from_utf8(&text).expect("hex digits are ASCII"))
     }
 }
+
+/// The value of each lowercase hex digit, by byte; `INVALID` for every other byte.
+const HEX_VALUES: [u8; 256] = {
+    let mut values = [INVALID; 256];
+    let mut digit = 0;
+    while digit < 16 {
+        values[b"0123456789abcdef"[digit] as usize] = digit as u8;
+        digit += 1;
+    }
+    values
+};
+const INVALID: u8 = 0xff;
 
 impl fmt::Debug for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -91,15 +108,17 @@ impl FromStr for Digest {
         if algorithm != "sha256" {
             return Err(DigestError::UnsupportedAlgorithm(clip(algorithm)));
         }
-        if hex_part.len() != 64
-            || !hex_part
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
+        if hex_part.len() != 64 {
             return Err(DigestError::BadHex(clip(text)));
         }
         let mut bytes = [0u8; 32];
-        hex::decode_to_slice(hex_part, &mut bytes).map_err(|_| DigestError::BadHex(clip(text)))?;
+        for (byte, pair) in bytes.iter_mut().zip(hex_part.as_bytes().chunks_exact(2)) {
+            let (high, low) = (HEX_VALUES[pair[0] as usize], HEX_VALUES[pair[1] as usize]);
+            if high == INVALID || low == INVALID {
+                return Err(DigestError::BadHex(clip(text)));
+            }
+            *byte = high << 4 | low;
+        }
         Ok(Digest(bytes))
     }
 }

@@ -21,9 +21,22 @@ fn digests_have_exactly_one_text_form() {
         "93a44bbb96c751218e4c00d479e4c14358122a389acca16205b1e4d0dc5f9476",
         "sha256:93a4",
         "sha256::93a44bbb96c751218e4c00d479e4c14358122a389acca16205b1e4d0dc5f947",
+        "sha256:93a44bbb96c751218e4c00d479e4c14358122a389acca16205b1e4d0dc5f947g",
+        "sha256:93a44bbb96c751218e4c00d479e4c14358122a389acca16205b1e4d0dc5f94/",
+        "sha256:93a44bbb96c751218e4c00d479e4c14358122a389acca16205b1e4d0dc5f9é",
         "",
     ] {
         assert!(bad.parse::<Digest>().is_err(), "{bad:?} was accepted");
+    }
+}
+
+proptest! {
+    #[test]
+    fn every_digest_prints_as_lowercase_hex_and_parses_back(bytes in any::<[u8; 32]>()) {
+        let digest = Digest::from_bytes(bytes);
+        let text = digest.to_string();
+        prop_assert_eq!(&text, &format!("sha256:{}", hex::encode(bytes)));
+        prop_assert_eq!(text.parse::<Digest>().unwrap(), digest);
     }
 }
 

@@ -35,9 +35,28 @@ use crate::content::{self, ByteRange};
 use crate::error::ApiError;
 use crate::state::RegistryState;
 
-/// Everything a handler needs.
+/// Everything a handler needs. Cloned for every request (by the router and the middleware),
+/// so it is one shared allocation: a clone is one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateParts>);
+
+impl AppState {
+    /// Shares `parts` among the handlers.
+    pub fn new(parts: AppStateParts) -> Self {
+        AppState(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateParts;
+
+    fn deref(&self) -> &AppStateParts {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct AppStateParts {
     /// Records, logs, checkpoints, content rows.
     pub store: SqliteStore,
     /// Blobs.

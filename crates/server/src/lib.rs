@@ -30,7 +30,7 @@ use cairn_store::{
 };
 use tokio::sync::{watch, Notify};
 
-pub use api::{router, ApiSettings, AppState};
+pub use api::{router, ApiSettings, AppState, AppStateParts};
 pub use error::ApiError;
 pub use sequencer::Sequencer;
 pub use state::{RegistryState, ReplayError};
@@ -330,7 +330,7 @@ impl Registry {
             base_url,
             max_content_size: self.settings.max_content_size,
         };
-        let app = AppState {
+        let app = AppState::new(AppStateParts {
             store: self.store.clone(),
             blobs: self.blobs.clone(),
             state: self.state.clone(),
@@ -338,7 +338,7 @@ impl Registry {
             settings: Arc::new(settings),
             stored_content: Arc::default(),
             verified: self.verified.clone(),
-        };
+        });
         let (stop_tx, stop_rx) = watch::channel(false);
         // A sequencer that stops with an error (its store failed) stops the server too, so
         // that it does not go on accepting records nothing will sequence; a restart replays

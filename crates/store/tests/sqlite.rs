@@ -58,7 +58,10 @@ async fn a_record_is_inserted_once_and_read_back() {
         .await
         .unwrap();
     assert_eq!(again, InsertOutcome::AlreadyThere(row.clone()));
-    assert_eq!(store.record(&record_id(1)).await.unwrap(), Some(row.clone()));
+    assert_eq!(
+        store.record(&record_id(1)).await.unwrap(),
+        Some(row.clone())
+    );
     assert_eq!(
         store.log_name(&name.log_id()).await.unwrap(),
         Some(Some("example:one".into()))
