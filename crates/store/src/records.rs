@@ -248,17 +248,21 @@ pub trait RecordStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<ContentRow>, StoreError>> + Send;
 }
 
-/// The columns of the records table.
+/// The columns of the records table. What each insert writes is kept to the row itself and
+/// the pending index: no index on record ids (see `RecordIds`); registry indices are unique
+/// in a partial index, which records get only once sequenced; and `seq` is the rowid without
+/// `AUTOINCREMENT`, whose counter is a row of its own written by every insert (rows are
+/// never deleted, so new rowids still only grow).
 macro_rules! records_columns {
     () => {
         "(
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq INTEGER PRIMARY KEY,
         record_id TEXT NOT NULL,
         log_id TEXT NOT NULL REFERENCES logs (log_id),
         envelope BLOB NOT NULL,
         status TEXT NOT NULL,
         reason TEXT,
-        registry_index BIGINT UNIQUE
+        registry_index BIGINT
     )"
     };
 }
@@ -277,6 +281,8 @@ const SCHEMA: &[&str] = &[
     "DROP INDEX IF EXISTS records_by_log",
     "DROP INDEX IF EXISTS records_by_status",
     "CREATE INDEX IF NOT EXISTS records_pending ON records (seq) WHERE status = 'pending'",
+    "CREATE UNIQUE INDEX IF NOT EXISTS records_by_registry_index ON records (registry_index) \
+     WHERE registry_index IS NOT NULL",
     // The records that begin a log (an init entry), by log: a publish to a package whose
     // init is not sequenced yet looks its key up here. Only these records are indexed by
     // log, because an index entry for every record costs each insert a page write at a
@@ -441,7 +447,7 @@ impl SqliteStore {
         for statement in SCHEMA {
             sqlx::query(statement).execute(&writer).await?;
         }
-        if rebuild_records_without_id_index(&writer).await? {
+        if rebuild_records_table(&writer).await? {
             // The rebuild dropped the table's indexes with it.
             for statement in SCHEMA {
                 sqlx::query(statement).execute(&writer).await?;
@@ -664,7 +670,8 @@ impl RecordStore for SqliteStore {
 
     async fn validated(&self) -> Result<Vec<RecordRow>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {RECORD_COLUMNS} FROM records WHERE status = 'validated' ORDER BY registry_index"
+            "SELECT {RECORD_COLUMNS} FROM records
+             WHERE status = 'validated' AND registry_index IS NOT NULL ORDER BY registry_index"
         ))
         .fetch_all(&self.pool)
         .await?;
@@ -1157,21 +1164,22 @@ async fn insert_statements(
     Ok((outcomes, new_logs))
 }
 
-/// Rebuilds the records table of a database of an earlier version, which kept record ids
-/// unique with an index (see [`RecordIds`]), without it: in one transaction, every row kept
-/// with its `seq`. Returns whether it did; the table's other indexes went with the old table.
-async fn rebuild_records_without_id_index(writer: &SqlitePool) -> Result<bool, StoreError> {
-    let indexed: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM pragma_index_list('records') AS list \
-         JOIN pragma_index_info(list.name) AS info \
-         WHERE list.\"unique\" = 1 AND info.name = 'record_id'",
-    )
-    .fetch_optional(writer)
+/// Rebuilds the records table of a database of an earlier version, whose columns were
+/// indexed on every insert (see `records_columns!`), as the table is now: in one transaction,
+/// every row kept with its `seq`. Returns whether it did; the table's indexes went with the
+/// old table.
+async fn rebuild_records_table(writer: &SqlitePool) -> Result<bool, StoreError> {
+    let current: String = sqlx::query_scalar(concat!(
+        "SELECT 'CREATE TABLE records ' || ",
+        "substr(sql, instr(sql, '(')) FROM sqlite_master WHERE type = 'table' AND name = 'records'"
+    ))
+    .fetch_one(writer)
     .await?;
-    if indexed.is_none() {
+    let wanted = concat!("CREATE TABLE records ", records_columns!());
+    if current == wanted {
         return Ok(false);
     }
-    tracing::info!("rebuilding the records table without its index on record ids");
+    tracing::info!("rebuilding the records table of an earlier version");
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let statements = [
         concat!("CREATE TABLE records_rebuilt ", records_columns!()),
