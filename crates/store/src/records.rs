@@ -393,6 +393,29 @@ impl RecordIds {
             .extend(records);
     }
 
+    /// Reads every record's id, a page at a time.
+    async fn load(pool: &SqlitePool) -> Result<Self, StoreError> {
+        const PAGE: i64 = 10_000;
+        let mut ids = HashMap::new();
+        let mut after = 0i64;
+        loop {
+            let rows = sqlx::query(
+                "SELECT seq, record_id FROM records WHERE seq > $1 ORDER BY seq LIMIT $2",
+            )
+            .bind(after)
+            .bind(PAGE)
+            .fetch_all(pool)
+            .await?;
+            for row in &rows {
+                after = row.try_get("seq")?;
+                ids.insert(parse(row.try_get::<&str, _>("record_id")?)?, after);
+            }
+            if (rows.len() as i64) < PAGE {
+                return Ok(RecordIds(std::sync::RwLock::new(ids)));
+            }
+        }
+    }
+
     /// The `seq` of a record that must be stored (named by another stored row).
     fn stored_seq(&self, record_id: &RecordId) -> Result<i64, StoreError> {
         self.seq(record_id)
@@ -455,14 +478,7 @@ impl SqliteStore {
                 sqlx::query(statement).execute(&writer).await?;
             }
         }
-        let ids = Arc::new(RecordIds::default());
-        for row in sqlx::query("SELECT seq, record_id FROM records")
-            .fetch_all(&writer)
-            .await?
-        {
-            let record_id = parse(row.try_get::<&str, _>("record_id")?)?;
-            ids.add([(record_id, row.try_get::<i64, _>("seq")?)]);
-        }
+        let ids = Arc::new(RecordIds::load(&writer).await?);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .test_before_acquire(false)

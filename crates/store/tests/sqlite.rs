@@ -80,6 +80,51 @@ async fn a_record_is_inserted_once_and_read_back() {
     assert_eq!(store.record(&record_id(1)).await.unwrap(), Some(row));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_record_id_is_known_again_after_reopening() {
+    // More records than the store reads back in one page when it opens.
+    const RECORDS: u32 = 10_050;
+    let path = database("many");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let name: PackageName = "example:many".parse().unwrap();
+    let mut tasks = Vec::new();
+    for task in 0..50u32 {
+        let (store, name) = (store.clone(), name.clone());
+        tasks.push(tokio::spawn(async move {
+            for n in (task..RECORDS).step_by(50) {
+                store
+                    .insert_record(insert(&name, record_id(n), b"e", &[]))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    store.close().await;
+    drop(store);
+    let store = SqliteStore::open(&path).await.unwrap();
+    for n in [0, 1, RECORDS / 2, RECORDS - 1] {
+        let again = store
+            .insert_record(insert(&name, record_id(n), b"other", &[]))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&again, InsertOutcome::AlreadyThere(row) if row.record_id == record_id(n)),
+            "{again:?}"
+        );
+    }
+    let new = store
+        .insert_record(insert(&name, record_id(RECORDS), b"e", &[]))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&new, InsertOutcome::Inserted(row) if row.seq == i64::from(RECORDS) + 1),
+        "{new:?}"
+    );
+}
+
 #[tokio::test]
 async fn package_names_are_unique_regardless_of_case() {
     let store = SqliteStore::open(&database("case")).await.unwrap();
