@@ -105,6 +105,10 @@ async fn every_record_id_is_known_again_after_reopening() {
     store.close().await;
     drop(store);
     let store = SqliteStore::open(&path).await.unwrap();
+    for n in 0..RECORDS {
+        let row = store.record(&record_id(n)).await.unwrap();
+        assert_eq!(row.map(|row| row.record_id), Some(record_id(n)));
+    }
     for n in [0, 1, RECORDS / 2, RECORDS - 1] {
         let again = store
             .insert_record(insert(&name, record_id(n), b"other", &[]))
