@@ -637,7 +637,11 @@ async fn reject_for_content(
 ) -> ApiError {
     let reason = format!("content with digest `{digest}` was rejected by policy: {error}");
     let batch = cairn_store::CommitBatch {
-        rejected: vec![(row.record_id, reason.clone())],
+        rejected: vec![cairn_store::RejectedRecord {
+            seq: row.seq,
+            record_id: row.record_id,
+            reason: reason.clone(),
+        }],
         ..Default::default()
     };
     if let Err(e) = app.store.commit(&batch).await {

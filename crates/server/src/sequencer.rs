@@ -20,7 +20,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use cairn_protocol::{LogId, PrivateKey, TimestampedCheckpoint};
-use cairn_store::{CommitBatch, RecordStore, SequencedRecord, SqliteStore};
+use cairn_store::{CommitBatch, RecordStore, RejectedRecord, SequencedRecord, SqliteStore};
 use tokio::sync::{watch, Notify};
 
 use crate::state::{RegistryState, ValidRecord, VerifiedSignatures};
@@ -159,7 +159,11 @@ fn sequence(
                 });
             match result {
                 Ok(done) => appended.push(done),
-                Err(reason) => batch.rejected.push((row.record_id, reason)),
+                Err(reason) => batch.rejected.push(RejectedRecord {
+                    seq: row.seq,
+                    record_id: row.record_id,
+                    reason,
+                }),
             }
         }
     }

@@ -33,5 +33,5 @@ pub use oci_content::{
 };
 pub use records::{
     CommitBatch, ContentRow, InsertOutcome, NewRecord, RecordRow, RecordStatus, RecordStore,
-    SequencedRecord, SqliteStore, StoreError, StoredLogRecord,
+    RejectedRecord, SequencedRecord, SqliteStore, StoreError, StoredLogRecord,
 };

@@ -1,7 +1,9 @@
 //! Records, logs, checkpoints and content manifests in SQL.
 //!
 //! The schema and every query use only SQL that SQLite and PostgreSQL both run (`$n`
-//! placeholders, `BIGINT`, `TEXT`; the one difference, the byte type, is in the schema only).
+//! placeholders, `BIGINT`, `TEXT`; the one difference, the byte type, is in the schema only),
+//! apart from SQLite's own housekeeping (pragmas, `sqlite_master`, the rowid). Record ids are
+//! looked up in memory, not in the table (see `RecordIds`).
 //!
 //! A record's life: `sourcing` (waiting for content) or `pending` (queued) when accepted;
 //! then `validated` (with its registry index) or `rejected` (with a reason), decided by the
@@ -154,9 +156,20 @@ pub struct CommitBatch {
     /// Records now in the log, with their indices.
     pub validated: Vec<SequencedRecord>,
     /// Records refused, with the reason.
-    pub rejected: Vec<(RecordId, String)>,
+    pub rejected: Vec<RejectedRecord>,
     /// The checkpoint covering the validated records, if any were.
     pub checkpoint: Option<SignedCheckpoint>,
+}
+
+/// A record the sequencer refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedRecord {
+    /// Its arrival order (the row it updates).
+    pub seq: i64,
+    /// Its id (checked against the row).
+    pub record_id: RecordId,
+    /// Why.
+    pub reason: String,
 }
 
 /// A record the sequencer put into the registry log.
@@ -292,12 +305,12 @@ const SCHEMA: &[&str] = &[
         seq INTEGER NOT NULL,
         PRIMARY KEY (log_id, seq)
     )",
-    // Databases of earlier versions indexed every unsequenced record by log instead: the
-    // ones waiting when such a database is opened are all kept as possible inits (the
-    // store cannot tell an init from its envelope), then the index goes.
-    "INSERT OR IGNORE INTO init_records (log_id, seq) SELECT log_id, seq FROM records \
-     WHERE status IN ('pending', 'sourcing') \
-     AND EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'records_unsequenced_by_log')",
+    // Databases of earlier versions kept no such table (every init since gets a row that
+    // stays): when it is empty, the records waiting are all kept as possible inits (the
+    // store cannot tell an init from its envelope).
+    "INSERT INTO init_records (log_id, seq) SELECT log_id, seq FROM records \
+     WHERE status IN ('pending', 'sourcing') AND NOT EXISTS (SELECT 1 FROM init_records) \
+     ON CONFLICT DO NOTHING",
     "DROP INDEX IF EXISTS records_unsequenced_by_log",
     "CREATE TABLE IF NOT EXISTS missing_content (
         record_id TEXT NOT NULL,
@@ -371,55 +384,69 @@ pub struct SqliteStore {
 /// Every stored record's `seq`, by record id, in memory: the records table has no index on
 /// the id. Record ids are hashes, so an index on them takes each insert's write at a random
 /// page of the index, which in the publish benchmark cost about 15% of the records accepted
-/// per second. The map is complete because the group commit is the only writer of records
-/// and adds each batch's ids once the batch is committed, before it answers any caller, and
-/// because one store at a time has the database open (`cairn` locks its data directory).
+/// per second. The map is complete because the group commit is the only writer of records:
+/// it adds each batch's ids once the batch is committed, before it answers any caller, and
+/// after a failed batch it reads back whatever of it was committed nonetheless; and because
+/// one store at a time has the database open (`cairn` locks its data directory).
 #[derive(Debug, Default)]
-struct RecordIds(std::sync::RwLock<HashMap<RecordId, i64>>);
+struct RecordIds(std::sync::RwLock<KnownIds>);
+
+#[derive(Debug, Default)]
+struct KnownIds {
+    seqs: HashMap<RecordId, i64>,
+    /// The highest `seq` known: rows are inserted in `seq` order, so every row above it is
+    /// one the map lacks.
+    last: i64,
+}
 
 impl RecordIds {
     fn seq(&self, record_id: &RecordId) -> Option<i64> {
         self.0
             .read()
             .expect("record ids lock poisoned")
+            .seqs
             .get(record_id)
             .copied()
     }
 
     fn add(&self, records: impl IntoIterator<Item = (RecordId, i64)>) {
-        self.0
-            .write()
-            .expect("record ids lock poisoned")
-            .extend(records);
+        let mut known = self.0.write().expect("record ids lock poisoned");
+        for (record_id, seq) in records {
+            known.last = known.last.max(seq);
+            // A record id stored twice (by a version without this map's care) answers as
+            // its first row.
+            known.seqs.entry(record_id).or_insert(seq);
+        }
     }
 
-    /// Reads every record's id, a page at a time.
-    async fn load(pool: &SqlitePool) -> Result<Self, StoreError> {
+    /// Adds every record stored after the last one known, a page at a time: at open, every
+    /// record; after a failed batch of inserts, whatever of it was committed nonetheless (a
+    /// batch's one `INSERT` commits on its own, before its rows are read back).
+    async fn catch_up(&self, connection: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
         const PAGE: i64 = 10_000;
-        let mut ids = HashMap::new();
-        let mut after = 0i64;
         loop {
+            let after = self.0.read().expect("record ids lock poisoned").last;
             let rows = sqlx::query(
                 "SELECT seq, record_id FROM records WHERE seq > $1 ORDER BY seq LIMIT $2",
             )
             .bind(after)
             .bind(PAGE)
-            .fetch_all(pool)
+            .fetch_all(&mut *connection)
             .await?;
-            for row in &rows {
-                after = row.try_get("seq")?;
-                ids.insert(parse(row.try_get::<&str, _>("record_id")?)?, after);
-            }
+            let page = rows
+                .iter()
+                .map(|row| {
+                    Ok((
+                        parse(row.try_get::<&str, _>("record_id")?)?,
+                        row.try_get("seq")?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            self.add(page);
             if (rows.len() as i64) < PAGE {
-                return Ok(RecordIds(std::sync::RwLock::new(ids)));
+                return Ok(());
             }
         }
-    }
-
-    /// The `seq` of a record that must be stored (named by another stored row).
-    fn stored_seq(&self, record_id: &RecordId) -> Result<i64, StoreError> {
-        self.seq(record_id)
-            .ok_or_else(|| corrupt(format!("record {record_id} is named but not stored")))
     }
 }
 
@@ -438,10 +465,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(30))
-            // 64 MiB of page cache per connection (the default is 2 MiB), and WAL
-            // checkpoints every 40 MiB rather than every 4 MiB, so that index pages changed
-            // again and again are copied into the database file less often. (In the publish
-            // benchmark neither made a difference beyond run-to-run noise.)
+            // 64 MiB of page cache per connection (the default is 2 MiB), and SQLite's own
+            // WAL checkpoints every 40 MiB rather than every 4 MiB: they bound the WAL's size,
+            // while the copying is mostly done beforehand in the background
+            // (`checkpoint_in_background`).
             .pragma("cache_size", "-65536")
             .pragma("wal_autocheckpoint", "10000")
             // Statement journals (a multi-row insert inside a transaction keeps one) stay in
@@ -478,7 +505,8 @@ impl SqliteStore {
                 sqlx::query(statement).execute(&writer).await?;
             }
         }
-        let ids = Arc::new(RecordIds::load(&writer).await?);
+        let ids = Arc::new(RecordIds::default());
+        ids.catch_up(&mut *writer.acquire().await?).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .test_before_acquire(false)
@@ -544,8 +572,9 @@ impl SqliteStore {
     /// copy is running already. The checkpoint that SQLite runs itself once the WAL reaches
     /// `wal_autocheckpoint` pages runs inside a commit, with every publish waiting for it (in
     /// the publish benchmark about 35 ms every 40 MB of WAL); after these it finds little left
-    /// to copy. It stays, because only it lets the WAL start over from its beginning, which
-    /// takes a moment without writes.
+    /// to copy. It stays as the bound on the WAL's size: beside a steady stream of writes a
+    /// checkpoint seldom copies the last frame, and only one that does lets the WAL start
+    /// over from its beginning.
     fn checkpoint_in_background(&self) {
         use std::sync::atomic::Ordering;
         if self.checkpointing.swap(true, Ordering::AcqRel) {
@@ -553,11 +582,13 @@ impl SqliteStore {
         }
         let (pool, running) = (self.pool.clone(), self.checkpointing.clone());
         tokio::spawn(async move {
-            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
                 .execute(&pool)
                 .await
             {
-                tracing::warn!(%error, "a background WAL checkpoint failed");
+                // The store closed meanwhile (the server stopping): nothing to do.
+                Ok(_) | Err(sqlx::Error::PoolClosed) => {}
+                Err(error) => tracing::warn!(%error, "a background WAL checkpoint failed"),
             }
             running.store(false, Ordering::Release);
         });
@@ -623,9 +654,13 @@ impl RecordStore for SqliteStore {
             "SELECT {RECORD_COLUMNS} FROM records WHERE seq = $1"
         ))
         .bind(seq)
-        .fetch_optional(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        row.as_ref().map(record_row).transpose()
+        let row = record_row(&row)?;
+        if row.record_id != *record_id {
+            return Err(corrupt(format!("row {seq} is not record {record_id}")));
+        }
+        Ok(Some(row))
     }
 
     async fn missing_content(&self, record_id: &RecordId) -> Result<Vec<Digest>, StoreError> {
@@ -659,10 +694,14 @@ impl RecordStore for SqliteStore {
                 .await?;
             if still.is_none() {
                 let record_id: RecordId = parse(&record_id)?;
+                let Some(seq) = self.ids.seq(&record_id) else {
+                    tracing::warn!(%record_id, "content arrived for a record that is not stored");
+                    continue;
+                };
                 sqlx::query(
                     "UPDATE records SET status = 'pending' WHERE seq = $1 AND status = 'sourcing'",
                 )
-                .bind(self.ids.stored_seq(&record_id)?)
+                .bind(seq)
                 .execute(&mut *tx)
                 .await?;
                 ready.push(record_id);
@@ -706,7 +745,7 @@ impl RecordStore for SqliteStore {
             sqlx::query("PRAGMA synchronous = NORMAL")
                 .execute(&mut *connection)
                 .await?;
-            commit_batch(&mut connection, batch, &self.ids).await?;
+            commit_batch(&mut connection, batch).await?;
         }
         self.sync_wal().await?;
         self.checkpoint_in_background();
@@ -715,8 +754,7 @@ impl RecordStore for SqliteStore {
 
     async fn validated(&self) -> Result<Vec<RecordRow>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {RECORD_COLUMNS} FROM records
-             WHERE status = 'validated' AND registry_index IS NOT NULL ORDER BY registry_index"
+            "SELECT {RECORD_COLUMNS} FROM records WHERE status = 'validated' ORDER BY registry_index"
         ))
         .fetch_all(&self.pool)
         .await?;
@@ -839,7 +877,6 @@ struct InsertRequest {
 async fn commit_batch(
     connection: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>,
     batch: &CommitBatch,
-    ids: &RecordIds,
 ) -> Result<(), StoreError> {
     use sqlx::Connection as _;
     let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
@@ -870,14 +907,14 @@ async fn commit_batch(
             )));
         }
     }
-    for (record_id, reason) in &batch.rejected {
+    for rejected in &batch.rejected {
         sqlx::query(
             "UPDATE records SET status = 'rejected', reason = $1 \
              WHERE seq = $2 AND record_id = $3 AND status IN ('pending', 'sourcing')",
         )
-        .bind(reason)
-        .bind(ids.stored_seq(record_id)?)
-        .bind(record_id.to_string())
+        .bind(&rejected.reason)
+        .bind(rejected.seq)
+        .bind(rejected.record_id.to_string())
         .execute(&mut *tx)
         .await?;
     }
@@ -983,7 +1020,13 @@ async fn insert_in_turn(
     ids: &RecordIds,
 ) -> Result<BatchOutcome, StoreError> {
     let _turn = write_turn.lock().await;
-    insert_batch(connection, batch, known_logs, ids).await
+    let written = insert_batch(connection, batch, known_logs, ids).await;
+    if written.is_err() {
+        if let Err(error) = ids.catch_up(connection).await {
+            tracing::error!(%error, "cannot read back the records of a failed batch");
+        }
+    }
+    written
 }
 
 type BatchOutcome = (Vec<Result<InsertOutcome, StoreError>>, Vec<LogId>);
@@ -1074,37 +1117,41 @@ async fn insert_statements(
     // The records, in arrival order (their `seq`), once each: the ones stored already, by an
     // earlier batch, are read back; the others are inserted.
     let mut first_of: HashMap<RecordId, usize> = HashMap::new();
-    let (earlier, to_insert): (Vec<usize>, Vec<usize>) = (0..batch.len())
-        .filter(|&i| outcomes[i].is_none())
-        .filter(|&i| match first_of.entry(batch[i].record.record_id) {
-            std::collections::hash_map::Entry::Occupied(_) => false,
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(i);
-                true
+    let (earlier, to_insert): (Vec<(usize, i64)>, Vec<usize>) = {
+        let firsts: Vec<usize> = (0..batch.len())
+            .filter(|&i| outcomes[i].is_none())
+            .filter(|&i| match first_of.entry(batch[i].record.record_id) {
+                std::collections::hash_map::Entry::Occupied(_) => false,
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(i);
+                    true
+                }
+            })
+            .collect();
+        let mut earlier = Vec::new();
+        let mut to_insert = Vec::new();
+        for i in firsts {
+            match ids.seq(&batch[i].record.record_id) {
+                Some(seq) => earlier.push((i, seq)),
+                None => to_insert.push(i),
             }
-        })
-        .partition(|&i| ids.seq(&batch[i].record.record_id).is_some());
+        }
+        (earlier, to_insert)
+    };
+    // The rows of records stored already and of the new ones, by id.
     let mut rows: HashMap<RecordId, RecordRow> = HashMap::new();
     if !earlier.is_empty() {
         let mut select = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
             "SELECT {RECORD_COLUMNS} FROM records WHERE seq IN ("
         ));
         let mut list = select.separated(", ");
-        for &i in &earlier {
-            list.push_bind(ids.stored_seq(&batch[i].record.record_id)?);
+        for &(_, seq) in &earlier {
+            list.push_bind(seq);
         }
         select.push(")");
         for row in select.build().fetch_all(&mut *connection).await? {
             let row = record_row(&row)?;
             rows.insert(row.record_id, row);
-        }
-        for &i in &earlier {
-            let id = batch[i].record.record_id;
-            let row = rows
-                .get(&id)
-                .cloned()
-                .ok_or_else(|| corrupt(format!("record {id} is not where its seq says")))?;
-            outcomes[i] = Some(Ok(InsertOutcome::AlreadyThere(row)));
         }
     }
     if !to_insert.is_empty() {
@@ -1192,7 +1239,8 @@ async fn insert_statements(
             insert.build().execute(&mut *connection).await?;
         }
     }
-    // A record sent twice in one batch: the second finds the first.
+    // Records stored already, and a record sent twice in one batch (the second finds the
+    // first).
     let outcomes = outcomes
         .into_iter()
         .enumerate()

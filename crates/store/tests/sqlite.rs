@@ -9,7 +9,7 @@ use cairn_protocol::{
 };
 use cairn_store::{
     CommitBatch, ContentRow, InsertOutcome, NewRecord, RecordRow, RecordStatus, RecordStore,
-    SequencedRecord, SqliteStore, StoreError,
+    RejectedRecord, SequencedRecord, SqliteStore, StoreError,
 };
 
 fn database(name: &str) -> PathBuf {
@@ -196,6 +196,14 @@ async fn a_record_waits_for_its_content_then_queues() {
     assert_eq!(store.content(&a).await.unwrap(), Some(row));
 }
 
+fn rejected(row: &RecordRow, reason: &str) -> RejectedRecord {
+    RejectedRecord {
+        seq: row.seq,
+        record_id: row.record_id,
+        reason: reason.into(),
+    }
+}
+
 fn ids(rows: Vec<RecordRow>) -> Vec<RecordId> {
     rows.iter().map(|row| row.record_id).collect()
 }
@@ -229,13 +237,14 @@ async fn inits_waiting_to_be_sequenced_are_found_by_their_log() {
     assert_eq!(ids(a_inits), [record_id(1), record_id(4)]);
     // Once sequenced or rejected, an init no longer waits.
     let first = store.pending(1).await.unwrap().remove(0);
+    let second_init = store.record(&record_id(4)).await.unwrap().unwrap();
     let batch = CommitBatch {
         validated: vec![SequencedRecord {
             seq: first.seq,
             record_id: first.record_id,
             registry_index: 0,
         }],
-        rejected: vec![(record_id(4), "a second init".into())],
+        rejected: vec![rejected(&second_init, "a second init")],
         checkpoint: None,
     };
     store.commit(&batch).await.unwrap();
@@ -406,14 +415,14 @@ async fn a_sequencer_commit_is_one_transaction_and_survives_reopening() {
         assert!(store.commit(&mismatched).await.is_err());
         let batch = CommitBatch {
             validated: vec![sequenced(&pending[0], 0), sequenced(&pending[2], 1)],
-            rejected: vec![(record_id(2), "no".into())],
+            rejected: vec![rejected(&pending[1], "no")],
             checkpoint: Some(checkpoint.clone()),
         };
         store.commit(&batch).await.unwrap();
         // A second checkpoint at the same length is refused and nothing of its batch lands.
         let clash = CommitBatch {
             validated: vec![],
-            rejected: vec![(record_id(1), "late".into())],
+            rejected: vec![rejected(&pending[0], "late")],
             checkpoint: Some(checkpoint.clone()),
         };
         assert!(store.commit(&clash).await.is_err());

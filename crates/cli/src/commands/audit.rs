@@ -13,7 +13,8 @@ use crate::output;
 /// rebuild the registry log and map, and check every stored checkpoint's roots and
 /// signature; then join every stored content from the content store the data directory
 /// records (a directory or an OCI registry; credentials for the latter from
-/// CAIRN_CONTENT_USERNAME and CAIRN_CONTENT_PASSWORD) and check its digest.
+/// CAIRN_CONTENT_USERNAME and CAIRN_CONTENT_PASSWORD) and check its digest. Like `cairn
+/// admin`, it runs only while no `cairn serve` uses the data directory.
 #[derive(Args)]
 pub struct AuditCommand {
     #[command(flatten)]
@@ -43,6 +44,9 @@ impl AuditCommand {
         if !database.is_file() {
             bail!("{} has no registry database", self.dir.data.display());
         }
+        // Like `cairn admin`, on a stopped registry only: opening the store may upgrade its
+        // database, which must not happen under a running server.
+        let _lock = crate::commands::lock_data_dir(&self.dir.data)?;
         let runtime = tokio::runtime::Runtime::new()?;
         let (mut report, manifests) = runtime.block_on(async {
             let store = SqliteStore::open(&database).await?;
