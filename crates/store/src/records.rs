@@ -1048,20 +1048,25 @@ async fn insert_batch(
     ids: &RecordIds,
 ) -> Result<BatchOutcome, StoreError> {
     use sqlx::Connection as _;
-    let several_statements = batch.iter().any(|request| {
+    // Each record's `seq` if it is stored already, looked up once.
+    let stored: Vec<Option<i64>> = batch
+        .iter()
+        .map(|request| ids.seq(&request.record.record_id))
+        .collect();
+    let several_statements = batch.iter().zip(&stored).any(|(request, stored)| {
         let record = &request.record;
         !known_logs.contains(&record.log_id)
             || !record.missing_content.is_empty()
             || record.is_init
-            || ids.seq(&record.record_id).is_some()
+            || stored.is_some()
     });
     let (outcomes, new_logs) = if several_statements {
         let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
-        let outcome = insert_statements(&mut tx, batch, known_logs, ids).await?;
+        let outcome = insert_statements(&mut tx, batch, &stored, known_logs).await?;
         tx.commit().await?;
         outcome
     } else {
-        insert_statements(connection, batch, known_logs, ids).await?
+        insert_statements(connection, batch, &stored, known_logs).await?
     };
     ids.add(outcomes.iter().filter_map(|outcome| match outcome {
         Ok(InsertOutcome::Inserted(row)) => Some((row.record_id, row.seq)),
@@ -1071,12 +1076,12 @@ async fn insert_batch(
 }
 
 /// The statements of [`insert_batch`], on `connection` (in a transaction when there are
-/// several).
+/// several); `stored` holds each record's `seq` if it is stored already.
 async fn insert_statements(
     connection: &mut sqlx::SqliteConnection,
     batch: &[InsertRequest],
+    stored: &[Option<i64>],
     known_logs: &HashSet<LogId>,
-    ids: &RecordIds,
 ) -> Result<BatchOutcome, StoreError> {
     let mut outcomes: Vec<Option<Result<InsertOutcome, StoreError>>> =
         (0..batch.len()).map(|_| None).collect();
@@ -1131,14 +1136,14 @@ async fn insert_statements(
         let mut earlier = Vec::new();
         let mut to_insert = Vec::new();
         for i in firsts {
-            match ids.seq(&batch[i].record.record_id) {
+            match stored[i] {
                 Some(seq) => earlier.push((i, seq)),
                 None => to_insert.push(i),
             }
         }
         (earlier, to_insert)
     };
-    // The rows of records stored already and of the new ones, by id.
+    // The rows of records stored already, by id.
     let mut rows: HashMap<RecordId, RecordRow> = HashMap::new();
     if !earlier.is_empty() {
         let mut select = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
@@ -1177,6 +1182,8 @@ async fn insert_statements(
                 to_insert.len()
             )));
         }
+        // Which of the new ones begin their logs.
+        let mut inits: Vec<(String, i64)> = Vec::new();
         for row in inserted {
             let record_id: RecordId = parse(row.try_get::<&str, _>("record_id")?)?;
             let &i = first_of.get(&record_id).ok_or_else(|| {
@@ -1194,10 +1201,12 @@ async fn insert_statements(
                 reason: None,
                 registry_index: None,
             };
-            rows.insert(record.record_id, row.clone());
+            if record.is_init {
+                inits.push((record.log_id.to_string(), row.seq));
+            }
             outcomes[i] = Some(Ok(InsertOutcome::Inserted(row)));
         }
-        // What the new ones wait for, and which of them begin their logs.
+        // What the new ones wait for.
         let missing: Vec<(String, String)> = to_insert
             .iter()
             .map(|&i| &batch[i].record)
@@ -1206,15 +1215,6 @@ async fn insert_statements(
                     .missing_content
                     .iter()
                     .map(|digest| (record.record_id.to_string(), digest.to_string()))
-            })
-            .collect();
-        let inits: Vec<(String, i64)> = to_insert
-            .iter()
-            .map(|&i| &batch[i].record)
-            .filter(|record| record.is_init)
-            .filter_map(|record| {
-                let row = rows.get(&record.record_id)?;
-                Some((record.log_id.to_string(), row.seq))
             })
             .collect();
         // In chunks, well below the limit on bound values of one statement.
@@ -1239,22 +1239,29 @@ async fn insert_statements(
             insert.build().execute(&mut *connection).await?;
         }
     }
-    // Records stored already, and a record sent twice in one batch (the second finds the
-    // first).
-    let outcomes = outcomes
-        .into_iter()
-        .enumerate()
-        .map(|(i, outcome)| {
-            outcome.unwrap_or_else(|| {
-                let id = batch[i].record.record_id;
-                rows.get(&id)
-                    .cloned()
-                    .map(InsertOutcome::AlreadyThere)
-                    .ok_or_else(|| StoreError::Failed(format!("record {id} vanished")))
-            })
-        })
-        .collect();
-    Ok((outcomes, new_logs))
+    // Records stored already, and a record sent twice in one batch: the second finds the
+    // first (which comes earlier, so its outcome is settled).
+    let mut settled: Vec<Result<InsertOutcome, StoreError>> = Vec::with_capacity(batch.len());
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        let outcome = outcome.unwrap_or_else(|| {
+            let id = batch[i].record.record_id;
+            let first = first_of
+                .get(&id)
+                .and_then(|&first| match settled.get(first) {
+                    Some(Ok(InsertOutcome::Inserted(row) | InsertOutcome::AlreadyThere(row))) => {
+                        Some(row)
+                    }
+                    _ => None,
+                });
+            rows.get(&id)
+                .or(first)
+                .cloned()
+                .map(InsertOutcome::AlreadyThere)
+                .ok_or_else(|| StoreError::Failed(format!("record {id} vanished")))
+        });
+        settled.push(outcome);
+    }
+    Ok((settled, new_logs))
 }
 
 /// Rebuilds the records table of a database of an earlier version, whose columns were
