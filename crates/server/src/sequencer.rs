@@ -30,7 +30,7 @@ const ROUND_LIMIT: u32 = 20_000;
 
 /// Records validated per hold of the state's write lock: small, so that request handlers,
 /// which read the state, wait little.
-const VALIDATION_CHUNK: usize = 32;
+const VALIDATION_CHUNK: usize = 8;
 
 /// What the sequencer needs.
 pub struct Sequencer {
