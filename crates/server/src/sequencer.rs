@@ -71,8 +71,10 @@ impl Sequencer {
                     _ = shutdown.changed() => continue,
                 }
             }
-            let worked = self.round().await?;
+            // Rounds are spaced start to start, so a round's own work does not add to the
+            // wait of the records that arrive while it runs.
             last_round = Instant::now();
+            let worked = self.round().await?;
             if !worked {
                 // Nothing pending: wait for a record (or poll now and then).
                 tokio::select! {
