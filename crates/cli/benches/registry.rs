@@ -346,7 +346,7 @@ fn wait_published(client: &Client, name: &PackageName, record_id: &RecordId) {
         match state.state {
             RecordState::Published { .. } => return,
             RecordState::Rejected { reason } => panic!("rejected: {reason}"),
-            _ => std::thread::sleep(Duration::from_millis(20)),
+            _ => std::thread::sleep(Duration::from_millis(5)),
         }
     }
 }
