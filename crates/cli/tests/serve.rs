@@ -351,6 +351,66 @@ fn a_warg_registry_header_naming_this_registry_is_accepted() {
         .send()
         .unwrap();
     assert_eq!(other.status(), 501);
+    assert_eq!(other.headers()["access-control-allow-origin"], "*");
+    assert_eq!(
+        other.text().unwrap(),
+        "`Warg-Registry` header is not supported"
+    );
+}
+
+const CORS_VARY: &str = "origin, access-control-request-method, access-control-request-headers";
+
+#[test]
+fn pages_of_any_origin_may_read_answers_and_send_json() {
+    let data = temp_dir("cors");
+    let server = TestServer::start(&data, &["--namespace", "example"]);
+    let http = server.client().http;
+    // A CORS preflight, here for a publish, is answered before routing, whatever the path.
+    for path in ["v1/package/sha256:00/record", "no/such/path"] {
+        let preflight = http
+            .request(reqwest::Method::OPTIONS, format!("{}/{path}", server.url))
+            .header("origin", "https://example.com")
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+            .unwrap();
+        assert_eq!(preflight.status(), 200, "{path}");
+        let headers = preflight.headers();
+        assert_eq!(headers["access-control-allow-origin"], "*");
+        assert_eq!(headers["access-control-allow-methods"], "GET,POST");
+        assert_eq!(
+            headers["access-control-allow-headers"],
+            "content-type,accept"
+        );
+        assert_eq!(headers["vary"], CORS_VARY);
+        assert_eq!(preflight.bytes().unwrap().len(), 0);
+    }
+    // Answers of every kind carry the headers: JSON, errors, content, and OCI.
+    let answers = [
+        ("v1/fetch/checkpoint", 200),
+        ("v1/no/such/endpoint", 404),
+        (
+            "v1/content/sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            404,
+        ),
+        (".well-known/wasm-pkg/registry.json", 200),
+        ("v2/", 200),
+    ];
+    for (path, status) in answers {
+        let answer = http
+            .get(format!("{}/{path}", server.url))
+            .header("origin", "https://example.com")
+            .send()
+            .unwrap();
+        assert_eq!(answer.status(), status, "{path}");
+        assert_eq!(
+            answer.headers()["access-control-allow-origin"],
+            "*",
+            "{path}"
+        );
+        let vary: Vec<_> = answer.headers().get_all("vary").iter().collect();
+        assert!(vary.iter().any(|v| *v == CORS_VARY), "{path}: {vary:?}");
+    }
 }
 
 #[test]

@@ -30,7 +30,7 @@ use cairn_store::{
 };
 use tokio::sync::{watch, Notify};
 
-pub use api::{router, ApiSettings, AppState, AppStateParts};
+pub use api::{service, ApiSettings, AppState, AppStateParts, Front};
 pub use error::ApiError;
 pub use sequencer::Sequencer;
 pub use state::{RegistryState, ReplayError};
@@ -355,12 +355,10 @@ impl Registry {
             })
         };
         tracing::info!(%address, "serving");
+        let push = oci::PushSettings::new(self.oci_push_token.clone(), &self.settings.data_dir);
         let server = axum::serve(
             listener,
-            api::router(app).layer(axum::Extension(oci::PushSettings::new(
-                self.oci_push_token.clone(),
-                &self.settings.data_dir,
-            ))),
+            axum::ServiceExt::<axum::extract::Request>::into_make_service(api::service(app, push)),
         )
         .with_graceful_shutdown(async move {
             tokio::select! {
