@@ -28,6 +28,7 @@ impl User {
             .env("CAIRN_DATA_DIR", &self.data)
             .env_remove("CAIRN_KEY")
             .env_remove("CAIRN_REGISTRY")
+            .env_remove("CAIRN_MAX_CHECKPOINT_AGE")
             .output()
             .unwrap();
         (
@@ -234,4 +235,22 @@ fn publish_fetch_yank_grant_and_revoke_from_the_command_line() {
             .contains("sha256:d6d9b4cd077a829c0275233bf3843c8294e250dfcc82b8ea15745e92982a820d"),
         "{stdout}"
     );
+}
+
+#[test]
+fn update_refuses_a_checkpoint_older_than_the_maximum_age() {
+    let root = temp_dir("client-cli-age");
+    let server = TestServer::start(&root.join("registry"), &["--namespace", "example"]);
+    let carol = User::new(&root, "carol");
+    carol.ok(&["config", "--registry", &server.url]);
+    // Nothing is published, so the registry's checkpoint from its start ages.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let (ok, stdout, stderr) = carol.run(&["update", "--max-checkpoint-age", "1s"]);
+    assert!(!ok, "{stdout}");
+    assert!(
+        stderr.contains("old, more than the 1 s allowed"),
+        "{stderr}"
+    );
+    let summary = carol.json(&["update", "--max-checkpoint-age", "1h", "--json"]);
+    assert_eq!(summary["logLength"], 1, "{summary}");
 }

@@ -320,6 +320,40 @@ async fn a_state_file_edited_on_disk_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_older_than_the_maximum_age_is_refused() {
+    let dir = temp_dir("freshness");
+    let registry = TestRegistry::start(&dir.join("registry")).await;
+    // Nothing is published, so the registry's one checkpoint, made when it started, ages.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let open = |storage: &str, max_seconds: u64| {
+        let mut config = cairn_client::ClientConfig::new(registry.url.clone(), dir.join(storage));
+        config.max_checkpoint_age = Some(std::time::Duration::from_secs(max_seconds));
+        cairn_client::Client::open(config).unwrap()
+    };
+
+    let mut strict = open("strict", 1);
+    let error = strict.update().await.unwrap_err();
+    match error {
+        ClientError::Security(cairn_client::SecurityError::StaleCheckpoint {
+            age_seconds,
+            max_seconds,
+        }) => {
+            assert!(age_seconds >= 2, "{age_seconds}");
+            assert_eq!(max_seconds, 1);
+        }
+        other => panic!("expected a stale checkpoint, got {other}"),
+    }
+    assert!(strict.trusted().checkpoint().is_none());
+    assert!(state_bytes(&strict).is_empty());
+
+    // The same checkpoint is fresh enough under a looser limit.
+    let mut lenient = open("lenient", 3600);
+    lenient.update().await.unwrap();
+    assert!(lenient.trusted().checkpoint().is_some());
+    registry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_package_is_not_found_and_changes_nothing() {
     let dir = temp_dir("unknown");
     let registry = TestRegistry::start(&dir.join("registry")).await;

@@ -22,6 +22,15 @@ pub struct ClientArgs {
     /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
+    /// Refuse a checkpoint older than this (`90s`, `10m`, `24h`): a registry that keeps
+    /// serving an old checkpoint may be hiding newer releases or revocations. Off by default.
+    #[arg(
+        long,
+        env = "CAIRN_MAX_CHECKPOINT_AGE",
+        value_name = "AGE",
+        value_parser = crate::commands::serve::parse_duration
+    )]
+    pub max_checkpoint_age: Option<std::time::Duration>,
 }
 
 /// The signing key option of the publishing commands.
@@ -53,6 +62,7 @@ impl ClientArgs {
         let url = self.registry_url(package)?;
         let mut config = ClientConfig::new(url.clone(), storage_dir(&url)?);
         config.concurrency = self.concurrency.max(1);
+        config.max_checkpoint_age = self.max_checkpoint_age;
         if !self.json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             let progress = std::sync::Arc::new(crate::progress::TerminalProgress::default());
             config.progress = cairn_client::ProgressSink::new(progress);

@@ -71,7 +71,7 @@ pub struct ServeCommand {
     content: Option<String>,
 }
 
-/// Parses `500ms`, `2s`, `1m` or plain seconds.
+/// Parses `500ms`, `2s`, `1m`, `24h` or plain seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = text.split_at(
@@ -85,13 +85,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "" | "s" => value,
         "m" => value * 60.0,
+        "h" => value * 3600.0,
         _ => {
             return Err(format!(
-                "invalid duration unit in {text:?} (use ms, s or m)"
+                "invalid duration unit in {text:?} (use ms, s, m or h)"
             ))
         }
     };
-    Ok(Duration::from_secs_f64(seconds))
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("duration {text:?} is too long"))
 }
 
 /// Parses `1024`, `64KiB`, `256MiB`, `1GiB`.
