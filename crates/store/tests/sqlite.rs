@@ -129,6 +129,80 @@ async fn every_record_id_is_known_again_after_reopening() {
     );
 }
 
+/// A batch whose one `INSERT` commits and then fails (here a trigger drops one of its rows,
+/// so fewer rows come back than were sent): the rows it did commit are read back before its
+/// records are retried one by one, so none of them is stored twice, and each is answered.
+#[tokio::test]
+async fn the_committed_part_of_a_failed_batch_is_not_stored_again() {
+    let path = database("failed-batch");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let name: PackageName = "example:batch".parse().unwrap();
+    // The log exists first, so that the batch below is one `INSERT` committing on its own.
+    store
+        .insert_record(insert(&name, record_id(0), b"e", &[]))
+        .await
+        .unwrap();
+    let dropped = record_id(25);
+    {
+        use sqlx::Connection as _;
+        let mut connection =
+            sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+        sqlx::query(&format!(
+            "CREATE TRIGGER drop_one BEFORE INSERT ON records \
+             WHEN NEW.record_id = '{dropped}' BEGIN SELECT RAISE(IGNORE); END"
+        ))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+        connection.close().await.unwrap();
+    }
+    // This runtime has one thread: the group commit runs only after every task below has
+    // sent its record, so they share one batch.
+    let tasks: Vec<_> = (1..50u32)
+        .map(|n| {
+            let (store, name) = (store.clone(), name.clone());
+            tokio::spawn(async move {
+                store
+                    .insert_record(insert(&name, record_id(n), b"e", &[]))
+                    .await
+            })
+        })
+        .collect();
+    let mut caught_up = 0;
+    for (n, task) in (1..50u32).zip(tasks) {
+        let outcome = task.await.unwrap();
+        if n == 25 {
+            assert!(outcome.is_err(), "{outcome:?}");
+            continue;
+        }
+        match outcome {
+            Ok(InsertOutcome::Inserted(row)) => assert_eq!(row.record_id, record_id(n)),
+            // Committed by the failed batch, found again by the retry.
+            Ok(InsertOutcome::AlreadyThere(row)) => {
+                assert_eq!(row.record_id, record_id(n));
+                caught_up += 1;
+            }
+            Err(error) => panic!("record {n}: {error}"),
+        }
+    }
+    assert!(caught_up > 0, "the batch never failed: nothing was tested");
+    store.close().await;
+    let mut connection = {
+        use sqlx::Connection as _;
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap()
+    };
+    let (rows, ids): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT record_id) FROM records")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+    assert_eq!((rows, ids), (49, 49));
+}
+
 #[tokio::test]
 async fn package_names_are_unique_regardless_of_case() {
     let store = SqliteStore::open(&database("case")).await.unwrap();
