@@ -46,7 +46,7 @@ enum Command {
 /// jemalloc rather than the system allocator: the server's requests allocate on one runtime
 /// thread and free on another, which glibc's malloc handles slowly (the publish benchmark
 /// spent about a tenth of the server's CPU in it).
-#[cfg(not(target_env = "msvc"))]
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -658,3 +658,21 @@ fn records_fetched_from_a_restarted_registry_are_the_same() {
         "a restart with nothing new makes no new checkpoint"
     );
 }
+
+#[test]
+fn the_longest_checkpoint_interval_is_kept() {
+    // A century, the longest accepted: far longer than the machine's uptime, which the
+    // monotonic clock counts from.
+    let data = temp_dir("long-interval");
+    let server = TestServer::start(
+        &data,
+        &["--namespace", "example", "--checkpoint-interval", "876000h"],
+    );
+    // The first round runs at once; the server stays up with its sequencer.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(server.client().checkpoint().unwrap().contents.log_length, 1);
+    let log = server.stderr.lock().unwrap().clone();
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(!log.contains("sequencer stopped"), "{log}");
+    assert!(server.stop().success());
+}

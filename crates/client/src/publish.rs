@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ClientError;
 use crate::http::is_not_found;
+use crate::update::CheckpointAge;
 use crate::Client;
 
 /// One entry of a record to publish.
@@ -114,7 +115,8 @@ impl Client {
             }
             (None, None)
         } else {
-            self.update_packages(std::slice::from_ref(name)).await?;
+            self.update_with(std::slice::from_ref(name), CheckpointAge::NotChecked)
+                .await?;
             let head = self
                 .state
                 .package(name)

@@ -38,6 +38,20 @@ fn package_label(name: &PackageName) -> String {
     format!("package `{name}`")
 }
 
+/// Whether an update refuses a checkpoint older than the client's `max_checkpoint_age`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CheckpointAge {
+    /// Refused: what the update learns is only as new as the checkpoint.
+    Checked,
+    /// Accepted: the update a publish makes to learn its package's head. A registry makes a
+    /// checkpoint only when something changes, so after a quiet spell every checkpoint is old,
+    /// and refusing it would keep the publisher from making the change that brings a new one.
+    /// An old checkpoint cannot mislead a publish: its record names the head the publisher
+    /// saw, so it extends the log only right after that head, and the update that follows
+    /// the publish is checked.
+    NotChecked,
+}
+
 impl Client {
     /// Updates the checkpoint, the operator log and every followed package.
     pub async fn update(&mut self) -> Result<UpdateSummary, ClientError> {
@@ -51,13 +65,25 @@ impl Client {
         &mut self,
         names: &[PackageName],
     ) -> Result<UpdateSummary, ClientError> {
+        self.update_with(names, CheckpointAge::Checked).await
+    }
+
+    /// Updates as [`Client::update_packages`] does; `age` says whether a checkpoint older than
+    /// `max_checkpoint_age` is refused.
+    pub(crate) async fn update_with(
+        &mut self,
+        names: &[PackageName],
+        age: CheckpointAge,
+    ) -> Result<UpdateSummary, ClientError> {
         let signed: SignedCheckpoint = self
             .http
             .get_json("v1/fetch/checkpoint", "the checkpoint request")
             .await?;
         let previous = self.state.checkpoint.as_ref().map(|c| c.contents);
         check_against_trusted(previous.as_ref(), &signed.contents)?;
-        self.check_freshness(&signed.contents)?;
+        if age == CheckpointAge::Checked {
+            self.check_freshness(&signed.contents)?;
+        }
 
         let mut next = self.state.clone();
         for name in names {
@@ -109,7 +135,8 @@ impl Client {
             .unwrap_or_default()
             .as_secs();
         let age = now.saturating_sub(checkpoint.timestamp);
-        if age > max.as_secs() {
+        // Compared as durations, so that a limit under a second is not rounded down to none.
+        if std::time::Duration::from_secs(age) > max {
             return Err(SecurityError::StaleCheckpoint {
                 age_seconds: age,
                 max_seconds: max.as_secs(),

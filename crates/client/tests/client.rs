@@ -354,6 +354,34 @@ async fn a_checkpoint_older_than_the_maximum_age_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_goes_through_after_a_quiet_spell_longer_than_the_maximum_age() {
+    let dir = temp_dir("quiet");
+    let registry = TestRegistry::start(&dir.join("registry")).await;
+    let mut config = cairn_client::ClientConfig::new(registry.url.clone(), dir.join("publisher"));
+    config.max_checkpoint_age = Some(std::time::Duration::from_secs(1));
+    config.poll_interval = std::time::Duration::from_millis(20);
+    let mut publisher = cairn_client::Client::open(config).unwrap();
+    let (owner, package) = (key(), name("example:quiet"));
+    publisher.publish_init(&package, &owner).await.unwrap();
+    // Nothing changes for longer than the limit: the newest checkpoint is too old to update
+    // from, but a publish starts from it and ends on the new one its record is in.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert!(matches!(
+        publisher.update().await.unwrap_err(),
+        ClientError::Security(cairn_client::SecurityError::StaleCheckpoint { .. })
+    ));
+    let bytes = fixture("b01-fac.component.wasm");
+    publisher
+        .publish_release(&package, &owner, v("1.0.0"), bytes)
+        .await
+        .unwrap();
+    publisher.update().await.unwrap();
+    let head = publisher.trusted().package(&package).unwrap();
+    assert_eq!(head.records().len(), 2);
+    registry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_package_is_not_found_and_changes_nothing() {
     let dir = temp_dir("unknown");
     let registry = TestRegistry::start(&dir.join("registry")).await;

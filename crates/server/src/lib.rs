@@ -363,7 +363,8 @@ impl Registry {
         .with_graceful_shutdown(async move {
             tokio::select! {
                 _ = shutdown => tracing::info!("shutting down"),
-                Ok(()) = failed_rx => tracing::error!("the sequencer stopped; shutting down"),
+                // Sent on an error, dropped unsent if the task panicked: stopped either way.
+                _ = failed_rx => tracing::error!("the sequencer stopped; shutting down"),
             }
         });
         let served = server

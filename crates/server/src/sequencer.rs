@@ -59,13 +59,15 @@ pub enum SequencerError {
 impl Sequencer {
     /// Runs rounds until `shutdown` turns true, then returns after finishing the current one.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), SequencerError> {
-        let mut last_round = Instant::now() - self.interval;
+        // (Not `now - interval`: the monotonic clock may have started less than an interval
+        // ago, and on some systems an `Instant` before its start does not exist.)
+        let mut last_round: Option<Instant> = None;
         loop {
             if *shutdown.borrow() {
                 return Ok(());
             }
-            let since = last_round.elapsed();
-            if since < self.interval {
+            let since = last_round.map(|last| last.elapsed());
+            if let Some(since) = since.filter(|since| *since < self.interval) {
                 tokio::select! {
                     _ = tokio::time::sleep(self.interval - since) => {}
                     _ = shutdown.changed() => continue,
@@ -73,7 +75,7 @@ impl Sequencer {
             }
             // Rounds are spaced start to start, so a round's own work does not add to the
             // wait of the records that arrive while it runs.
-            last_round = Instant::now();
+            last_round = Some(Instant::now());
             let worked = self.round().await?;
             if !worked {
                 // Nothing pending: wait for a record (or poll now and then).

@@ -92,7 +92,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ))
         }
     };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("duration {text:?} is too long"))
+    // At most a century: longer is surely a typo, and the clock arithmetic of any use of a
+    // duration stays far from overflowing.
+    const LONGEST: f64 = 100.0 * 365.0 * 24.0 * 3600.0;
+    if !(0.0..=LONGEST).contains(&seconds) {
+        return Err(format!("duration {text:?} is too long (at most 100 years)"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 /// Parses `1024`, `64KiB`, `256MiB`, `1GiB`.
