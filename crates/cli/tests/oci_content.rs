@@ -24,18 +24,16 @@ use docker_registry::REPOSITORY;
 /// A component holding `module` as its only core module, preceded by a custom section named
 /// `tag` so that two such components differ while sharing the module.
 fn component_around(module: &[u8], tag: &str) -> Vec<u8> {
-    fn leb128(value: usize, out: &mut Vec<u8>) {
-        cairn_protocol::prefix::write_uleb(out, value as u64);
-    }
+    use cairn_protocol::prefix::write_uleb;
     let mut bytes = b"\0asm\x0d\x00\x01\x00".to_vec();
     let mut custom = Vec::new();
-    leb128(tag.len(), &mut custom);
+    write_uleb(&mut custom, tag.len() as u64);
     custom.extend_from_slice(tag.as_bytes());
     bytes.push(0);
-    leb128(custom.len(), &mut bytes);
+    write_uleb(&mut bytes, custom.len() as u64);
     bytes.extend_from_slice(&custom);
     bytes.push(1);
-    leb128(module.len(), &mut bytes);
+    write_uleb(&mut bytes, module.len() as u64);
     bytes.extend_from_slice(module);
     bytes
 }

@@ -248,20 +248,15 @@ fn names_another_registry(app: &AppState, headers: &HeaderMap) -> bool {
     let Some(value) = headers.get("warg-registry") else {
         return false;
     };
-    let named = value
-        .to_str()
-        .unwrap_or("")
-        .trim()
-        .trim_end_matches('/')
-        .to_ascii_lowercase();
+    let named = value.to_str().unwrap_or("").trim().trim_end_matches('/');
     !app.settings
         .registry_names
         .iter()
-        .any(|name| name.eq_ignore_ascii_case(&named))
+        .any(|name| name.eq_ignore_ascii_case(named))
 }
 
 // ---------------------------------------------------------------------------------------
-// Plumbing: JSON bodies, path parameters, the Warg-Registry header.
+// Plumbing: JSON bodies, path parameters.
 
 /// A JSON request body, with the reference's error statuses: 415 without a JSON content
 /// type, 400 for bad syntax, 422 for a body of the wrong shape.

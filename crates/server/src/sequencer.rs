@@ -66,10 +66,10 @@ impl Sequencer {
             if *shutdown.borrow() {
                 return Ok(());
             }
-            let since = last_round.map(|last| last.elapsed());
-            if let Some(since) = since.filter(|since| *since < self.interval) {
+            let wait = last_round.and_then(|last| self.interval.checked_sub(last.elapsed()));
+            if let Some(wait) = wait {
                 tokio::select! {
-                    _ = tokio::time::sleep(self.interval - since) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.changed() => continue,
                 }
             }
