@@ -84,6 +84,18 @@ pub struct Timestamp {
 }
 
 impl Timestamp {
+    /// The earliest time RFC 3339 can write: 0000-01-01T00:00:00Z.
+    pub const EARLIEST_RFC3339: i64 = -62_167_219_200;
+    /// The latest whole second RFC 3339 can write: 9999-12-31T23:59:59Z.
+    pub const LATEST_RFC3339: i64 = 253_402_300_799;
+
+    /// Whether RFC 3339 can write this time (years 0000 to 9999, nanoseconds in range), so
+    /// that every API and format that shows it can.
+    pub fn fits_rfc3339(&self) -> bool {
+        (Self::EARLIEST_RFC3339..=Self::LATEST_RFC3339).contains(&self.seconds)
+            && (0..1_000_000_000).contains(&self.nanos)
+    }
+
     /// The time in RFC 3339, UTC (`2026-11-29T18:00:00Z`), with nanoseconds when there are
     /// any (`...:00.000000005Z`).
     pub fn to_rfc3339(&self) -> String {

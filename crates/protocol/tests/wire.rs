@@ -376,3 +376,18 @@ fn api_json_shapes_match_the_reference() {
         }
     );
 }
+
+#[test]
+fn rfc3339_bounds_are_the_first_and_last_writable_seconds() {
+    let at = |seconds, nanos| Timestamp { seconds, nanos };
+    let earliest = at(Timestamp::EARLIEST_RFC3339, 0);
+    let latest = at(Timestamp::LATEST_RFC3339, 999_999_999);
+    assert_eq!(earliest.to_rfc3339(), "0000-01-01T00:00:00Z");
+    assert_eq!(latest.to_rfc3339(), "9999-12-31T23:59:59.999999999Z");
+    assert!(earliest.fits_rfc3339() && latest.fits_rfc3339());
+    assert!(!at(Timestamp::EARLIEST_RFC3339 - 1, 0).fits_rfc3339());
+    assert!(!at(Timestamp::LATEST_RFC3339 + 1, 0).fits_rfc3339());
+    assert!(!at(0, -1).fits_rfc3339());
+    assert!(!at(0, 1_000_000_000).fits_rfc3339());
+    assert!(!at(i64::MAX, 0).fits_rfc3339());
+}

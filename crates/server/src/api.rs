@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -19,7 +19,8 @@ use cairn_protocol::api::{
     VerifyCheckpointResponse, WargEndpoint, WellKnownRegistry, LEDGER_PACKED_MEDIA_TYPE,
 };
 use cairn_protocol::{
-    Digest, LogId, NamespaceState, PackageEntry, PackageEnvelope, RecordId, SignedCheckpoint,
+    Digest, LogId, NamespaceState, PackageEntry, PackageEnvelope, PackageName, RecordId,
+    SignedCheckpoint,
 };
 use cairn_split::Manifest;
 use cairn_store::{
@@ -71,6 +72,11 @@ pub struct AppStateParts {
     pub stored_content: Arc<RwLock<std::collections::HashSet<Digest>>>,
     /// Signatures checked at acceptance, for the sequencer.
     pub verified: Arc<crate::state::VerifiedSignatures>,
+    /// Uploads being received and blobs staged for records.
+    pub uploads: crate::upload::Uploads,
+    /// Turns to hold a whole upload in memory (to validate and split it), so that a burst
+    /// of uploads cannot hold more than a few contents in memory at once.
+    pub ingests: tokio::sync::Semaphore,
 }
 
 /// Settings the routes need.
@@ -98,9 +104,6 @@ pub fn service(app: AppState, push: crate::oci::PushSettings) -> Front {
 
 /// Builds the router.
 fn router(app: AppState, push: crate::oci::PushSettings) -> Router {
-    let upload_limit = usize::try_from(app.settings.max_content_size)
-        .unwrap_or(usize::MAX)
-        .saturating_add(1);
     Router::new()
         .route("/v1/fetch/checkpoint", get(fetch_checkpoint))
         .route("/v1/fetch/logs", post(fetch_logs))
@@ -109,7 +112,7 @@ fn router(app: AppState, push: crate::oci::PushSettings) -> Router {
         .route("/v1/package/{log_id}/record/{record_id}", get(get_record))
         .route(
             "/v1/package/{log_id}/record/{record_id}/content/{digest}",
-            post(upload_content).layer(DefaultBodyLimit::max(upload_limit)),
+            post(upload_content),
         )
         .route(
             "/v1/package/{log_id}/record/{record_id}/content/{digest}/manifest",
@@ -117,7 +120,7 @@ fn router(app: AppState, push: crate::oci::PushSettings) -> Router {
         )
         .route(
             "/v1/package/{log_id}/record/{record_id}/blobs/{blob}",
-            put(upload_blob).layer(DefaultBodyLimit::max(upload_limit)),
+            put(upload_blob),
         )
         .route("/v1/content/{digest}", get(content_sources))
         .route("/v1/proof/consistency", post(proof_consistency))
@@ -167,11 +170,11 @@ impl tower_service::Service<Request> for Front {
             Some(preflight_answer())
         } else if names_another_registry(&self.app, request.headers()) {
             Some(
-                (
+                ApiError::Message(
                     StatusCode::NOT_IMPLEMENTED,
-                    "`Warg-Registry` header is not supported",
+                    "`Warg-Registry` header is not supported".into(),
                 )
-                    .into_response(),
+                .into_response(),
             )
         } else {
             None
@@ -197,13 +200,74 @@ impl tower_service::Service<Request> for Front {
                 });
             }
         }
+        let is_head = request.method() == Method::HEAD;
+        let is_oci = request.uri().path() == "/v2" || request.uri().path().starts_with("/v2/");
         let answer = tower_service::Service::call(&mut self.router, request);
         Box::pin(async move {
             let mut response = answer.await?;
+            if response.status().as_u16() >= 400 && !is_head && !has_json_body(&response) {
+                response = with_json_error_body(response, is_oci).await;
+            }
             allow_any_origin(response.headers_mut());
             Ok(response)
         })
     }
+}
+
+/// Whether an answer's body is JSON (`application/json` or a `+json` type).
+fn has_json_body(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim())
+        .is_some_and(|v| v.eq_ignore_ascii_case("application/json") || v.ends_with("+json"))
+}
+
+/// Gives an error answer that has no JSON body (the router's own 404 and 405, a rejected
+/// path parameter or body, in plain text or empty) the JSON error body of its API: the
+/// distribution spec's under `/v2/`, `docs/api.md`'s elsewhere. Its text, if any, becomes
+/// the message.
+async fn with_json_error_body(response: Response, is_oci: bool) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
+        .map(|text| text.trim().to_owned())
+        .filter(|text| !text.is_empty());
+    let status = parts.status;
+    let message = text.unwrap_or_else(|| match status {
+        StatusCode::NOT_FOUND => "the requested resource was not found".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allowed = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            if allowed.is_empty() {
+                "this method is not allowed here".to_owned()
+            } else {
+                format!("this method is not allowed here; allowed: {allowed}")
+            }
+        }
+        other => other
+            .canonical_reason()
+            .unwrap_or("the request failed")
+            .to_ascii_lowercase(),
+    });
+    let answer = if is_oci {
+        crate::oci::generic_error(status, message)
+    } else {
+        ApiError::Message(status, message).into_response()
+    };
+    let (answer_parts, body) = answer.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    for (name, value) in &answer_parts.headers {
+        parts.headers.insert(name, value.clone());
+    }
+    Response::from_parts(parts, body)
 }
 
 /// The log id in a publish path, `/v1/package/{logId}/record`, if it needs no decoding; any
@@ -346,6 +410,13 @@ async fn fetch_checkpoint(State(app): State<AppState>) -> Result<Json<SignedChec
 
 const DEFAULT_FETCH_LIMIT: u16 = 100;
 const MAX_FETCH_LIMIT: u16 = 1000;
+/// The most package logs one `fetch/names` request names (more are ignored, as by the
+/// reference).
+pub const MAX_NAMES: usize = 1000;
+/// The most package logs one `fetch/logs` request may name.
+pub const MAX_FETCH_PACKAGES: usize = 10_000;
+/// The most records one `fetch/logs` answer carries, over all its logs.
+pub const MAX_FETCH_RECORDS: usize = 10_000;
 
 /// The registry index after which a fetch token's log continues; the token must name a record
 /// of `log_id` below `below`.
@@ -404,13 +475,24 @@ async fn fetch_logs(
         operator: records.into_iter().map(|r| r.json).collect(),
         packages: BTreeMap::new(),
     };
-    for (log_id, token) in request.packages.unwrap_or_default() {
+    let packages = request.packages.unwrap_or_default();
+    if packages.len() > MAX_FETCH_PACKAGES {
+        return Err(ApiError::bad_request(format!(
+            "too many packages: {} named, at most {MAX_FETCH_PACKAGES} per request",
+            packages.len()
+        )));
+    }
+    // One answer carries at most this many records in all; logs past the budget get an
+    // empty list and `more`, and the client asks again from the same tokens.
+    let mut budget = MAX_FETCH_RECORDS.saturating_sub(response.operator.len());
+    for (log_id, token) in packages {
         if state.package(&log_id).is_none() {
             return Err(ApiError::not_found("log", log_id));
         }
         let after = resolve_token(&state, &log_id, token.as_deref(), length)?;
-        let records = state.published(&log_id, after, length, limit);
-        response.more |= records.len() == limit;
+        let records = state.published(&log_id, after, length, limit.min(budget));
+        response.more |= records.len() == limit || records.len() == budget;
+        budget -= records.len();
         response
             .packages
             .insert(log_id, records.into_iter().map(|r| r.json).collect());
@@ -422,8 +504,11 @@ async fn fetch_names(
     State(app): State<AppState>,
     ApiJson(request): ApiJson<FetchNamesRequest>,
 ) -> Result<Json<FetchNamesResponse>, ApiError> {
+    // As the reference does, only the first 1000 are named; each once.
+    let wanted: std::collections::BTreeSet<LogId> =
+        request.packages.into_iter().take(MAX_NAMES).collect();
     let mut packages = BTreeMap::new();
-    for log_id in request.packages.into_iter().take(1000) {
+    for log_id in wanted {
         match app.store.log_name(&log_id).await? {
             None => return Err(ApiError::not_found("log", log_id)),
             Some(name) => {
@@ -498,6 +583,14 @@ async fn publish(
         .record
         .to_envelope()
         .map_err(|e| ApiError::bad_request(format!("the record could not be decoded: {e}")))?;
+    let time = envelope.record().time;
+    if !time.fits_rfc3339() {
+        return Err(ApiError::bad_request(format!(
+            "the record's time ({} s, {} ns after 1970) is outside what RFC 3339 can write \
+             (years 0000 to 9999); sign the record with a real time",
+            time.seconds, time.nanos
+        )));
+    }
     if !request.content_sources.is_empty() {
         return Err(ApiError::Message(
             StatusCode::NOT_IMPLEMENTED,
@@ -592,6 +685,9 @@ async fn publish(
         InsertOutcome::Inserted(row) => row,
         InsertOutcome::AlreadyThere(row) => {
             app.verified.take(&record_id);
+            if row.log_id != log_id {
+                return Err(published_elsewhere(&app, name, &row.log_id).await);
+            }
             row
         }
     };
@@ -605,6 +701,22 @@ async fn publish(
         StatusCode::ACCEPTED,
         Json(record_response(&app, &row, missing)),
     ))
+}
+
+/// 409 for a record already sent to another package's log: a record (its id is the hash of
+/// its bytes) belongs to one log, so the same bytes cannot be published under a second name.
+async fn published_elsewhere(app: &AppState, name: &PackageName, other: &LogId) -> ApiError {
+    let other_name = match app.store.log_name(other).await {
+        Ok(Some(Some(other_name))) => format!("`{other_name}`"),
+        _ => format!("log `{other}`"),
+    };
+    ApiError::Message(
+        StatusCode::CONFLICT,
+        format!(
+            "this record was already published to {other_name}, and a record belongs to one \
+             package only; sign a new record for `{name}`"
+        ),
+    )
 }
 
 /// A record's row with the content it still waits for. Content may arrive between reading
@@ -742,14 +854,23 @@ async fn reject_for_content(
 async fn upload_content(
     State(app): State<AppState>,
     Path((log_id, record_id, digest)): Path<(String, String, String)>,
-    body: Bytes,
+    request: Request,
 ) -> Result<StatusCode, ApiError> {
     let row = record_of_log(&app, &log_id, &record_id).await?;
     let digest = needed_content(&app, &row, &digest).await?;
-    if body.len() as u64 > app.settings.max_content_size {
-        return Err(content_too_large());
+    let received = receive(&app, request, app.settings.max_content_size).await?;
+    let actual = Digest::from_bytes(received.sha256);
+    if actual != digest {
+        return Err(ApiError::bad_request(format!(
+            "content digest mismatch: expected `{digest}`, found `{actual}`"
+        )));
     }
-    accept_content(&app, &row, digest, body.into()).await
+    // Validation and the split need the whole file in memory: a few at a time.
+    let _turn = app.ingests.acquire().await?;
+    let bytes = tokio::task::spawn_blocking(move || received.read())
+        .await?
+        .map_err(ApiError::from_io)?;
+    accept_content(&app, &row, digest, bytes).await
 }
 
 /// Checks that `bytes` hash to `digest`, then validates, splits and stores them and queues
@@ -789,24 +910,74 @@ fn blob_id(text: &str) -> Result<cairn_split::Digest, ApiError> {
 }
 
 /// Extension: uploads one blob (fragment or skeleton) of content a sourcing record needs.
+/// The blob waits in the record's staging folder until the record's manifest completes the
+/// content (or the deadline passes); it never enters the content store by itself.
 async fn upload_blob(
     State(app): State<AppState>,
     Path((log_id, record_id, blob)): Path<(String, String, String)>,
-    body: Bytes,
+    request: Request,
 ) -> Result<StatusCode, ApiError> {
     let row = record_of_log(&app, &log_id, &record_id).await?;
-    if row.status != RecordStatus::Sourcing {
+    let digest = blob_id(&blob)?;
+    let (row, missing) = with_missing_content(&app, row).await?;
+    if row.status != RecordStatus::Sourcing || missing.is_empty() {
         return Err(ApiError::Status(StatusCode::METHOD_NOT_ALLOWED));
     }
-    let digest = blob_id(&blob)?;
-    if cairn_split::Digest::of(&body) != digest {
+    let received = receive(&app, request, app.settings.max_content_size).await?;
+    if cairn_split::Digest::from_bytes(received.sha256) != digest {
         return Err(ApiError::bad_request(format!(
             "blob digest mismatch: the body does not hash to `{digest}`"
         )));
     }
-    let blobs = app.blobs.clone();
-    tokio::task::spawn_blocking(move || blobs.put(&digest.into(), &body)).await??;
+    let uploads = app.uploads.clone();
+    let per_record = staged_bytes_per_record(&app);
+    tokio::task::spawn_blocking(move || {
+        uploads.stage(&row.record_id, &digest, received, per_record)
+    })
+    .await?
+    .map_err(receive_error)?;
     Ok(StatusCode::CREATED)
+}
+
+/// The most bytes of blobs one record may stage: its content's blobs add up to about the
+/// content's size (skeletons are smaller than what they stand for), so twice the largest
+/// content leaves room for any honest upload.
+fn staged_bytes_per_record(app: &AppState) -> u64 {
+    app.settings.max_content_size.saturating_mul(2)
+}
+
+/// Streams a request's body to a temporary file, within `max` bytes.
+async fn receive(
+    app: &AppState,
+    request: Request,
+    max: u64,
+) -> Result<crate::upload::Received, ApiError> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    app.uploads
+        .receive(request.into_body(), declared, max)
+        .await
+        .map_err(receive_error)
+}
+
+fn receive_error(error: crate::upload::ReceiveError) -> ApiError {
+    use crate::upload::ReceiveError;
+    match error {
+        ReceiveError::TooLarge { .. } => {
+            ApiError::Message(StatusCode::PAYLOAD_TOO_LARGE, error.to_string())
+        }
+        ReceiveError::Full => {
+            ApiError::Message(StatusCode::INSUFFICIENT_STORAGE, error.to_string())
+        }
+        ReceiveError::Stalled(_) => {
+            ApiError::Message(StatusCode::REQUEST_TIMEOUT, error.to_string())
+        }
+        ReceiveError::Unreadable(_) => ApiError::bad_request(error.to_string()),
+        ReceiveError::Io(io) => ApiError::from_io(io),
+    }
 }
 
 /// Extension: completes a content upload from blobs already uploaded, given the split
@@ -822,24 +993,35 @@ async fn upload_content_manifest(
     if manifest.size() > app.settings.max_content_size {
         return Err(content_too_large());
     }
+    let _turn = app.ingests.acquire().await?;
     let blobs = app.blobs.clone();
+    let uploads = app.uploads.clone();
+    let record_id = row.record_id;
     let joined =
         tokio::task::spawn_blocking(move || -> Result<Result<Vec<u8>, String>, std::io::Error> {
-            if !content::has_all_blobs(&*blobs, &manifest)? {
+            let mut source = content::RecordBlobs {
+                store: &*blobs,
+                uploads: &uploads,
+                record_id,
+            };
+            if !source.has_all(&manifest)? {
                 return Ok(Err(
                     "some blobs of the manifest have not been uploaded".into()
                 ));
             }
             let mut bytes = Vec::with_capacity(manifest.size() as usize);
-            Ok(
-                cairn_split::join(&manifest, &mut content::StoreBlobs(&*blobs), &mut bytes)
-                    .map(|_| bytes)
-                    .map_err(|e| e.to_string()),
-            )
+            Ok(cairn_split::join(&manifest, &mut source, &mut bytes)
+                .map(|_| bytes)
+                .map_err(|e| e.to_string()))
         })
         .await??
         .map_err(ApiError::bad_request)?;
-    accept_content(&app, &row, digest, joined).await
+    let accepted = accept_content(&app, &row, digest, joined).await;
+    if accepted.is_ok() {
+        let uploads = app.uploads.clone();
+        tokio::task::spawn_blocking(move || uploads.discard(&record_id)).await?;
+    }
+    accepted
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1018,17 +1200,20 @@ async fn get_blob(
 ) -> Result<Response, ApiError> {
     let digest = blob_id(&blob)?;
     let blobs = app.blobs.clone();
-    let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<Option<Vec<u8>>> {
-        if !blobs.has(&digest.into())? {
-            return Ok(None);
-        }
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut blobs.open(&digest.into())?, &mut bytes)?;
-        Ok(Some(bytes))
-    })
-    .await??
-    .ok_or_else(|| ApiError::not_found("blob", digest))?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+    let size = tokio::task::spawn_blocking(move || blobs.size(&digest.into()))
+        .await??
+        .ok_or_else(|| ApiError::not_found("blob", digest))?;
+    let rx = content::stream_blob(app.blobs.clone(), digest.into(), None);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    content::set_length_and_range(&mut response, size, None);
+    Ok(response)
 }
 
 /// `POST /v1/cairn/blobs/missing`.
@@ -1085,35 +1270,62 @@ async fn proof_consistency(
     }))
 }
 
+/// The most leaves one inclusion request may name (a client names the head of each log it
+/// follows, so this many logs are proven per request).
+pub const MAX_INCLUSION_LEAFS: usize = 10_000;
+
 async fn proof_inclusion(
     State(app): State<AppState>,
     ApiJson(request): ApiJson<InclusionRequest>,
 ) -> Result<Json<InclusionResponse>, ApiError> {
-    let state = read_state(&app);
     let length = request.log_length;
-    let snapshot = state
-        .snapshot(length)
-        .ok_or_else(|| ApiError::not_found_number("logLength", length))?;
-    let mut map_proofs = Vec::with_capacity(request.leafs.len());
-    for &leaf in &request.leafs {
-        if leaf >= length {
-            return Err(ApiError::not_found_number("leaf", leaf));
+    if request.leafs.len() > MAX_INCLUSION_LEAFS {
+        return Err(ApiError::bad_request(format!(
+            "too many leafs: {} named, at most {MAX_INCLUSION_LEAFS} per request",
+            request.leafs.len()
+        )));
+    }
+    // A leaf named twice is proven once; the proofs follow the first mention of each.
+    let mut seen = std::collections::HashSet::with_capacity(request.leafs.len());
+    let leafs: Vec<u64> = request
+        .leafs
+        .into_iter()
+        .filter(|leaf| seen.insert(*leaf))
+        .collect();
+    // Under the lock: the log bundle (a few hashes per leaf) and what the map proofs need;
+    // the map proofs themselves are built from the snapshot, a cheap shared copy, after.
+    let (bundle, snapshot, paths) = {
+        let state = read_state(&app);
+        let snapshot = state
+            .snapshot(length)
+            .ok_or_else(|| ApiError::not_found_number("logLength", length))?
+            .clone();
+        let mut paths = Vec::with_capacity(leafs.len());
+        for &leaf in &leafs {
+            let (log_id, _) = state
+                .leaf(leaf)
+                .filter(|_| leaf < length)
+                .ok_or_else(|| ApiError::not_found_number("leaf", leaf))?;
+            paths.push((
+                *log_id,
+                cairn_log::KeyPath::of_key(log_id.digest().as_bytes()),
+            ));
         }
-        let (log_id, _) = state
-            .leaf(leaf)
-            .ok_or_else(|| ApiError::not_found_number("leaf", leaf))?;
-        let path = cairn_log::KeyPath::of_key(log_id.digest().as_bytes());
-        if snapshot.get(&path).is_none() {
+        let bundle = state
+            .log()
+            .proof_bundle(length, &[], &leafs)
+            .map_err(|e| ApiError::proof_failure(e.to_string()))?;
+        (bundle, snapshot, paths)
+    };
+    let mut map_proofs = Vec::with_capacity(paths.len());
+    for (log_id, path) in &paths {
+        if snapshot.get(path).is_none() {
             return Err(ApiError::Proof(ProofFailure::PackageNotIncluded {
                 log_id: *log_id,
             }));
         }
-        map_proofs.push(snapshot.prove(&path));
+        map_proofs.push(snapshot.prove(path));
     }
-    let bundle = state
-        .log()
-        .proof_bundle(length, &[], &request.leafs)
-        .map_err(|e| ApiError::proof_failure(e.to_string()))?;
     Ok(Json(InclusionResponse {
         log: cairn_protocol::proofs::encode_log_bundle(&bundle),
         map: cairn_protocol::proofs::encode_map_bundle(&map_proofs),

@@ -72,6 +72,42 @@ impl BlobSource for StoreBlobs<'_> {
     }
 }
 
+/// Reads the blobs of a record's upload: those staged for the record, then the store's.
+pub struct RecordBlobs<'a> {
+    /// The content store.
+    pub store: &'a dyn BlobStore,
+    /// The uploads, with the record's staged blobs.
+    pub uploads: &'a crate::upload::Uploads,
+    /// The record.
+    pub record_id: cairn_protocol::RecordId,
+}
+
+impl RecordBlobs<'_> {
+    /// Whether every blob of `manifest` is staged or stored.
+    pub fn has_all(&self, manifest: &Manifest) -> io::Result<bool> {
+        for entry in manifest.blobs() {
+            if self
+                .uploads
+                .staged(&self.record_id, &entry.digest)
+                .is_none()
+                && !self.store.has(&entry.digest.into())?
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl BlobSource for RecordBlobs<'_> {
+    fn open(&mut self, entry: &BlobEntry) -> io::Result<Box<dyn io::Read + '_>> {
+        match self.uploads.staged(&self.record_id, &entry.digest) {
+            Some(path) => Ok(Box::new(std::fs::File::open(path)?)),
+            None => Ok(self.store.open(&entry.digest.into())?),
+        }
+    }
+}
+
 /// A byte range of a file, both ends included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteRange {
@@ -257,16 +293,6 @@ fn spawn_body(
         }
     });
     rx
-}
-
-/// Whether every blob of `manifest` is stored.
-pub fn has_all_blobs(blobs: &dyn BlobStore, manifest: &Manifest) -> io::Result<bool> {
-    for entry in manifest.blobs() {
-        if !blobs.has(&entry.digest.into())? {
-            return Ok(false);
-        }
-    }
-    Ok(true)
 }
 
 /// Sets `Content-Length`, and for a range `Content-Range` and the status 206.

@@ -37,12 +37,39 @@ impl ApiError {
         ApiError::Message(StatusCode::BAD_REQUEST, message.into())
     }
 
+    /// An I/O failure: 507 when the disk is full (the request can be made again once there is
+    /// room), a server fault otherwise.
+    pub fn from_io(error: std::io::Error) -> Self {
+        if is_disk_full(&error) {
+            ApiError::disk_full()
+        } else {
+            ApiError::Internal(error.to_string())
+        }
+    }
+
+    /// 507: the registry has no room to store what the request brings.
+    pub fn disk_full() -> Self {
+        tracing::warn!("a request failed because the disk is full");
+        ApiError::Message(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "the registry's disk is full; nothing of this request was kept, try again later".into(),
+        )
+    }
+
     /// 422 proof failure with a message.
     pub fn proof_failure(message: impl Into<String>) -> Self {
         ApiError::Proof(ProofFailure::Failure {
             message: message.into(),
         })
     }
+}
+
+/// Whether an I/O error says the disk (or the user's quota on it) is full.
+pub fn is_disk_full(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::StorageFull
+        || error.kind() == std::io::ErrorKind::QuotaExceeded
+        || error.raw_os_error() == Some(libc::ENOSPC)
+        || error.raw_os_error() == Some(libc::EDQUOT)
 }
 
 impl<E: std::fmt::Display> From<E> for ApiError

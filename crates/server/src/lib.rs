@@ -9,11 +9,13 @@
 //! the shutdown signal, then stops gracefully.
 
 pub mod api;
+pub mod connections;
 pub mod content;
 mod error;
 pub mod oci;
 pub mod sequencer;
 pub mod state;
+pub mod upload;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -46,6 +48,10 @@ pub struct Settings {
     pub checkpoint_interval: Duration,
     /// The largest content upload.
     pub max_content_size: u64,
+    /// How connections are bounded.
+    pub connections: connections::ConnectionLimits,
+    /// How much may wait in uploads, and for how long.
+    pub uploads: upload::UploadLimits,
 }
 
 /// Why the registry could not start or run.
@@ -88,6 +94,22 @@ pub enum ServerError {
 
 /// The name of the operator key file in the data directory.
 pub const OPERATOR_KEY_FILE: &str = "operator.key";
+/// The name of the uploads folder in the data directory.
+pub const UPLOADS_DIR: &str = "uploads";
+/// How many uploads may be held in memory at once, to be validated and split.
+const CONCURRENT_INGESTS: usize = 2;
+
+/// Removes, now and then, blobs staged for records that were not completed in time.
+async fn sweep_uploads(uploads: upload::Uploads) {
+    let every =
+        (uploads.limits().deadline / 10).clamp(Duration::from_millis(100), Duration::from_secs(60));
+    loop {
+        let sweeping = uploads.clone();
+        let _ = tokio::task::spawn_blocking(move || sweeping.sweep()).await;
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// The name of the database file in the data directory.
 pub const DATABASE_FILE: &str = "cairn.db";
 
@@ -101,6 +123,7 @@ pub struct Registry {
     wake: Arc<Notify>,
     verified: Arc<state::VerifiedSignatures>,
     oci_push_token: Option<String>,
+    uploads: upload::Uploads,
 }
 
 fn io_error<'a>(
@@ -182,6 +205,9 @@ impl Registry {
         .await
         .expect("opening the content store panicked")?;
         let operator_key = load_or_create_operator_key(&dir.join(OPERATOR_KEY_FILE))?;
+        let uploads_dir = dir.join(UPLOADS_DIR);
+        let uploads = upload::Uploads::open(&uploads_dir, settings.uploads)
+            .map_err(io_error("cannot open the uploads folder", &uploads_dir))?;
         let store = SqliteStore::open(&dir.join(DATABASE_FILE)).await?;
         let state = RegistryState::replay(&store.validated().await?, &store.checkpoints().await?)?;
         let operator_key = finish_key_rotation(dir, operator_key, &state)?;
@@ -202,6 +228,7 @@ impl Registry {
             wake: Arc::new(Notify::new()),
             verified: Arc::default(),
             oci_push_token: None,
+            uploads,
         };
         registry.queue_operator_records().await?;
         Ok(registry)
@@ -338,7 +365,10 @@ impl Registry {
             settings: Arc::new(settings),
             stored_content: Arc::default(),
             verified: self.verified.clone(),
+            uploads: self.uploads.clone(),
+            ingests: tokio::sync::Semaphore::new(CONCURRENT_INGESTS),
         });
+        let sweeper = tokio::spawn(sweep_uploads(self.uploads.clone()));
         let (stop_tx, stop_rx) = watch::channel(false);
         // A sequencer that stops with an error (its store failed) stops the server too, so
         // that it does not go on accepting records nothing will sequence; a restart replays
@@ -356,30 +386,45 @@ impl Registry {
         };
         tracing::info!(%address, "serving");
         let push = oci::PushSettings::new(self.oci_push_token.clone(), &self.settings.data_dir);
-        let server = axum::serve(
+        let open_files = connections::raise_open_file_limit();
+        let mut limits = self.settings.connections;
+        let wanted = limits.max_connections;
+        limits.max_connections = connections::fitting_cap(wanted, open_files);
+        if limits.max_connections < wanted {
+            tracing::warn!(
+                wanted,
+                allowed = limits.max_connections,
+                open_files,
+                "the open-file limit allows fewer connections than asked for"
+            );
+        }
+        connections::serve(
             listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service(api::service(app, push)),
+            api::service(app, push),
+            limits,
+            SHUTDOWN_GRACE,
+            async move {
+                tokio::select! {
+                    _ = shutdown => tracing::info!("shutting down"),
+                    // Sent on an error, dropped unsent if the task panicked: stopped either way.
+                    _ = failed_rx => tracing::error!("the sequencer stopped; shutting down"),
+                }
+            },
         )
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = shutdown => tracing::info!("shutting down"),
-                // Sent on an error, dropped unsent if the task panicked: stopped either way.
-                _ = failed_rx => tracing::error!("the sequencer stopped; shutting down"),
-            }
-        });
-        let served = server
-            .await
-            .map_err(io_error("the server failed", Path::new("")));
+        .await;
+        sweeper.abort();
         let _ = stop_tx.send(true);
         let sequenced = sequencer
             .await
             .map_err(|e| ServerError::Operator(e.to_string()))?;
         self.store.close().await;
-        served?;
         sequenced?;
         Ok(())
     }
 }
+
+/// How long requests in flight may take to finish once the server is asked to stop.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// The name of a new operator key during a rotation.
 pub const NEW_OPERATOR_KEY_FILE: &str = "operator.key.new";

@@ -39,21 +39,19 @@ use sha2::{Digest as _, Sha256};
 
 use crate::api::AppState;
 
+pub mod manifest;
 mod push;
 
 use crate::content::{self, ByteRange};
 use crate::state::ValidRecord;
 pub use push::PushSettings;
 
-/// The media type of the image manifests served here.
-pub const IMAGE_MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+pub use manifest::{IMAGE_INDEX_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE};
 /// The media type of the Wasm config blob (CNCF Wasm OCI artifact layout).
 pub const WASM_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
 /// The media type of the one layer: the whole `.wasm` file.
 pub const WASM_LAYER_MEDIA_TYPE: &str = "application/wasm";
 
-/// The media type of image indexes (the referrers API answers with one).
-pub const IMAGE_INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 /// The artifact type of a release's split-manifest referrer, and its layer's media type.
 pub const SPLIT_ARTIFACT_TYPE: &str = cairn_split::manifest::MANIFEST_MEDIA_TYPE;
 /// The media type of the empty config of an artifact manifest (image-spec 1.1).
@@ -225,6 +223,21 @@ impl IntoResponse for OciError {
         )
             .into_response()
     }
+}
+
+/// An OCI error answer for an error that came without a body (or with a plain-text one)
+/// from a layer below the handlers, such as a rejected path or body.
+pub(crate) fn generic_error(status: StatusCode, message: String) -> Response {
+    let code = match status {
+        StatusCode::UNAUTHORIZED => "UNAUTHORIZED",
+        StatusCode::FORBIDDEN => "DENIED",
+        StatusCode::NOT_FOUND => "NAME_UNKNOWN",
+        StatusCode::METHOD_NOT_ALLOWED => "UNSUPPORTED",
+        StatusCode::PAYLOAD_TOO_LARGE => "SIZE_INVALID",
+        StatusCode::TOO_MANY_REQUESTS => "TOOMANYREQUESTS",
+        _ => "UNKNOWN",
+    };
+    OciError::new(status, code, message).into_response()
 }
 
 /// Any path no route matches (the fallback of the whole server). Under `/v2/` it is an OCI

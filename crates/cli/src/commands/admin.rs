@@ -129,6 +129,8 @@ async fn open(dir: &Path) -> anyhow::Result<(std::fs::File, Registry)> {
         namespaces: Vec::new(),
         checkpoint_interval: std::time::Duration::ZERO,
         max_content_size: 0,
+        connections: Default::default(),
+        uploads: Default::default(),
     })
     .await
     .with_context(|| format!("cannot open the registry in {}", dir.display()))?;

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cairn_protocol::Namespace;
+use cairn_server::connections::ConnectionLimits;
+use cairn_server::upload::UploadLimits;
 use cairn_server::{Registry, Settings};
 use cairn_store::ContentLocation;
 use clap::Args;
@@ -69,6 +71,31 @@ pub struct ServeCommand {
         hide_env_values = true
     )]
     content: Option<String>,
+    /// The most connections open at once; beyond it a new connection is answered 503 and
+    /// closed. Kept below the open-file limit, which is raised to its hard limit at start.
+    #[arg(
+        long,
+        env = "CAIRN_MAX_CONNECTIONS",
+        default_value_t = 4096,
+        value_name = "N"
+    )]
+    max_connections: usize,
+    /// How long a connection may take to send a request's headers, counted from when it
+    /// opens or its previous answer was sent; an idle connection is closed after it.
+    #[arg(long, env = "CAIRN_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    header_timeout: Duration,
+    /// How long an upload may send nothing, or a client read nothing of an answer, before
+    /// its connection is closed.
+    #[arg(long, env = "CAIRN_STALL_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    stall_timeout: Duration,
+    /// How long blobs uploaded for a record wait for the record's content to be completed
+    /// before they are removed.
+    #[arg(long, env = "CAIRN_UPLOAD_DEADLINE", default_value = "1h", value_parser = parse_duration)]
+    upload_deadline: Duration,
+    /// The most bytes of unfinished uploads (blobs staged for records and bodies being
+    /// received) kept at once; beyond it uploads are refused with 507 until some finish.
+    #[arg(long, env = "CAIRN_MAX_PENDING_UPLOADS", default_value = "4GiB", value_parser = parse_size)]
+    max_pending_uploads: u64,
 }
 
 /// Parses `500ms`, `2s`, `1m`, `24h` or plain seconds.
@@ -151,6 +178,16 @@ impl ServeCommand {
                     namespaces: self.namespaces,
                     checkpoint_interval: self.checkpoint_interval,
                     max_content_size: self.max_content_size,
+                    connections: ConnectionLimits {
+                        max_connections: self.max_connections,
+                        header_timeout: self.header_timeout,
+                        stall_timeout: self.stall_timeout,
+                    },
+                    uploads: UploadLimits {
+                        deadline: self.upload_deadline,
+                        max_pending_bytes: self.max_pending_uploads,
+                        stall_timeout: self.stall_timeout,
+                    },
                 },
                 content,
             )

@@ -30,7 +30,19 @@ pub fn temp_dir(name: &str) -> PathBuf {
 impl TestServer {
     /// Starts a server on a free loopback port with `data` as its data directory.
     pub fn start(data: &Path, extra: &[&str]) -> TestServer {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        Self::start_command(Command::new(env!("CARGO_BIN_EXE_cairn")), data, extra)
+    }
+
+    /// Like [`TestServer::start`], with the open-file limit set to `soft` and `hard`.
+    pub fn start_with_open_files(data: &Path, extra: &[&str], soft: u64, hard: u64) -> TestServer {
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={soft}:{hard}"))
+            .arg(env!("CARGO_BIN_EXE_cairn"));
+        Self::start_command(command, data, extra)
+    }
+
+    fn start_command(mut command: Command, data: &Path, extra: &[&str]) -> TestServer {
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
@@ -102,6 +114,22 @@ impl TestServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// A memory figure of the server's process from `/proc` (`VmRSS`, `VmHWM`), in bytes.
+    pub fn memory(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .unwrap_or_else(|| panic!("no {field} in /proc/PID/status"));
+        let kib: u64 = line.trim().trim_end_matches("kB").trim().parse().unwrap();
+        kib * 1024
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
     }
 
     /// Stops the server with SIGTERM and waits for it.

@@ -75,6 +75,8 @@ impl TestRegistry {
             namespaces: vec!["example".parse().unwrap()],
             checkpoint_interval: Duration::from_millis(20),
             max_content_size: 64 << 20,
+            connections: Default::default(),
+            uploads: Default::default(),
         })
         .await
         .unwrap();

@@ -29,7 +29,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::{
     bytes_response, header_value, is_name_component, is_tag, parse_digest, sha256_text,
-    unsupported, Oci, OciError, IMAGE_INDEX_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE,
+    unsupported, Oci, OciError,
 };
 
 /// What the push side needs from the operator: the credential and where sessions live.
@@ -802,6 +802,39 @@ pub(super) async fn start_upload(
     Ok(session_response(StatusCode::ACCEPTED, &repository, &id, 0))
 }
 
+/// A chunk's `Content-Range`, if it has one, must start where the upload ends: otherwise
+/// the refusal, 416 with the range received so far.
+fn misplaced_chunk(headers: &HeaderMap, size: u64, repository: &str, id: &str) -> Option<Response> {
+    let range = headers
+        .get(header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())?;
+    let range = range
+        .trim()
+        .trim_start_matches("bytes")
+        .trim_start_matches(['=', ' ']);
+    let start = range
+        .split_once('-')
+        .and_then(|(start, _)| start.trim().parse::<u64>().ok());
+    if start == Some(size) {
+        return None;
+    }
+    let mut response = fail(OciError::new(
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "BLOB_UPLOAD_INVALID",
+        "the chunk does not start where the upload ends",
+    ));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::LOCATION,
+        header_value(&upload_location(repository, id)),
+    );
+    headers.insert(
+        header::RANGE,
+        header_value(&format!("0-{}", size.saturating_sub(1))),
+    );
+    Some(response)
+}
+
 fn upload_unknown(id: &str) -> Response {
     fail(
         OciError::new(
@@ -846,34 +879,8 @@ pub(super) async fn upload(
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         Method::PATCH => {
-            if let Some(range) = headers
-                .get(header::CONTENT_RANGE)
-                .and_then(|v| v.to_str().ok())
-            {
-                let range = range
-                    .trim()
-                    .trim_start_matches("bytes")
-                    .trim_start_matches(['=', ' ']);
-                let start = range
-                    .split_once('-')
-                    .and_then(|(start, _)| start.trim().parse::<u64>().ok());
-                if start != Some(session.size) {
-                    let mut response = fail(OciError::new(
-                        StatusCode::RANGE_NOT_SATISFIABLE,
-                        "BLOB_UPLOAD_INVALID",
-                        "the chunk does not start where the upload ends",
-                    ));
-                    let headers = response.headers_mut();
-                    headers.insert(
-                        header::LOCATION,
-                        header_value(&upload_location(&repository, &id)),
-                    );
-                    headers.insert(
-                        header::RANGE,
-                        header_value(&format!("0-{}", session.size.saturating_sub(1))),
-                    );
-                    return Err(response);
-                }
+            if let Some(refusal) = misplaced_chunk(&headers, session.size, &repository, &id) {
+                return Err(refusal);
             }
             // In a task of its own, so that a client going away mid-chunk still leaves
             // the session as it was.
@@ -897,6 +904,10 @@ pub(super) async fn upload(
                 fail(digest_invalid("", "the digest query parameter is required"))
             })?;
             let digest = push_digest(expected).map_err(fail)?;
+            // A closing PUT may carry the last chunk, which must continue the upload too.
+            if let Some(refusal) = misplaced_chunk(&headers, session.size, &repository, &id) {
+                return Err(refusal);
+            }
             // The last chunk is undone if the digest does not match, so the PUT can be
             // retried with the same chunk.
             let path = session.path.clone();
@@ -934,56 +945,6 @@ fn digest_of_file(like: &BlobDigest, path: &FsPath) -> std::io::Result<BlobDiges
         BlobDigest::Sha256(_) => BlobDigest::Sha256(sha256.finalize().into()),
         BlobDigest::Sha512(_) => BlobDigest::Sha512(sha512.finalize().into()),
     })
-}
-
-/// The digests a manifest refers to: blobs (config, layers) and manifests (index entries).
-fn references(manifest: &serde_json::Value) -> (Vec<String>, Vec<String>) {
-    let digest_of = |value: &serde_json::Value| {
-        value
-            .get("digest")
-            .and_then(|d| d.as_str())
-            .map(str::to_owned)
-    };
-    let mut blobs: Vec<String> = manifest
-        .get("config")
-        .and_then(digest_of)
-        .into_iter()
-        .collect();
-    if let Some(layers) = manifest.get("layers").and_then(|l| l.as_array()) {
-        // A non-distributable layer (its media type says so, or it lists `urls`) lives
-        // elsewhere: a manifest may name it without the registry holding it.
-        let distributable = |layer: &&serde_json::Value| {
-            let media_type = layer
-                .get("mediaType")
-                .and_then(|m| m.as_str())
-                .unwrap_or("");
-            !media_type.contains("nondistributable")
-                && !media_type.contains("foreign")
-                && layer.get("urls").is_none()
-        };
-        blobs.extend(layers.iter().filter(distributable).filter_map(digest_of));
-    }
-    let manifests = manifest
-        .get("manifests")
-        .and_then(|m| m.as_array())
-        .map(|m| m.iter().filter_map(digest_of).collect())
-        .unwrap_or_default();
-    (blobs, manifests)
-}
-
-/// Whether `text` is a media type as RFC 6838 spells one: `type/subtype`, each 1 to 127
-/// of letters, digits and ``!#$&-^_.+``, starting with a letter or digit.
-fn is_media_type(text: &str) -> bool {
-    let name = |part: &str| {
-        let bytes = part.as_bytes();
-        !bytes.is_empty()
-            && bytes.len() <= 127
-            && bytes[0].is_ascii_alphanumeric()
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(b))
-    };
-    matches!(text.split_once('/'), Some((kind, sub)) if name(kind) && name(sub))
 }
 
 /// The largest manifest a push may carry (the size the distribution spec says registries
@@ -1081,34 +1042,18 @@ pub(super) async fn put_manifest(
     };
     tags.extend(tag.map(str::to_owned));
     let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
-    let json: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|_| manifest_invalid("the manifest is not JSON"))?;
-    if !json.is_object() {
-        return Err(manifest_invalid("the manifest is not a JSON object"));
-    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
-        .filter(|v| !v.is_empty() && v != "application/json" && v != "application/octet-stream");
-    let media_type = content_type
-        .or_else(|| {
-            json.get("mediaType")
-                .and_then(|m| m.as_str())
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| {
-            if json.get("manifests").is_some() {
-                IMAGE_INDEX_MEDIA_TYPE.to_owned()
-            } else {
-                IMAGE_MANIFEST_MEDIA_TYPE.to_owned()
-            }
-        });
-    // It becomes the Content-Type of every pull: it must be a media type.
-    if !is_media_type(&media_type) {
-        return Err(manifest_invalid("the media type is not a valid media type"));
-    }
-    let (blobs, manifests) = references(&json);
+        .and_then(|v| v.to_str().ok());
+    let parsed = super::manifest::parse(&body, content_type)
+        .map_err(|error| manifest_invalid(&error.to_string()))?;
+    let super::manifest::PushedManifest {
+        media_type,
+        blobs,
+        manifests,
+        subject,
+        artifact_type,
+    } = parsed;
     // Blobs held elsewhere join this repository only once the whole manifest is accepted.
     let mut joining = Vec::new();
     for blob in &blobs {
@@ -1162,20 +1107,6 @@ pub(super) async fn put_manifest(
             .await
             .map_err(internal)?;
     }
-    let subject = json
-        .get("subject")
-        .and_then(|s| s.get("digest"))
-        .and_then(|d| d.as_str())
-        .map(str::to_owned);
-    let artifact_type = json
-        .get("artifactType")
-        .and_then(|a| a.as_str())
-        .or_else(|| {
-            json.get("config")
-                .and_then(|c| c.get("mediaType"))
-                .and_then(|m| m.as_str())
-        })
-        .map(str::to_owned);
     let row = OciManifestRow {
         repository: repository.clone(),
         digest: digest.clone(),
@@ -1380,7 +1311,9 @@ pub(super) async fn referrers(
     subject: &str,
     filter: Option<&str>,
 ) -> Result<Vec<serde_json::Value>, OciError> {
-    let repository = scratch_repository(oci, ns, name).await?;
+    // A repository that does not exist (yet) has no referrers: an empty list, as the
+    // distribution spec asks, not NAME_UNKNOWN.
+    let repository = check_name(ns, name)?;
     let rows = oci
         .app
         .store

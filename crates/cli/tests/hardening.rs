@@ -1,0 +1,656 @@
+//! What an anonymous client can make `cairn serve` spend is bounded: memory (request lists,
+//! upload bodies, blob reads), disk (uploads no record completes), connections (idle and over
+//! the cap), and every error answer is typed JSON. Each test drives the real server over
+//! loopback HTTP; memory is read from `/proc`, and every load is bounded in count and time.
+
+mod support;
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use cairn_protocol::api::InclusionResponse;
+use cairn_protocol::proofs::decode_map_bundle;
+use cairn_protocol::{Digest, Envelope, PackageEntry, Record, Timestamp};
+use serde_json::{json, Value};
+use support::*;
+
+const MIB: u64 = 1 << 20;
+
+/// Sends `head` (a request without its body) on a new connection and reads the answer:
+/// status and body. The server must answer without waiting for the body.
+fn answer_without_body(server: &TestServer, head: &str) -> (u16, Value) {
+    let address = server.url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    read_answer(&mut stream).expect("the server answered before the body was sent")
+}
+
+/// Reads one HTTP/1.1 answer with a `content-length` body: status and JSON body.
+fn read_answer(stream: &mut TcpStream) -> Option<(u16, Value)> {
+    let mut bytes = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if body.len() >= length {
+                let status = head.split(' ').nth(1)?.parse().ok()?;
+                let json = serde_json::from_str(&body[..length]).unwrap_or(Value::Null);
+                return Some((status, json));
+            }
+        }
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => bytes.extend_from_slice(&buffer[..n]),
+        }
+    }
+}
+
+/// Asserts a warg error body: `{"status": status, "message": ...}`.
+fn assert_warg_error(status: u16, body: &Value, expected: u16) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(body["status"], expected, "{body}");
+    assert!(body["message"].is_string(), "{body}");
+}
+
+/// A registry hosting `example` with one published package, and a record of it waiting for
+/// content that was never uploaded.
+fn registry_with_sourcing_record(name: &str, extra: &[&str]) -> (TestServer, Publisher, String) {
+    let data = temp_dir(name);
+    let mut flags = vec!["--namespace", "example"];
+    flags.extend_from_slice(extra);
+    let server = TestServer::start(&data, &flags);
+    let client = server.client();
+    let mut publisher = Publisher::new("example:big");
+    publisher.publish_init(&client);
+    let content = fixture("b01-fac.component.wasm");
+    let record = publisher.release("1.0.0", &content);
+    let (status, body) = client.publish(&publisher.name, &record);
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["state"], "sourcing", "{body}");
+    let path = format!(
+        "v1/package/{}/record/{}",
+        publisher.name.log_id(),
+        record.record_id()
+    );
+    (server, publisher, path)
+}
+
+fn files_in(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| entries.count())
+}
+
+// ---------------------------------------------------------------------------------------
+// Lists a client sends.
+
+#[test]
+fn inclusion_requests_are_bounded_and_each_leaf_is_proven_once() {
+    let data = temp_dir("harden-inclusion");
+    let server = TestServer::start(&data, &["--namespace", "example"]);
+    let client = server.client();
+    Publisher::new("example:a").publish_init(&client);
+    let length = server.wait_for_checkpoint(2).contents.log_length;
+
+    // A leaf named again is proven once.
+    let response: InclusionResponse = client
+        .post_json(
+            "v1/proof/inclusion",
+            &json!({"logLength": length, "leafs": [1, 1, 0, 1, 0]}),
+        )
+        .json()
+        .unwrap();
+    assert_eq!(decode_map_bundle(&response.map).unwrap().len(), 2);
+
+    // More leaves than a request may name.
+    let response = client.post_json(
+        "v1/proof/inclusion",
+        &json!({"logLength": length, "leafs": vec![1; 10_001]}),
+    );
+    let status = response.status().as_u16();
+    let body: Value = response.json().unwrap();
+    assert_warg_error(status, &body, 400);
+    assert!(
+        body["message"].as_str().unwrap().contains("10000"),
+        "{body}"
+    );
+
+    // The request that made a 629 MB answer: the same leaf a million times, in under 2 MB.
+    let before = server.memory("VmHWM");
+    let body = format!(
+        r#"{{"logLength":{length},"leafs":[{}1]}}"#,
+        "1,".repeat(999_999)
+    );
+    let started = Instant::now();
+    let response = client
+        .http
+        .post(format!("{}/v1/proof/inclusion", server.url))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let answer = response.bytes().unwrap();
+    assert!(answer.len() < 1024, "{} bytes", answer.len());
+    let grown = server.memory("VmHWM").saturating_sub(before);
+    assert!(
+        grown < 64 * MIB,
+        "server memory grew by {} MiB",
+        grown / MIB
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn fetch_requests_name_a_bounded_number_of_logs() {
+    let data = temp_dir("harden-fetch");
+    let server = TestServer::start(&data, &["--namespace", "example"]);
+    let client = server.client();
+    let packages: serde_json::Map<String, Value> = (0..10_001u32)
+        .map(|i| (format!("sha256:{i:064x}"), Value::Null))
+        .collect();
+    let response = client.post_json(
+        "v1/fetch/logs",
+        &json!({"logLength": 1, "packages": packages}),
+    );
+    let status = response.status().as_u16();
+    let body: Value = response.json().unwrap();
+    assert_warg_error(status, &body, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("too many packages"),
+        "{body}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Upload bodies.
+
+#[test]
+fn an_upload_is_refused_before_its_body_is_read() {
+    let (server, publisher, record_path) =
+        registry_with_sourcing_record("harden-early", &["--max-content-size", "1MiB"]);
+    let log_id = publisher.name.log_id();
+    let digest = Digest::of(&fixture("b01-fac.component.wasm"));
+    let declared = 200 * MIB;
+    let head = |path: &str, method: &str| {
+        format!(
+            "{method} /{path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/octet-stream\r\n\
+             content-length: {declared}\r\n\r\n"
+        )
+    };
+    // A made-up package, a made-up record: 404 at once.
+    let made_up = format!("sha256:{}", "ab".repeat(32));
+    let (status, body) = answer_without_body(
+        &server,
+        &head(
+            &format!("v1/package/{made_up}/record/{made_up}/content/{digest}"),
+            "POST",
+        ),
+    );
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["type"], "log", "{body}");
+    let (status, body) = answer_without_body(
+        &server,
+        &head(
+            &format!("v1/package/{log_id}/record/{made_up}/blobs/{digest}"),
+            "PUT",
+        ),
+    );
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["type"], "record", "{body}");
+    // Content the record does not need: 400 at once.
+    let (status, body) = answer_without_body(
+        &server,
+        &head(
+            &format!(
+                "{record_path}/content/sha256:{made_up_hex}",
+                made_up_hex = "cd".repeat(32)
+            ),
+            "POST",
+        ),
+    );
+    assert_warg_error(status, &body, 400);
+    // The record's content, declared larger than the registry takes: 413 at once.
+    let (status, body) = answer_without_body(
+        &server,
+        &head(&format!("{record_path}/content/{digest}"), "POST"),
+    );
+    assert_warg_error(status, &body, 413);
+    let (status, body) = answer_without_body(
+        &server,
+        &head(&format!("{record_path}/blobs/{digest}"), "PUT"),
+    );
+    assert_warg_error(status, &body, 413);
+}
+
+#[test]
+fn upload_bodies_are_streamed_to_disk_and_removed() {
+    let (server, _, record_path) =
+        registry_with_sourcing_record("harden-stream", &["--max-content-size", "512MiB"]);
+    let digest = Digest::of(&fixture("b01-fac.component.wasm"));
+    let url = format!("{}/{record_path}/content/{digest}", server.url);
+    let before = server.memory("VmHWM");
+    // Three uploads of 48 MiB at once, none of them the content (their digests differ).
+    let uploads: Vec<_> = (0..3)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let size = 48 * MIB;
+                let body = reqwest::blocking::Body::sized(std::io::repeat(7).take(size), size);
+                reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(120))
+                    .build()
+                    .unwrap()
+                    .post(url)
+                    .body(body)
+                    .send()
+                    .unwrap()
+            })
+        })
+        .collect();
+    for upload in uploads {
+        let response = upload.join().unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().unwrap();
+        assert_warg_error(status, &body, 400);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("digest mismatch"),
+            "{body}"
+        );
+    }
+    let grown = server.memory("VmHWM").saturating_sub(before);
+    assert!(
+        grown < 32 * MIB,
+        "server memory grew by {} MiB while receiving 144 MiB",
+        grown / MIB
+    );
+    // Nothing of them is left on disk.
+    assert_eq!(files_in(&server.data.join("uploads/tmp")), 0);
+}
+
+#[test]
+fn temporary_files_of_interrupted_uploads_are_removed_at_start() {
+    let data = temp_dir("harden-leftovers");
+    let tmp = data.join("uploads/tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::write(tmp.join("12345-0"), vec![0u8; 4096]).unwrap();
+    let _server = TestServer::start(&data, &["--namespace", "example"]);
+    assert_eq!(files_in(&tmp), 0);
+}
+
+#[test]
+fn blobs_wait_for_their_record_within_caps_and_a_deadline() {
+    // Records may stage twice the largest content (8 KiB), 10 KiB in all, for 1 s.
+    let (server, mut publisher, record_a) = registry_with_sourcing_record(
+        "harden-staged",
+        &[
+            "--max-content-size",
+            "4KiB",
+            "--max-pending-uploads",
+            "10KiB",
+            "--upload-deadline",
+            "1s",
+        ],
+    );
+    let client = server.client();
+    let record_b = publisher.release("2.0.0", &fixture("b03-rs-calc.wac.component.wasm"));
+    let (status, body) = client.publish(&publisher.name, &record_b);
+    assert_eq!(status, 202, "{body}");
+    let record_b = format!(
+        "v1/package/{}/record/{}",
+        publisher.name.log_id(),
+        record_b.record_id()
+    );
+    let put = |record: &str, seed: u8| {
+        let bytes = vec![seed; 3000];
+        let digest = Digest::of(&bytes);
+        let response = client
+            .http
+            .put(format!("{}/{record}/blobs/{digest}", server.url))
+            .body(bytes)
+            .send()
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json::<Value>().unwrap_or(Value::Null),
+            digest,
+        )
+    };
+    let (status, _, staged) = put(&record_a, 1);
+    assert_eq!(status, 201);
+    // Staged, not stored: nobody can read it back as a blob.
+    let response = client.get(&format!("v1/cairn/blobs/{staged}"));
+    assert_eq!(response.status(), 404);
+    assert_eq!(put(&record_a, 2).0, 201);
+    // A third would pass the record's share.
+    let (status, body, _) = put(&record_a, 3);
+    assert_warg_error(status, &body, 413);
+    assert_eq!(put(&record_b, 4).0, 201);
+    // A fourth in all would pass the registry's.
+    let (status, body, _) = put(&record_b, 5);
+    assert_warg_error(status, &body, 507);
+    // A blob larger than any content.
+    let bytes = vec![9u8; 5000];
+    let response = client
+        .http
+        .put(format!(
+            "{}/{record_b}/blobs/{}",
+            server.url,
+            Digest::of(&bytes)
+        ))
+        .body(bytes)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 413);
+
+    // Past the deadline they are removed, and there is room again.
+    let records = server.data.join("uploads/records");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while files_in(&records) > 0 {
+        assert!(Instant::now() < deadline, "staged blobs were not removed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(put(&record_b, 5).0, 201);
+    assert!(
+        server.log().contains("not completed in time"),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn blob_reads_are_streamed() {
+    let data = temp_dir("harden-blob-read");
+    let server = TestServer::start(
+        &data,
+        &["--namespace", "example", "--max-content-size", "64MiB"],
+    );
+    let client = server.client();
+    // A core module of 40 MiB (one custom section): one large fragment.
+    let payload = 40 * MIB as usize;
+    let mut module = b"\0asm\x01\0\0\0\0".to_vec();
+    let mut size = payload + 2;
+    loop {
+        let byte = (size & 0x7f) as u8;
+        size >>= 7;
+        module.push(if size == 0 { byte } else { byte | 0x80 });
+        if size == 0 {
+            break;
+        }
+    }
+    module.extend_from_slice(b"\x01x");
+    module.resize(module.len() + payload, 0);
+    let mut publisher = Publisher::new("example:large");
+    publisher.publish_init(&client);
+    publisher.publish_release(&client, "1.0.0", &module);
+    let split = cairn_split::split(&module).unwrap();
+    let largest = split
+        .manifest()
+        .blobs()
+        .iter()
+        .max_by_key(|blob| blob.size)
+        .unwrap()
+        .digest;
+
+    let before = server.memory("VmHWM");
+    let reads: Vec<_> = (0..4)
+        .map(|_| {
+            let url = format!("{}/v1/cairn/blobs/{largest}", server.url);
+            std::thread::spawn(move || {
+                let response = reqwest::blocking::get(url).unwrap();
+                assert_eq!(response.status(), 200);
+                let mut read = 0u64;
+                let mut reader = response;
+                let mut buffer = vec![0u8; 1 << 16];
+                loop {
+                    let n = reader.read(&mut buffer).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    read += n as u64;
+                    // A slow reader, so that the reads overlap.
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                read
+            })
+        })
+        .collect();
+    for read in reads {
+        assert!(read.join().unwrap() >= payload as u64);
+    }
+    let grown = server.memory("VmHWM").saturating_sub(before);
+    assert!(
+        grown < 32 * MIB,
+        "server memory grew by {} MiB serving four reads of a 40 MiB blob",
+        grown / MIB
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Connections.
+
+#[test]
+fn idle_connections_are_closed_and_those_over_the_cap_refused() {
+    let data = temp_dir("harden-connections");
+    // A low open-file limit (soft 150, hard 300, which the server raises to), a cap of 64
+    // connections, and one second to send a request's headers.
+    let server = TestServer::start_with_open_files(
+        &data,
+        &[
+            "--namespace",
+            "example",
+            "--max-connections",
+            "64",
+            "--header-timeout",
+            "1s",
+        ],
+        150,
+        300,
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.child.id())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .unwrap();
+    assert!(
+        open_files.split_whitespace().nth(3) == Some("300"),
+        "{open_files}"
+    );
+
+    let address = server.url.trim_start_matches("http://").to_owned();
+    // More idle sockets than the open-file limit allows.
+    let mut idle = Vec::new();
+    for _ in 0..320 {
+        match TcpStream::connect(&address) {
+            Ok(stream) => idle.push(stream),
+            Err(error) => panic!("cannot connect: {error}"),
+        }
+    }
+    // Each is answered 503 with a JSON body (past the cap), or closed by the server once
+    // the header timeout passes (idle): none is left hanging.
+    let started = Instant::now();
+    let mut refused = 0;
+    let mut closed = 0;
+    for stream in &mut idle {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut bytes = Vec::new();
+        match stream.read_to_end(&mut bytes) {
+            Ok(_) if bytes.is_empty() => closed += 1,
+            Ok(_) => {
+                let text = String::from_utf8(bytes).unwrap();
+                let (head, body) = text.split_once("\r\n\r\n").unwrap();
+                assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+                let body: Value = serde_json::from_str(body).unwrap();
+                assert_warg_error(503, &body, 503);
+                refused += 1;
+            }
+            Err(error) => panic!("a connection was left open: {error}"),
+        }
+    }
+    assert!(closed >= 64, "only {closed} idle connections");
+    assert!(refused >= 100, "only {refused} refused");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    drop(idle);
+    // And the registry serves again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match server.client().checkpoint() {
+            Ok(_) => break,
+            Err(error) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no service after the flood: {error}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    assert!(
+        server.log().contains("too many open connections"),
+        "{}",
+        server.log()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Records.
+
+#[test]
+fn a_record_replayed_under_another_name_is_refused() {
+    let data = temp_dir("harden-replay");
+    let server = TestServer::start(&data, &["--namespace", "example"]);
+    let client = server.client();
+    let mut owner = Publisher::new("example:original");
+    let init = owner.init();
+    let (status, _) = client.publish(&owner.name, &init);
+    assert_eq!(status, 202);
+    client.wait(&owner.name, init.record_id());
+
+    let copy: cairn_protocol::PackageName = "example:copy".parse().unwrap();
+    let (status, body) = client.publish(&copy, &init);
+    assert_eq!(status, 409, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("example:original"), "{message}");
+    assert!(message.contains("example:copy"), "{message}");
+    // No package was made under the new name.
+    let checkpoint = server.wait_for_checkpoint(2);
+    let response = client.post_json(
+        "v1/fetch/logs",
+        &json!({"logLength": checkpoint.contents.log_length, "packages": {copy.log_id().to_string(): null}}),
+    );
+    assert_eq!(response.status(), 404);
+}
+
+#[test]
+fn a_record_time_rfc3339_cannot_write_is_refused() {
+    let data = temp_dir("harden-time");
+    let server = TestServer::start(&data, &["--namespace", "example"]);
+    let client = server.client();
+    let publisher = Publisher::new("example:future");
+    for seconds in [Timestamp::LATEST_RFC3339 + 1, i64::MAX] {
+        let record = Record {
+            prev: None,
+            version: 0,
+            time: Timestamp { seconds, nanos: 0 },
+            entries: vec![PackageEntry::Init {
+                key: publisher.key.public_key().clone(),
+                hash_algorithm: cairn_protocol::HashAlgorithm::Sha256,
+            }],
+        };
+        let envelope = Envelope::signed(record, &publisher.key);
+        let (status, body) = client.publish(&publisher.name, &envelope);
+        assert_warg_error(status.as_u16(), &body, 400);
+        assert!(
+            body["message"].as_str().unwrap().contains("RFC 3339"),
+            "{body}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Error bodies.
+
+#[test]
+fn every_error_answer_has_a_json_body() {
+    let data = temp_dir("harden-json");
+    let server = TestServer::start(&data, &["--namespace", "example"]);
+    // No connection is reused: the server closes one whose request body it did not read.
+    let http = reqwest::blocking::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let url = |path: &str| format!("{}{path}", server.url);
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let warg_cases: Vec<(reqwest::blocking::RequestBuilder, u16)> = vec![
+        (http.get(url("/no/such/page")), 404),
+        (http.get(url("/")), 404),
+        (http.delete(url("/v1/fetch/checkpoint")), 405),
+        (http.post(url("/v1/fetch/checkpoint")), 405),
+        (http.get(url("/v1/proof/inclusion")), 405),
+        (
+            http.get(url("/v1/package/not-a-log-id/record/nor-a-record")),
+            400,
+        ),
+        (http.get(url("/v1/cairn/blobs/not-a-digest")), 400),
+        (
+            http.post(url(&format!(
+                "/v1/package/{digest}/record/{digest}/content/{digest}/manifest"
+            )))
+            .body(vec![b' '; 3 << 20]),
+            413,
+        ),
+        (
+            http.get(url("/v1/fetch/checkpoint"))
+                .header("warg-registry", "elsewhere.example"),
+            501,
+        ),
+        (
+            http.post(url("/v1/fetch/logs"))
+                .header("content-type", "text/plain")
+                .body("{}"),
+            415,
+        ),
+    ];
+    for (request, expected) in warg_cases {
+        let response = request.send().unwrap();
+        let status = response.status().as_u16();
+        let what = response.url().path().to_owned();
+        let content_type = header(&response, "content-type");
+        assert_eq!(content_type, "application/json", "{what}");
+        let body: Value = response.json().unwrap();
+        assert_eq!(status, expected, "{what}: {body}");
+        assert_eq!(body["status"], expected, "{what}: {body}");
+        assert!(body["message"].is_string(), "{what}: {body}");
+    }
+    // Under /v2/, the distribution spec's error body.
+    for (request, expected) in [
+        (http.get(url("/v2/no/such/thing/here")), 404),
+        (http.post(url("/v2/_catalog")), 405),
+        (http.patch(url("/v2/example/x/tags/list")), 405),
+    ] {
+        let response = request.send().unwrap();
+        assert_eq!(response.status().as_u16(), expected);
+        let body: Value = response.json().unwrap();
+        assert!(body["errors"][0]["code"].is_string(), "{body}");
+        assert!(body["errors"][0]["message"].is_string(), "{body}");
+    }
+}
