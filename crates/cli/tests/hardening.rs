@@ -654,3 +654,153 @@ fn every_error_answer_has_a_json_body() {
         assert!(body["errors"][0]["message"].is_string(), "{body}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// A full disk.
+
+/// A tmpfs of `size` mounted at a new folder, unmounted when dropped; `None` (with a note)
+/// where this process may not mount, unless CI is set, where that is a failure.
+struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(name: &str, size: &str) -> Option<SmallDisk> {
+        let path = temp_dir(name);
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .output();
+        match mounted {
+            Ok(output) if output.status.success() => Some(SmallDisk { path }),
+            other => {
+                let why = match other {
+                    Ok(output) => String::from_utf8_lossy(&output.stderr).into_owned(),
+                    Err(error) => error.to_string(),
+                };
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI: cannot mount a tmpfs for the full-disk test (run as root): {why}"
+                );
+                eprintln!("SKIPPED: the full-disk test needs to mount a tmpfs (root): {why}");
+                None
+            }
+        }
+    }
+
+    /// Fills the disk with a file; returns its path.
+    fn fill(&self) -> std::path::PathBuf {
+        let filler = self.path.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0xa5u8; 64 * 1024];
+        loop {
+            match file.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(error) if error.raw_os_error() == Some(28) => break,
+                Err(error) => panic!("filling the disk: {error}"),
+            }
+        }
+        // The last partial page, byte by byte.
+        while file.write(&[0]).is_ok_and(|n| n == 1) {}
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_requests_not_the_server_which_resumes_when_there_is_room() {
+    let Some(disk) = SmallDisk::mount("harden-full-disk", "24m") else {
+        return;
+    };
+    let data = disk.path.join("data");
+    let mut server = TestServer::start(
+        &data,
+        &["--namespace", "example", "--checkpoint-interval", "50ms"],
+    );
+    let client = server.client();
+    let mut first = Publisher::new("example:first");
+    first.publish_init(&client);
+    let content = fixture("b01-fac.component.wasm");
+    first.publish_release(&client, "1.0.0", &content);
+
+    let filler = disk.fill();
+    // Publishing goes on until writes find no room; each answer is 202 or a 507 with a
+    // JSON body.
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for i in 0..300 {
+        let mut publisher = Publisher::new(&format!("example:p{i}"));
+        let init = publisher.init();
+        let (status, body) = client.publish(&publisher.name, &init);
+        match status.as_u16() {
+            202 => accepted.push((publisher.name, *init.record_id())),
+            507 => {
+                assert_warg_error(507, &body, 507);
+                refused += 1;
+            }
+            other => panic!("publish answered {other}: {body}"),
+        }
+    }
+    assert!(refused > 0, "no publish was refused on a full disk");
+    // An upload has no room either.
+    let calc = fixture("b03-rs-calc.wac.component.wasm");
+    let release = first.release("2.0.0", &calc);
+    let (status, body) = client.publish(&first.name, &release);
+    if status == 202 {
+        let status = client.upload(&first.name, release.record_id(), &calc);
+        assert_eq!(status, 507);
+    } else {
+        assert_warg_error(status.as_u16(), &body, 507);
+    }
+    // Reads go on, and the server is alive.
+    assert!(client.checkpoint().is_ok());
+    let digest = Digest::of(&content);
+    let response = client.get(&format!("content/sha256-{}", &digest.to_string()[7..]));
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().unwrap().as_ref(), &content[..]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "{}",
+        server.log()
+    );
+
+    // Room again: what was accepted is published, and publishing works.
+    std::fs::remove_file(filler).unwrap();
+    for (name, record_id) in &accepted {
+        let state = client.wait(name, record_id);
+        assert!(
+            matches!(state, cairn_protocol::api::RecordState::Published { .. }),
+            "{state:?}"
+        );
+    }
+    let mut last = Publisher::new("example:after");
+    last.publish_init(&client);
+    first.head = Some(*release.record_id());
+    let (status, body) = client.publish(&first.name, &release);
+    assert_eq!(status, 202, "{body}");
+    if body["state"] == "sourcing" {
+        assert_eq!(client.upload(&first.name, release.record_id(), &calc), 201);
+    }
+    let state = client.wait(&first.name, release.record_id());
+    assert!(
+        matches!(state, cairn_protocol::api::RecordState::Published { .. }),
+        "{state:?}"
+    );
+    assert_eq!(files_in(&data.join("uploads/tmp")), 0);
+    eprintln!(
+        "{} accepted and {refused} refused on the full disk; log:\n{}",
+        accepted.len(),
+        server.log()
+    );
+    assert!(server.stop().success());
+}

@@ -342,6 +342,18 @@ fn an_out_of_order_chunk_is_416_and_the_upload_goes_on() {
     }
     assert_eq!(registry.patch(&location, 6, b"second").status(), 202);
     let digest = sha256(b"first second");
+    // The closing PUT may carry the last chunk; out of order, it is 416 too, and the
+    // upload goes on.
+    let response = registry
+        .request(Method::PUT, &location)
+        .query(&[("digest", &digest)])
+        .header("content-type", "application/octet-stream")
+        .header("content-range", "20-25")
+        .body(b"third!".to_vec())
+        .send()
+        .unwrap();
+    assert_eq!(header(&response, "range"), "0-11");
+    assert_error(response, 416, "BLOB_UPLOAD_INVALID");
     let done = registry
         .request(Method::PUT, &location)
         .query(&[("digest", &digest)])
@@ -895,6 +907,12 @@ fn subjects_make_referrers_filtered_by_artifact_type() {
         .json()
         .unwrap();
     assert_eq!(index["manifests"][0]["digest"], sha256(&orphan));
+    // A repository that does not exist yet has no referrers either: an empty index.
+    let response = registry.get(&format!("/v2/conformance/nowhere/referrers/{absent}"));
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "content-type"), INDEX_TYPE);
+    let index: Value = response.json().unwrap();
+    assert_eq!(index["manifests"], json!([]));
     // No referrers: an empty index, never a 404; a malformed digest: 400.
     let response = registry.get(&format!("/v2/{REPO}/referrers/{}", sha256(b"lonely")));
     assert_eq!(response.status(), 200);
@@ -1073,6 +1091,43 @@ fn names_and_paths_that_are_not_the_api_get_json_errors() {
         registry.put_manifest(REPO, "bad%20tag", MANIFEST_TYPE, b"{}"),
         400,
         "TAG_INVALID",
+    );
+}
+
+#[test]
+fn descriptor_sizes_must_be_non_negative_int64s() {
+    let registry = Registry::start("conf-sizes");
+    let config = registry.push_blob(REPO, b"{}");
+    for size in [
+        json!(-2),
+        json!(18446744073709551616u128 as f64),
+        json!("2"),
+        json!(1.5),
+    ] {
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_TYPE,
+            "config": {"mediaType": EMPTY_TYPE, "digest": config, "size": size},
+            "layers": [],
+        }))
+        .unwrap();
+        let response = registry.put_manifest(REPO, "sizes", MANIFEST_TYPE, &manifest);
+        assert_error(response, 400, "MANIFEST_INVALID");
+    }
+    let response = registry.put_manifest(
+        REPO,
+        "sizes",
+        MANIFEST_TYPE,
+        r#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"DIGEST","size":18446744073709551616},"layers":[]}"#
+            .replace("DIGEST", &config)
+            .as_bytes(),
+    );
+    assert_error(response, 400, "MANIFEST_INVALID");
+    assert_eq!(
+        registry
+            .get(&format!("/v2/{REPO}/manifests/sizes"))
+            .status(),
+        404
     );
 }
 

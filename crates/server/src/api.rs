@@ -679,7 +679,7 @@ async fn publish(
             StoreError::NameConflict { .. } => {
                 ApiError::Message(StatusCode::CONFLICT, e.to_string())
             }
-            other => ApiError::Internal(other.to_string()),
+            other => ApiError::from(other),
         })?;
     let row = match outcome {
         InsertOutcome::Inserted(row) => row,
@@ -846,7 +846,7 @@ async fn reject_for_content(
         ..Default::default()
     };
     if let Err(e) = app.store.commit(&batch).await {
-        return ApiError::Internal(e.to_string());
+        return ApiError::from(e);
     }
     ApiError::Message(StatusCode::UNPROCESSABLE_ENTITY, reason)
 }
@@ -895,7 +895,7 @@ async fn accept_content(
         Err(error @ content::ContentError::Invalid(_)) => {
             return Err(reject_for_content(app, row, &digest, error).await)
         }
-        Err(error) => return Err(ApiError::Internal(error.to_string())),
+        Err(content::ContentError::Io(error)) => return Err(ApiError::from_io(error)),
     }
     Ok(StatusCode::CREATED)
 }

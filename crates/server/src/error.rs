@@ -64,20 +64,38 @@ impl ApiError {
     }
 }
 
-/// Whether an I/O error says the disk (or the user's quota on it) is full.
-pub fn is_disk_full(error: &std::io::Error) -> bool {
-    error.kind() == std::io::ErrorKind::StorageFull
-        || error.kind() == std::io::ErrorKind::QuotaExceeded
-        || error.raw_os_error() == Some(libc::ENOSPC)
-        || error.raw_os_error() == Some(libc::EDQUOT)
+pub use cairn_store::is_disk_full;
+
+/// Whether `error`, or an error it stems from, says the disk is full.
+pub fn stems_from_full_disk(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if error
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(is_disk_full)
+            || error
+                .downcast_ref::<cairn_store::StoreError>()
+                .is_some_and(cairn_store::StoreError::is_disk_full)
+        {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
+/// Any other error is the server's fault (500), unless the disk is full (507).
 impl<E: std::fmt::Display> From<E> for ApiError
 where
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     fn from(error: E) -> Self {
-        ApiError::Internal(error.to_string())
+        let error: Box<dyn std::error::Error + Send + Sync> = error.into();
+        if stems_from_full_disk(&*error) {
+            ApiError::disk_full()
+        } else {
+            ApiError::Internal(error.to_string())
+        }
     }
 }
 

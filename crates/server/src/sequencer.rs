@@ -12,9 +12,10 @@
 //! 5. only then serve the new checkpoint and map snapshot.
 //!
 //! A record is reported `published` once its index is below the served checkpoint's length,
-//! so it is durable and covered by a checkpoint clients can fetch. If a commit fails, the
-//! in-memory log has run ahead of the store, so the process stops and a restart replays the
-//! store. Rounds run at most once per checkpoint interval.
+//! so it is durable and covered by a checkpoint clients can fetch. If a commit fails because
+//! the disk is full, the same batch is tried again until it commits; if it fails otherwise,
+//! the in-memory log has run ahead of the store, so the process stops and a restart replays
+//! the store. Rounds run at most once per checkpoint interval.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -76,7 +77,7 @@ impl Sequencer {
             // Rounds are spaced start to start, so a round's own work does not add to the
             // wait of the records that arrive while it runs.
             last_round = Some(Instant::now());
-            let worked = self.round().await?;
+            let worked = self.round_until(Some(&shutdown)).await?;
             if !worked {
                 // Nothing pending: wait for a record (or poll now and then).
                 tokio::select! {
@@ -90,6 +91,15 @@ impl Sequencer {
 
     /// Runs one round. Returns whether there was anything to do.
     pub async fn round(&self) -> Result<bool, SequencerError> {
+        self.round_until(None).await
+    }
+
+    /// Runs one round; a commit waiting for room on a full disk gives up once `shutdown`
+    /// turns true.
+    async fn round_until(
+        &self,
+        shutdown: Option<&watch::Receiver<bool>>,
+    ) -> Result<bool, SequencerError> {
         let pending = self.store.pending(ROUND_LIMIT).await?;
         if pending.is_empty() {
             return Ok(false);
@@ -107,10 +117,7 @@ impl Sequencer {
                 .expect("the sequencing thread panicked");
         let mut batch = batch;
         batch.checkpoint = checkpoint.clone();
-        if let Err(error) = self.store.commit(&batch).await {
-            tracing::error!(%error, "commit failed; the process must restart to replay the store");
-            return Err(error.into());
-        }
+        self.commit(&batch, shutdown).await?;
         if let (Some(map), Some(checkpoint)) = (new_map, checkpoint) {
             tracing::info!(
                 log_length = checkpoint.contents.log_length,
@@ -128,6 +135,51 @@ impl Sequencer {
         Ok(true)
     }
 }
+
+impl Sequencer {
+    /// Commits a round's batch. While the disk is full the same batch is tried again, every
+    /// [`DISK_FULL_RETRY`], until it commits: the in-memory state stays exactly one batch
+    /// ahead of the store, and nothing new is served meanwhile. Any other failure stops the
+    /// sequencer (and the server), and a restart replays the store.
+    async fn commit(
+        &self,
+        batch: &CommitBatch,
+        shutdown: Option<&watch::Receiver<bool>>,
+    ) -> Result<(), SequencerError> {
+        let mut waited = false;
+        loop {
+            match self.store.commit(batch).await {
+                Ok(()) => {
+                    if waited {
+                        tracing::info!("there is room on the disk again; sequencing goes on");
+                    }
+                    return Ok(());
+                }
+                Err(error) if error.is_disk_full() => {
+                    if !waited {
+                        tracing::error!(
+                            %error,
+                            "the disk is full: no checkpoint can be committed until there is \
+                             room; retrying"
+                        );
+                        waited = true;
+                    }
+                    if shutdown.is_some_and(|stop| *stop.borrow()) {
+                        return Err(SequencerError::Store(error));
+                    }
+                    tokio::time::sleep(DISK_FULL_RETRY).await;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "commit failed; the process must restart to replay the store");
+                    return Err(error.into());
+                }
+            }
+        }
+    }
+}
+
+/// How often a commit refused for a full disk is tried again.
+const DISK_FULL_RETRY: Duration = Duration::from_millis(500);
 
 /// Validates `pending` in arrival order against the state (appending each valid record to
 /// the log), then builds the map for the new leaves and signs a checkpoint over both.

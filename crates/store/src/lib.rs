@@ -32,6 +32,6 @@ pub use oci_content::{
     CONTENT_USERNAME_ENV,
 };
 pub use records::{
-    CommitBatch, ContentRow, InsertOutcome, NewRecord, RecordRow, RecordStatus, RecordStore,
-    RejectedRecord, SequencedRecord, SqliteStore, StoreError, StoredLogRecord,
+    is_disk_full, CommitBatch, ContentRow, InsertOutcome, NewRecord, RecordRow, RecordStatus,
+    RecordStore, RejectedRecord, SequencedRecord, SqliteStore, StoreError, StoredLogRecord,
 };

@@ -30,7 +30,11 @@ use tokio::sync::{mpsc, oneshot};
 pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+    /// The disk (or the user's quota on it) is full: nothing of the write was kept, and the
+    /// same write can succeed once there is room.
+    #[error("the disk is full: {0}")]
+    DiskFull(String),
     /// Stored data does not parse: the database was changed outside cairn.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
@@ -45,6 +49,48 @@ pub enum StoreError {
         /// The name already registered.
         existing: String,
     },
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        // SQLite reports a write that found no room as SQLITE_FULL (13), whatever the file.
+        let full = match &error {
+            sqlx::Error::Database(database) => database.code().as_deref() == Some("13"),
+            sqlx::Error::Io(io) => is_disk_full(io),
+            _ => false,
+        };
+        if full {
+            StoreError::DiskFull(error.to_string())
+        } else {
+            StoreError::Database(error)
+        }
+    }
+}
+
+/// Whether an I/O error says the disk (or the user's quota on it) is full.
+pub fn is_disk_full(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    ) || matches!(
+        error.raw_os_error(),
+        Some(28 /* ENOSPC */) | Some(122 /* EDQUOT */)
+    )
+}
+
+impl StoreError {
+    /// Whether the disk was full (the same write can succeed later).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::DiskFull(_))
+    }
+
+    /// This error, for each of several callers whose writes failed together.
+    fn shared(&self) -> StoreError {
+        match self {
+            StoreError::DiskFull(message) => StoreError::DiskFull(message.clone()),
+            other => StoreError::Failed(other.to_string()),
+        }
+    }
 }
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
@@ -515,12 +561,10 @@ impl SqliteStore {
         // The group-commit task keeps a connection of its own rather than taking the pooled
         // writer for each batch: a pooled connection goes back to its pool through a task of
         // its own and a ping, which the next batch would wait for.
+        let group_options = options.synchronous(SqliteSynchronous::Normal);
         let group_connection = {
             use sqlx::ConnectOptions as _;
-            options
-                .synchronous(SqliteSynchronous::Normal)
-                .connect()
-                .await?
+            group_options.connect().await?
         };
         let (inserts, requests) = mpsc::channel(4 * INSERT_BATCH);
         // The group-commit task runs on the caller's runtime, beside the request handlers
@@ -529,6 +573,7 @@ impl SqliteStore {
         let write_turn = Arc::new(tokio::sync::Mutex::new(()));
         tokio::spawn(insert_batches(
             group_connection,
+            group_options,
             requests,
             write_turn.clone(),
             ids.clone(),
@@ -745,7 +790,25 @@ impl RecordStore for SqliteStore {
             sqlx::query("PRAGMA synchronous = NORMAL")
                 .execute(&mut *connection)
                 .await?;
-            commit_batch(&mut connection, batch).await?;
+            // A batch retried after its WAL sync failed (a full disk) is written already: its
+            // checkpoint is there. Only the sync is left to do.
+            let written = match &batch.checkpoint {
+                None => false,
+                Some(checkpoint) => sqlx::query("SELECT 1 FROM checkpoints WHERE log_length = $1")
+                    .bind(checkpoint.contents.log_length as i64)
+                    .fetch_optional(&mut *connection)
+                    .await?
+                    .is_some(),
+            };
+            if !written {
+                if let Err(error) = commit_batch(&mut connection, batch).await {
+                    // After a failed write SQLite may or may not have rolled the transaction
+                    // back, and the driver's count of open transactions may be wrong: a
+                    // fresh connection takes this one's place.
+                    connection.close_on_drop();
+                    return Err(error);
+                }
+            }
         }
         self.sync_wal().await?;
         self.checkpoint_in_background();
@@ -951,6 +1014,7 @@ const INSERT_BATCH: usize = 512;
 /// lot, without an fsync: its connection runs with `synchronous = NORMAL`), and only then answers each caller.
 async fn insert_batches(
     mut connection: sqlx::SqliteConnection,
+    options: SqliteConnectOptions,
     mut requests: mpsc::Receiver<InsertRequest>,
     write_turn: Arc<tokio::sync::Mutex<()>>,
     ids: Arc<RecordIds>,
@@ -968,7 +1032,11 @@ async fn insert_batches(
                 Err(_) => break,
             }
         }
-        match insert_in_turn(&write_turn, &mut connection, &batch, &known_logs, &ids).await {
+        let written = insert_in_turn(&write_turn, &mut connection, &batch, &known_logs, &ids).await;
+        if written.is_err() {
+            renew(&mut connection, &options).await;
+        }
+        match written {
             Ok((outcomes, new_logs)) => {
                 known_logs.extend(new_logs);
                 for (request, outcome) in batch.into_iter().zip(outcomes) {
@@ -995,19 +1063,34 @@ async fn insert_batches(
                                 Err(StoreError::Failed("no outcome for the insert".into()))
                             })
                         }
-                        Err(error) => Err(error),
+                        Err(error) => {
+                            renew(&mut connection, &options).await;
+                            Err(error)
+                        }
                     };
                     let _ = request.reply.send(outcome);
                 }
             }
             Err(error) => {
                 for request in batch {
-                    let _ = request
-                        .reply
-                        .send(Err(StoreError::Failed(error.to_string())));
+                    let _ = request.reply.send(Err(error.shared()));
                 }
             }
         }
+    }
+}
+
+/// Replaces the group commit's connection after a failed write: SQLite may or may not have
+/// rolled its transaction back, and the driver's count of open transactions may be wrong. If
+/// no new connection can be made (the disk is full), the old one stays, to be tried again.
+async fn renew(connection: &mut sqlx::SqliteConnection, options: &SqliteConnectOptions) {
+    use sqlx::ConnectOptions as _;
+    match options.connect().await {
+        Ok(fresh) => {
+            let old = std::mem::replace(connection, fresh);
+            let _ = sqlx::Connection::close(old).await;
+        }
+        Err(error) => tracing::warn!(%error, "cannot renew the group commit's connection"),
     }
 }
 

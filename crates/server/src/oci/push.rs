@@ -259,7 +259,17 @@ fn fail(error: OciError) -> Response {
     error.into_response()
 }
 
-fn internal(error: impl std::fmt::Display) -> Response {
+fn internal(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Response {
+    let error: Box<dyn std::error::Error + Send + Sync> = error.into();
+    if crate::error::stems_from_full_disk(&*error) {
+        tracing::warn!("an OCI push failed because the disk is full");
+        return OciError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "UNKNOWN",
+            "the registry's disk is full; nothing of this request was kept, try again later",
+        )
+        .into_response();
+    }
     OciError::internal(error).into_response()
 }
 
