@@ -322,6 +322,9 @@ fn names_another_registry(app: &AppState, headers: &HeaderMap) -> bool {
 // ---------------------------------------------------------------------------------------
 // Plumbing: JSON bodies, path parameters.
 
+/// How long a JSON request body (at most 2 MiB) may take to arrive.
+pub const JSON_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A JSON request body, with the reference's error statuses: 415 without a JSON content
 /// type, 400 for bad syntax, 422 for a body of the wrong shape.
 pub struct ApiJson<T>(pub T);
@@ -348,8 +351,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 "Expected request with `Content-Type: application/json`".into(),
             ));
         }
-        let bytes = Bytes::from_request(request, state)
+        let bytes = tokio::time::timeout(JSON_BODY_TIMEOUT, Bytes::from_request(request, state))
             .await
+            .map_err(|_| {
+                ApiError::Message(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("the request body did not arrive within {JSON_BODY_TIMEOUT:?}"),
+                )
+            })?
             .map_err(|e| ApiError::Message(StatusCode::PAYLOAD_TOO_LARGE, e.body_text()))?;
         serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
             let status = match e.classify() {
