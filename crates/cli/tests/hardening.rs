@@ -804,3 +804,209 @@ fn a_full_disk_fails_requests_not_the_server_which_resumes_when_there_is_room() 
     );
     assert!(server.stop().success());
 }
+
+// ---------------------------------------------------------------------------------------
+// Content no record publishes.
+
+/// `bytes` (a component) with a custom section appended: the same modules, another file.
+fn with_custom_section(bytes: &[u8], name: &str) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let payload = [&[name.len() as u8][..], name.as_bytes(), b"payload"].concat();
+    out.push(0);
+    out.push(payload.len() as u8);
+    out.extend_from_slice(&payload);
+    out
+}
+
+fn blob_status(client: &Client, digest: &cairn_split::Digest) -> u16 {
+    client
+        .get(&format!("v1/cairn/blobs/{digest}"))
+        .status()
+        .as_u16()
+}
+
+/// Whether the content store (a directory) holds `digest`.
+fn blob_stored(server: &TestServer, digest: &cairn_split::Digest) -> bool {
+    let hex = &digest.to_string()[7..];
+    server.data.join("content/blobs/sha256").join(hex).is_file()
+}
+
+#[test]
+fn content_uploaded_for_records_never_published_is_removed() {
+    let data = temp_dir("harden-abandoned");
+    let server = TestServer::start(
+        &data,
+        &["--namespace", "example", "--upload-deadline", "1s"],
+    );
+    let client = server.client();
+    let mut publisher = Publisher::new("example:kept");
+    publisher.publish_init(&client);
+    let kept = fixture("b01-fac.component.wasm");
+    publisher.publish_release(&client, "1.0.0", &kept);
+    let kept_split = cairn_split::split(&kept).unwrap();
+
+    // A second 1.0.0: accepted, its content uploaded and stored, then rejected by the
+    // sequencer. Its file shares every module with the first and differs in its skeleton.
+    let abandoned = with_custom_section(&kept, "abandoned");
+    let abandoned_split = cairn_split::split(&abandoned).unwrap();
+    let own_blob = abandoned_split.manifest().root().digest;
+    assert_ne!(own_blob, kept_split.manifest().root().digest);
+    let record = publisher.release("1.0.0", &abandoned);
+    let (status, body) = client.publish(&publisher.name, &record);
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["state"], "sourcing", "{body}");
+    assert_eq!(
+        client.upload(&publisher.name, record.record_id(), &abandoned),
+        201
+    );
+    assert!(matches!(
+        client.wait(&publisher.name, record.record_id()),
+        cairn_protocol::api::RecordState::Rejected { .. }
+    ));
+    // Never readable, and removed once the sweep finds that no record can publish it.
+    let digest = Digest::of(&abandoned);
+    assert_eq!(client.get(&format!("v1/content/{digest}")).status(), 404);
+    assert_eq!(blob_status(&client, &own_blob), 404);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while blob_stored(&server, &own_blob) {
+        assert!(
+            Instant::now() < deadline,
+            "the abandoned content's blob is still stored"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // What it shared with published content stays, and that content is whole.
+    for blob in kept_split.manifest().blobs() {
+        assert!(blob_stored(&server, &blob.digest), "{}", blob.digest);
+        assert_eq!(blob_status(&client, &blob.digest), 200, "{}", blob.digest);
+    }
+    let response = client.get(&format!(
+        "content/sha256-{}",
+        &Digest::of(&kept).to_string()[7..]
+    ));
+    assert_eq!(response.bytes().unwrap().as_ref(), &kept[..]);
+    assert!(server
+        .log()
+        .contains("removed content uploaded for records that were not published"));
+
+    // A record waiting for two contents, given one: past the deadline that one is removed
+    // and the record waits for both again.
+    publisher.head = Some(*record.record_id());
+    let mut fresh = Publisher::new("example:waiting");
+    fresh.publish_init(&client);
+    let first = with_custom_section(&kept, "first");
+    let second = with_custom_section(&kept, "second");
+    let record = fresh.sign(vec![
+        PackageEntry::Release {
+            version: "2.0.0".parse().unwrap(),
+            content: Digest::of(&first),
+        },
+        PackageEntry::Release {
+            version: "3.0.0".parse().unwrap(),
+            content: Digest::of(&second),
+        },
+    ]);
+    let (status, body) = client.publish(&fresh.name, &record);
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(client.upload(&fresh.name, record.record_id(), &first), 201);
+    let first_blob = cairn_split::split(&first).unwrap().manifest().root().digest;
+    assert!(blob_stored(&server, &first_blob));
+    assert_eq!(blob_status(&client, &first_blob), 404);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while blob_stored(&server, &first_blob) {
+        assert!(
+            Instant::now() < deadline,
+            "content of a record that never completed is still stored"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let state: Value = client
+        .get(&format!(
+            "v1/package/{}/record/{}",
+            fresh.name.log_id(),
+            record.record_id()
+        ))
+        .json()
+        .unwrap();
+    assert_eq!(state["state"], "sourcing", "{state}");
+    let missing = state["missingContent"].as_object().unwrap();
+    assert!(
+        missing.contains_key(&Digest::of(&first).to_string()),
+        "{state}"
+    );
+    assert!(
+        missing.contains_key(&Digest::of(&second).to_string()),
+        "{state}"
+    );
+    // Both uploaded now: published, and both contents are whole.
+    assert_eq!(client.upload(&fresh.name, record.record_id(), &first), 201);
+    assert_eq!(client.upload(&fresh.name, record.record_id(), &second), 201);
+    assert!(matches!(
+        client.wait(&fresh.name, record.record_id()),
+        cairn_protocol::api::RecordState::Published { .. }
+    ));
+    std::thread::sleep(Duration::from_millis(1500));
+    for bytes in [&first, &second] {
+        let hex = &Digest::of(bytes).to_string()[7..];
+        let response = client.get(&format!("content/sha256-{hex}"));
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.bytes().unwrap().as_ref(), &bytes[..]);
+    }
+}
+
+#[test]
+fn content_waiting_for_its_record_counts_against_the_pending_cap() {
+    let data = temp_dir("harden-pending-content");
+    let server = TestServer::start(
+        &data,
+        &[
+            "--namespace",
+            "example",
+            "--upload-deadline",
+            "1s",
+            "--max-pending-uploads",
+            "400",
+        ],
+    );
+    let client = server.client();
+    let base = fixture("b01-fac.component.wasm");
+    // A record waiting for two contents, given one (273 bytes, stored provisionally).
+    let mut waiting = Publisher::new("example:waiting");
+    waiting.publish_init(&client);
+    let first = with_custom_section(&base, "first");
+    let record = waiting.sign(vec![
+        PackageEntry::Release {
+            version: "1.0.0".parse().unwrap(),
+            content: Digest::of(&first),
+        },
+        PackageEntry::Release {
+            version: "2.0.0".parse().unwrap(),
+            content: Digest::of(&base),
+        },
+    ]);
+    assert_eq!(client.publish(&waiting.name, &record).0, 202);
+    assert_eq!(
+        client.upload(&waiting.name, record.record_id(), &first),
+        201
+    );
+    // Another upload would pass the cap while that one waits.
+    let mut other = Publisher::new("example:other");
+    other.publish_init(&client);
+    let second = with_custom_section(&base, "second");
+    let release = other.release("1.0.0", &second);
+    assert_eq!(client.publish(&other.name, &release).0, 202);
+    assert_eq!(
+        client.upload(&other.name, release.record_id(), &second),
+        507
+    );
+    // Once the waiting content is removed (past the deadline), there is room.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.upload(&other.name, release.record_id(), &second) == 507 {
+        assert!(Instant::now() < deadline, "no room after the deadline");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(matches!(
+        client.wait(&other.name, release.record_id()),
+        cairn_protocol::api::RecordState::Published { .. }
+    ));
+}

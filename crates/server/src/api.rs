@@ -830,10 +830,13 @@ async fn needed_content(app: &AppState, row: &RecordRow, digest: &str) -> Result
     Ok(digest)
 }
 
-/// Records content that is now stored and queues the records that waited for it.
+/// Records content that is now stored (provisionally, until a record that waited for it is
+/// published) and queues the records that waited for it.
 async fn content_stored(app: &AppState, row: cairn_store::ContentRow) -> Result<(), ApiError> {
-    app.store.put_content(&row).await?;
-    if !app.store.content_arrived(&row.digest).await?.is_empty() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    if !app.store.content_uploaded(&row, now).await?.is_empty() {
         app.wake.notify_one();
     }
     Ok(())
@@ -874,6 +877,7 @@ async fn upload_content(
             "content digest mismatch: expected `{digest}`, found `{actual}`"
         )));
     }
+    within_pending_budget(&app).await?;
     // Validation and the split need the whole file in memory: a few at a time.
     let _turn = app.ingests.acquire().await?;
     let bytes = tokio::task::spawn_blocking(move || received.read())
@@ -948,6 +952,20 @@ async fn upload_blob(
     Ok(StatusCode::CREATED)
 }
 
+/// 507 if what waits for records to be published (content stored provisionally, blobs
+/// staged, bodies being received) already fills `--max-pending-uploads`.
+async fn within_pending_budget(app: &AppState) -> Result<(), ApiError> {
+    let pending = app
+        .store
+        .provisional_bytes()
+        .await?
+        .saturating_add(app.uploads.pending_bytes());
+    if pending > app.uploads.limits().max_pending_bytes {
+        return Err(receive_error(crate::upload::ReceiveError::Full));
+    }
+    Ok(())
+}
+
 /// The most bytes of blobs one record may stage: its content's blobs add up to about the
 /// content's size (skeletons are smaller than what they stand for), so twice the largest
 /// content leaves room for any honest upload.
@@ -1002,6 +1020,7 @@ async fn upload_content_manifest(
     if manifest.size() > app.settings.max_content_size {
         return Err(content_too_large());
     }
+    within_pending_budget(&app).await?;
     let _turn = app.ingests.acquire().await?;
     let blobs = app.blobs.clone();
     let uploads = app.uploads.clone();
@@ -1208,6 +1227,11 @@ async fn get_blob(
     Path(blob): Path<String>,
 ) -> Result<Response, ApiError> {
     let digest = blob_id(&blob)?;
+    // Only blobs of content that is kept: not those of content uploaded for records none of
+    // which is published (nor OCI scratch blobs, which `/v2/` serves).
+    if !app.store.blob_is_published(&digest.to_string()).await? {
+        return Err(ApiError::not_found("blob", digest));
+    }
     let blobs = app.blobs.clone();
     let size = tokio::task::spawn_blocking(move || blobs.size(&digest.into()))
         .await??

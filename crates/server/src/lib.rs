@@ -99,15 +99,67 @@ pub const UPLOADS_DIR: &str = "uploads";
 /// How many uploads may be held in memory at once, to be validated and split.
 const CONCURRENT_INGESTS: usize = 2;
 
-/// Removes, now and then, blobs staged for records that were not completed in time.
-async fn sweep_uploads(uploads: upload::Uploads) {
-    let every =
-        (uploads.limits().deadline / 10).clamp(Duration::from_millis(100), Duration::from_secs(60));
+/// Removes, now and then, what was uploaded for records that were not published: blobs staged
+/// for records whose content was not completed in time, and content no record that uploaded
+/// it can publish any more (`cairn_store`'s `claims.rs`).
+async fn sweep_uploads(app: AppState) {
+    let deadline = app.uploads.limits().deadline;
+    let every = (deadline / 10).clamp(Duration::from_millis(100), Duration::from_secs(60));
     loop {
-        let sweeping = uploads.clone();
-        let _ = tokio::task::spawn_blocking(move || sweeping.sweep()).await;
+        let uploads = app.uploads.clone();
+        let _ = tokio::task::spawn_blocking(move || uploads.sweep()).await;
+        if let Err(error) = withdraw_abandoned_content(&app, deadline).await {
+            tracing::warn!(%error, "cannot remove content uploaded for records that were not published");
+        }
         tokio::time::sleep(every).await;
     }
+}
+
+/// Withdraws content that no record can publish any more, and deletes its blobs that no
+/// other content and no OCI repository holds.
+async fn withdraw_abandoned_content(app: &AppState, deadline: Duration) -> Result<(), ServerError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let cutoff = now.saturating_sub(i64::try_from(deadline.as_secs()).unwrap_or(i64::MAX));
+    let abandoned = app.store.abandoned_contents(cutoff).await?;
+    if abandoned.is_empty() {
+        return Ok(());
+    }
+    // No content is stored meanwhile: an upload must not find a blob stored that is about
+    // to be deleted.
+    let _all = app
+        .ingests
+        .acquire_many(CONCURRENT_INGESTS as u32)
+        .await
+        .map_err(|e| ServerError::Operator(e.to_string()))?;
+    let (mut withdrawn, mut deleted) = (0, 0);
+    for digest in abandoned {
+        let Some(blobs) = app.store.withdraw_content(&digest, cutoff).await? else {
+            continue;
+        };
+        withdrawn += 1;
+        for blob in blobs {
+            let Ok(parsed) = blob.parse::<cairn_store::BlobDigest>() else {
+                continue;
+            };
+            if app.store.oci_blob_anywhere(&blob).await? {
+                continue;
+            }
+            let store = app.blobs.clone();
+            tokio::task::spawn_blocking(move || store.delete(&parsed))
+                .await
+                .map_err(|e| ServerError::Operator(e.to_string()))?
+                .map_err(io_error("cannot delete a blob", Path::new(&blob)))?;
+            deleted += 1;
+        }
+    }
+    tracing::info!(
+        contents = withdrawn,
+        blobs = deleted,
+        "removed content uploaded for records that were not published"
+    );
+    Ok(())
 }
 
 /// The name of the database file in the data directory.
@@ -368,7 +420,7 @@ impl Registry {
             uploads: self.uploads.clone(),
             ingests: tokio::sync::Semaphore::new(CONCURRENT_INGESTS),
         });
-        let sweeper = tokio::spawn(sweep_uploads(self.uploads.clone()));
+        let sweeper = tokio::spawn(sweep_uploads(app.clone()));
         let (stop_tx, stop_rx) = watch::channel(false);
         // A sequencer that stops with an error (its store failed) stops the server too, so
         // that it does not go on accepting records nothing will sequence; a restart replays

@@ -147,8 +147,18 @@ impl Sequencer {
         shutdown: Option<&watch::Receiver<bool>>,
     ) -> Result<(), SequencerError> {
         let mut waited = false;
+        // Once the transaction is in, only its sync is left to retry.
+        let mut written = false;
         loop {
-            match self.store.commit(batch).await {
+            let attempt = if written {
+                self.store.sync_commits().await
+            } else {
+                self.store.commit(batch).await
+            };
+            if matches!(attempt, Err(cairn_store::StoreError::NotDurable { .. })) {
+                written = true;
+            }
+            match attempt {
                 Ok(()) => {
                     if waited {
                         tracing::info!("there is room on the disk again; sequencing goes on");

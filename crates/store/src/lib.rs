@@ -3,6 +3,8 @@
 //! * [`RecordStore`]: records, their states, logs (package names), checkpoints and the split
 //!   manifests of content, in SQL. [`SqliteStore`] is the embedded default; the SQL is written
 //!   to run on PostgreSQL as well.
+//! * Content uploaded for records that are not published yet is provisional until one of them
+//!   is, and withdrawn if none can be (`claims.rs`, [`SqliteStore::content_uploaded`]).
 //! * [`FsContentStore`]: content blobs (the fragments and skeletons of the canonical split),
 //!   each stored once, named by its digest, on the filesystem; [`OciContentStore`] keeps them
 //!   as blobs of a repository in an OCI registry instead; [`ContentLocation`] names either,
@@ -15,6 +17,7 @@
 //! they become power-loss safe with the next synced commit; a record is published only by
 //! the sequencer's commit, after which the WAL file is fsynced (outside SQLite's write lock).
 
+mod claims;
 mod content;
 mod location;
 mod oci;

@@ -35,6 +35,15 @@ pub enum StoreError {
     /// same write can succeed once there is room.
     #[error("the disk is full: {0}")]
     DiskFull(String),
+    /// A commit reached the database, but the sync that makes it survive a power loss failed
+    /// ([`SqliteStore::sync_commits`] finishes it).
+    #[error("the commit could not be made durable: {message}")]
+    NotDurable {
+        /// Why.
+        message: String,
+        /// Whether because the disk is full.
+        disk_full: bool,
+    },
     /// Stored data does not parse: the database was changed outside cairn.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
@@ -81,7 +90,14 @@ pub fn is_disk_full(error: &std::io::Error) -> bool {
 impl StoreError {
     /// Whether the disk was full (the same write can succeed later).
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, StoreError::DiskFull(_))
+        matches!(
+            self,
+            StoreError::DiskFull(_)
+                | StoreError::NotDurable {
+                    disk_full: true,
+                    ..
+                }
+        )
     }
 
     /// This error, for each of several callers whose writes failed together.
@@ -422,7 +438,7 @@ pub struct SqliteStore {
     /// polls with growing sleeps and gives up after `busy_timeout`.
     write_turn: Arc<tokio::sync::Mutex<()>>,
     /// Every record's `seq`, by id.
-    ids: Arc<RecordIds>,
+    pub(crate) ids: Arc<RecordIds>,
     /// Whether a background WAL checkpoint is running.
     checkpointing: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -435,7 +451,7 @@ pub struct SqliteStore {
 /// after a failed batch it reads back whatever of it was committed nonetheless; and because
 /// one store at a time has the database open (`cairn` locks its data directory).
 #[derive(Debug, Default)]
-struct RecordIds(std::sync::RwLock<KnownIds>);
+pub(crate) struct RecordIds(std::sync::RwLock<KnownIds>);
 
 #[derive(Debug, Default)]
 struct KnownIds {
@@ -446,7 +462,7 @@ struct KnownIds {
 }
 
 impl RecordIds {
-    fn seq(&self, record_id: &RecordId) -> Option<i64> {
+    pub(crate) fn seq(&self, record_id: &RecordId) -> Option<i64> {
         self.0
             .read()
             .expect("record ids lock poisoned")
@@ -542,7 +558,7 @@ impl SqliteStore {
             })
             .connect_with(options.clone())
             .await?;
-        for statement in SCHEMA {
+        for statement in SCHEMA.iter().chain(crate::claims::SCHEMA) {
             sqlx::query(statement).execute(&writer).await?;
         }
         if rebuild_records_table(&writer).await? {
@@ -609,7 +625,16 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Failed(format!("the WAL sync stopped: {e}")))?;
-        synced.map_err(|e| StoreError::Failed(format!("cannot sync {}: {e}", self.wal.display())))
+        synced.map_err(|e| StoreError::NotDurable {
+            disk_full: is_disk_full(&e),
+            message: format!("cannot sync {}: {e}", self.wal.display()),
+        })
+    }
+
+    /// Makes every commit so far durable (power-loss safe): after a commit that failed with
+    /// [`StoreError::NotDurable`], this is what is left to do.
+    pub async fn sync_commits(&self) -> Result<(), StoreError> {
+        self.sync_wal().await
     }
 
     /// Copies the WAL into the database file in the background, on a reading connection
@@ -790,24 +815,12 @@ impl RecordStore for SqliteStore {
             sqlx::query("PRAGMA synchronous = NORMAL")
                 .execute(&mut *connection)
                 .await?;
-            // A batch retried after its WAL sync failed (a full disk) is written already: its
-            // checkpoint is there. Only the sync is left to do.
-            let written = match &batch.checkpoint {
-                None => false,
-                Some(checkpoint) => sqlx::query("SELECT 1 FROM checkpoints WHERE log_length = $1")
-                    .bind(checkpoint.contents.log_length as i64)
-                    .fetch_optional(&mut *connection)
-                    .await?
-                    .is_some(),
-            };
-            if !written {
-                if let Err(error) = commit_batch(&mut connection, batch).await {
-                    // After a failed write SQLite may or may not have rolled the transaction
-                    // back, and the driver's count of open transactions may be wrong: a
-                    // fresh connection takes this one's place.
-                    connection.close_on_drop();
-                    return Err(error);
-                }
+            if let Err(error) = commit_batch(&mut connection, batch).await {
+                // After a failed write SQLite may or may not have rolled the transaction
+                // back, and the driver's count of open transactions may be wrong: a fresh
+                // connection takes this one's place.
+                connection.close_on_drop();
+                return Err(error);
             }
         }
         self.sync_wal().await?;
@@ -890,21 +903,28 @@ impl RecordStore for SqliteStore {
 
     async fn put_content(&self, content: &ContentRow) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let digest = content.digest.to_string();
         sqlx::query(
             "INSERT INTO contents (digest, size, tree_digest, manifest) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         )
-        .bind(content.digest.to_string())
+        .bind(&digest)
         .bind(content.size as i64)
         .bind(&content.tree_digest)
         .bind(&content.manifest)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        crate::claims::list_blobs(&mut tx, &digest).await?;
+        tx.commit().await?;
         Ok(())
     }
 
     async fn content(&self, digest: &Digest) -> Result<Option<ContentRow>, StoreError> {
+        // Content uploaded for records none of which is published yet is provisional
+        // (`claims.rs`): not stored, as far as readers and publishers can tell.
         let row = sqlx::query(
-            "SELECT digest, size, tree_digest, manifest FROM contents WHERE digest = $1",
+            "SELECT digest, size, tree_digest, manifest FROM contents WHERE digest = $1 \
+             AND NOT EXISTS (SELECT 1 FROM content_claims WHERE content_claims.digest = $1)",
         )
         .bind(digest.to_string())
         .fetch_optional(&self.pool)
@@ -969,6 +989,12 @@ async fn commit_batch(
                 chunk.len()
             )));
         }
+    }
+    // Content a validated record claimed is kept from now on (`claims.rs`), in the same
+    // transaction: a published release's content is never provisional.
+    let validated: Vec<i64> = batch.validated.iter().map(|record| record.seq).collect();
+    if !validated.is_empty() {
+        crate::claims::keep_claimed(&mut tx, &validated).await?;
     }
     for rejected in &batch.rejected {
         sqlx::query(

@@ -716,6 +716,9 @@ async fn store_received(
             "provided digest did not match uploaded content",
         )));
     }
+    // Not while abandoned content is being withdrawn: a blob this push finds stored already
+    // could otherwise be deleted before the repository holds it.
+    let _turn = oci.app.ingests.acquire().await.map_err(internal)?;
     let blobs = oci.app.blobs.clone();
     let path = undo.path.clone();
     tokio::task::spawn_blocking(move || blobs.put_file(&digest, &path))
