@@ -993,7 +993,7 @@ async fn receive(
 fn receive_error(error: crate::upload::ReceiveError) -> ApiError {
     use crate::upload::ReceiveError;
     match error {
-        ReceiveError::TooLarge { .. } => {
+        ReceiveError::TooLarge { .. } | ReceiveError::TooMany { .. } => {
             ApiError::Message(StatusCode::PAYLOAD_TOO_LARGE, error.to_string())
         }
         ReceiveError::Full => {

@@ -9,10 +9,11 @@
 //! blobs count against a cap per record and a cap for the whole registry, and a record's
 //! folder is removed once its content is stored, or once it has waited past the deadline.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
@@ -54,6 +55,12 @@ pub enum ReceiveError {
     /// Uploads waiting for their records already fill the space set aside for them.
     #[error("the registry holds too many unfinished uploads; try again later")]
     Full,
+    /// A record has as many blobs staged as any content can have.
+    #[error("the record has {max} blobs uploaded already, as many as any content can have")]
+    TooMany {
+        /// The limit.
+        max: usize,
+    },
     /// The body sent nothing for the stall timeout.
     #[error("the upload sent nothing for {0:?}")]
     Stalled(Duration),
@@ -75,6 +82,32 @@ pub struct Uploads {
     pending: Arc<AtomicU64>,
     /// A counter that makes temporary names unique within the process.
     next: Arc<AtomicU64>,
+    /// What each record folder in use holds, so that staging a blob does not list its folder.
+    tallies: Arc<Mutex<HashMap<PathBuf, Tally>>>,
+}
+
+/// What a record's staging folder holds.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    bytes: u64,
+    blobs: usize,
+}
+
+impl Tally {
+    /// Counts the folder's files (none if it does not exist).
+    fn of(folder: &Path) -> io::Result<Tally> {
+        let mut tally = Tally::default();
+        let entries = match std::fs::read_dir(folder) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(tally),
+            Err(error) => return Err(error),
+        };
+        for entry in entries {
+            tally.bytes += entry?.metadata()?.len();
+            tally.blobs += 1;
+        }
+        Ok(tally)
+    }
 }
 
 /// A share of the pending bytes, given back when dropped.
@@ -184,6 +217,7 @@ impl Uploads {
             limits,
             pending: Arc::new(AtomicU64::new(staged)),
             next: Arc::default(),
+            tallies: Arc::default(),
         })
     }
 
@@ -284,23 +318,38 @@ impl Uploads {
         per_record: u64,
     ) -> Result<(), ReceiveError> {
         let folder = self.record_folder(record_id);
-        std::fs::create_dir_all(&folder)?;
         let target = folder.join(digest.to_string().replace(':', "-"));
+        // One staging at a time: the tally of the record's folder is read (from disk, the
+        // first time) and updated together with the file.
+        let mut tallies = self.tallies.lock().expect("tally lock poisoned");
         if target.is_file() {
             return Ok(());
         }
-        let mut staged = 0;
-        for entry in std::fs::read_dir(&folder)? {
-            staged += entry?.metadata()?.len();
-        }
-        if staged + blob.size > per_record {
+        let tally = match tallies.get(&folder) {
+            Some(tally) => *tally,
+            None => Tally::of(&folder)?,
+        };
+        if tally.bytes + blob.size > per_record {
             return Err(ReceiveError::TooLarge { max: per_record });
         }
+        if tally.blobs >= cairn_split::limits::MAX_BLOBS {
+            return Err(ReceiveError::TooMany {
+                max: cairn_split::limits::MAX_BLOBS,
+            });
+        }
+        std::fs::create_dir_all(&folder)?;
         let mut blob = blob;
         std::fs::rename(&blob.path, &target)?;
         // The file moved (dropping `blob` finds nothing to remove); its bytes stay counted
         // until the record's folder is removed.
         blob.reservation.keep();
+        tallies.insert(
+            folder,
+            Tally {
+                bytes: tally.bytes + blob.size,
+                blobs: tally.blobs + 1,
+            },
+        );
         Ok(())
     }
 
@@ -310,6 +359,10 @@ impl Uploads {
     }
 
     fn remove_folder(&self, folder: &Path) {
+        self.tallies
+            .lock()
+            .expect("tally lock poisoned")
+            .remove(folder);
         let Ok(entries) = std::fs::read_dir(folder) else {
             return;
         };
