@@ -343,9 +343,14 @@ fn blobs_wait_for_their_record_within_caps_and_a_deadline() {
     let (status, body, _) = put(&record_a, 3);
     assert_warg_error(status, &body, 413);
     assert_eq!(put(&record_b, 4).0, 201);
-    // A fourth in all would pass the registry's.
+    // A fourth in all would pass the registry's, and the server says so in its log.
     let (status, body, _) = put(&record_b, 5);
     assert_warg_error(status, &body, 507);
+    assert!(
+        server.log().contains("unfinished uploads fill --max-pending-uploads"),
+        "{}",
+        server.log()
+    );
     // A blob larger than any content.
     let bytes = vec![9u8; 5000];
     let response = client

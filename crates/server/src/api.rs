@@ -948,7 +948,7 @@ async fn upload_blob(
         uploads.stage(&row.record_id, &digest, received, per_record)
     })
     .await?
-    .map_err(receive_error)?;
+    .map_err(|error| receive_error(&app, error))?;
     Ok(StatusCode::CREATED)
 }
 
@@ -961,7 +961,7 @@ async fn within_pending_budget(app: &AppState) -> Result<(), ApiError> {
         .await?
         .saturating_add(app.uploads.pending_bytes());
     if pending > app.uploads.limits().max_pending_bytes {
-        return Err(receive_error(crate::upload::ReceiveError::Full));
+        return Err(receive_error(app, crate::upload::ReceiveError::Full));
     }
     Ok(())
 }
@@ -987,11 +987,27 @@ async fn receive(
     app.uploads
         .receive(request.into_body(), declared, max)
         .await
-        .map_err(receive_error)
+        .map_err(|error| receive_error(app, error))
 }
 
-fn receive_error(error: crate::upload::ReceiveError) -> ApiError {
+/// The answer to an upload that was not received; a limit being hit is logged.
+fn receive_error(app: &AppState, error: crate::upload::ReceiveError) -> ApiError {
+    use crate::connections::LimitLog;
     use crate::upload::ReceiveError;
+    static FULL: LimitLog = LimitLog::new();
+    static STALLED: LimitLog = LimitLog::new();
+    let limits = app.uploads.limits();
+    match &error {
+        ReceiveError::Full => FULL.hit(
+            "upload refused: unfinished uploads fill --max-pending-uploads",
+            limits.max_pending_bytes,
+        ),
+        ReceiveError::Stalled(_) => STALLED.hit(
+            "upload dropped: it sent nothing for --stall-timeout (seconds)",
+            limits.stall_timeout.as_secs(),
+        ),
+        _ => {}
+    }
     match error {
         ReceiveError::TooLarge { .. } | ReceiveError::TooMany { .. } => {
             ApiError::Message(StatusCode::PAYLOAD_TOO_LARGE, error.to_string())

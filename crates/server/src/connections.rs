@@ -108,13 +108,22 @@ content-length: 92\r\n\r\n\
 
 /// Logs a limit being hit at most once per second per kind, with how many times it was hit.
 #[derive(Default)]
-struct LimitLog {
+pub(crate) struct LimitLog {
     last_second: AtomicU64,
     count: AtomicU64,
 }
 
 impl LimitLog {
-    fn hit(&self, what: &'static str, limit: usize) {
+    /// A log that has seen nothing.
+    pub(crate) const fn new() -> Self {
+        LimitLog {
+            last_second: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    /// Notes that the limit `limit` was hit, logging `what` unless it was logged this second.
+    pub(crate) fn hit(&self, what: &'static str, limit: u64) {
         let count = self.count.fetch_add(1, Ordering::Relaxed) + 1;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -161,7 +170,10 @@ pub async fn serve<S>(
                 Err(error) => {
                     // Out of file descriptors (or another passing failure): wait a moment
                     // rather than spin; connections that finish free descriptors.
-                    accept_failed.hit("cannot accept connections (open-file limit?)", limits.max_connections);
+                    accept_failed.hit(
+                        "cannot accept connections (open-file limit?)",
+                        limits.max_connections as u64,
+                    );
                     tracing::debug!(%error, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
@@ -171,7 +183,7 @@ pub async fn serve<S>(
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             over_cap.hit(
                 "connection refused: too many open connections (--max-connections)",
-                limits.max_connections,
+                limits.max_connections as u64,
             );
             tokio::spawn(refuse(stream));
             continue;
