@@ -347,7 +347,9 @@ fn blobs_wait_for_their_record_within_caps_and_a_deadline() {
     let (status, body, _) = put(&record_b, 5);
     assert_warg_error(status, &body, 507);
     assert!(
-        server.log().contains("unfinished uploads fill --max-pending-uploads"),
+        server
+            .log()
+            .contains("unfinished uploads fill --max-pending-uploads"),
         "{}",
         server.log()
     );
@@ -645,6 +647,36 @@ fn every_error_answer_has_a_json_body() {
         assert_eq!(status, expected, "{what}: {body}");
         assert_eq!(body["status"], expected, "{what}: {body}");
         assert!(body["message"].is_string(), "{what}: {body}");
+    }
+    // What hyper refuses before any handler runs (a URL over 64 KiB, a request line that is
+    // not HTTP, headers over its buffer) gets a JSON body too.
+    let long_url = format!(
+        "GET /v1/{} HTTP/1.1\r\nhost: test\r\n\r\n",
+        "a".repeat(70_000)
+    );
+    let huge_headers = format!(
+        "GET /v1/fetch/checkpoint HTTP/1.1\r\nhost: test\r\n{}\r\n",
+        (0..100)
+            .map(|i| format!("x-filler-{i}: {}\r\n", "b".repeat(8000)))
+            .collect::<String>()
+    );
+    for (request, expected) in [
+        (long_url, 414),
+        ("NOT HTTP AT ALL\r\n\r\n".to_owned(), 400),
+        (huge_headers, 431),
+    ] {
+        let address = server.url.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        // The server may answer and close before it has read everything.
+        let _ = stream.write_all(request.as_bytes());
+        let (status, body) = read_answer(&mut stream).expect("an answer");
+        assert_eq!(status, expected, "{body}");
+        assert_eq!(body["status"], expected, "{body}");
+        assert!(body["message"].is_string(), "{body}");
+        assert!(body["errors"][0]["code"].is_string(), "{body}");
     }
     // Under /v2/, the distribution spec's error body.
     for (request, expected) in [

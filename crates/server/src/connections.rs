@@ -225,11 +225,59 @@ async fn refuse(mut stream: TcpStream) {
 /// A stream whose writes fail once they have made no progress for the stall timeout, and
 /// whose reads fail the same way while a write is stalled: a client that stops reading an
 /// answer cannot hold its connection (and the task serving it) for ever.
+///
+/// It also gives hyper's own answers to requests it cannot parse (400, 414, 431, sent with an
+/// empty body before any handler runs) a JSON body: see [`parse_error_answer`].
 struct StallGuard {
     stream: TcpStream,
     timeout: Duration,
     /// Set while a write waits; cleared by any progress.
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// An answer written in place of hyper's, and how much of it is sent.
+    replacement: Option<(Vec<u8>, usize)>,
+}
+
+/// The JSON answer that replaces hyper's automatic answer to a request it could not parse,
+/// if `head` is one: status 400, 414 or 431, no `content-type` (every error answer of cairn's
+/// own handlers has one) and nothing after the head. The body carries both error shapes,
+/// warg's `status` and `message` and the distribution spec's `errors`, since the path that
+/// would tell which API was meant is what could not be read.
+fn parse_error_answer(head: &[u8]) -> Option<Vec<u8>> {
+    let (status, message) = if head.starts_with(b"HTTP/1.1 400 ") {
+        (
+            "400 Bad Request",
+            "the request could not be parsed as HTTP/1.1",
+        )
+    } else if head.starts_with(b"HTTP/1.1 414 ") {
+        ("414 URI Too Long", "the request's URL is too long")
+    } else if head.starts_with(b"HTTP/1.1 431 ") {
+        (
+            "431 Request Header Fields Too Large",
+            "the request's headers are too large",
+        )
+    } else {
+        return None;
+    };
+    let head = std::str::from_utf8(head).ok()?;
+    let (fields, rest) = head.split_once("\r\n\r\n")?;
+    let generated = rest.is_empty()
+        && !fields
+            .lines()
+            .any(|line| line.to_ascii_lowercase().starts_with("content-type:"));
+    if !generated {
+        return None;
+    }
+    let code = &status[..3];
+    let body = format!(
+        "{{\"status\":{code},\"message\":\"{message}\",\"errors\":[{{\"code\":\"UNKNOWN\",\"message\":\"{message}\"}}]}}"
+    );
+    Some(
+        format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
 }
 
 impl StallGuard {
@@ -238,6 +286,34 @@ impl StallGuard {
             stream,
             timeout,
             deadline: None,
+            replacement: None,
+        }
+    }
+
+    /// Sends what is left of a replacement answer; ready once it is all sent.
+    fn drain_replacement(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        loop {
+            let Some((bytes, sent)) = &self.replacement else {
+                return Poll::Ready(Ok(()));
+            };
+            if *sent == bytes.len() {
+                self.replacement = None;
+                return Poll::Ready(Ok(()));
+            }
+            let rest = bytes[*sent..].to_vec();
+            match Pin::new(&mut self.stream).poll_write(cx, &rest) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.deadline = None;
+                    if let Some((_, sent)) = &mut self.replacement {
+                        *sent += n;
+                    }
+                }
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => return self.stalled(cx).map(Err),
+            }
         }
     }
 
@@ -287,6 +363,11 @@ impl AsyncWrite for StallGuard {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
+        std::task::ready!(self.drain_replacement(cx))?;
+        if let Some(answer) = parse_error_answer(buf) {
+            self.replacement = Some((answer, 0));
+            return Poll::Ready(Ok(buf.len()));
+        }
         let poll = Pin::new(&mut self.stream).poll_write(cx, buf);
         self.write_result(cx, poll)
     }
@@ -296,6 +377,14 @@ impl AsyncWrite for StallGuard {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
+        std::task::ready!(self.drain_replacement(cx))?;
+        let mut non_empty = bufs.iter().filter(|b| !b.is_empty());
+        if let (Some(only), None) = (non_empty.next(), non_empty.next()) {
+            if let Some(answer) = parse_error_answer(only) {
+                self.replacement = Some((answer, 0));
+                return Poll::Ready(Ok(only.len()));
+            }
+        }
         let poll = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
         self.write_result(cx, poll)
     }
@@ -305,11 +394,13 @@ impl AsyncWrite for StallGuard {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        std::task::ready!(self.drain_replacement(cx))?;
         let poll = Pin::new(&mut self.stream).poll_flush(cx);
         self.write_result(cx, poll)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        std::task::ready!(self.drain_replacement(cx))?;
         let poll = Pin::new(&mut self.stream).poll_shutdown(cx);
         self.write_result(cx, poll)
     }
@@ -332,6 +423,26 @@ mod tests {
         assert_eq!(length, body.len());
         let json: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(json["status"], 503);
+    }
+
+    #[test]
+    fn only_hypers_bodiless_parse_error_answers_are_replaced() {
+        let generated = b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\ndate: Sat, 05 Dec 2026 12:00:00 GMT\r\n\r\n";
+        let answer = String::from_utf8(parse_error_answer(generated).unwrap()).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 414 URI Too Long\r\n"));
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["status"], 414);
+        assert!(json["errors"][0]["code"].is_string());
+        // An answer of cairn's own (it has a content type), a success, or a head with more
+        // after it: left alone.
+        let own = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n";
+        assert!(parse_error_answer(own).is_none());
+        assert!(parse_error_answer(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_none());
+        assert!(
+            parse_error_answer(b"HTTP/1.1 431 Request Header Fields Too Large\r\n\r\nx").is_none()
+        );
     }
 
     #[test]
