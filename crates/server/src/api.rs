@@ -322,6 +322,9 @@ fn names_another_registry(app: &AppState, headers: &HeaderMap) -> bool {
 // ---------------------------------------------------------------------------------------
 // Plumbing: JSON bodies, path parameters.
 
+/// The largest split manifest an upload may send (as the other JSON bodies).
+const MAX_MANIFEST_BODY: usize = 2 << 20;
+
 /// How long a JSON request body (at most 2 MiB) may take to arrive.
 pub const JSON_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -1028,10 +1031,28 @@ fn receive_error(app: &AppState, error: crate::upload::ReceiveError) -> ApiError
 async fn upload_content_manifest(
     State(app): State<AppState>,
     Path((log_id, record_id, digest)): Path<(String, String, String)>,
-    body: Bytes,
+    request: Request,
 ) -> Result<StatusCode, ApiError> {
     let row = record_of_log(&app, &log_id, &record_id).await?;
     let digest = needed_content(&app, &row, &digest).await?;
+    // Read only once the record is known to need it, within the JSON body limits.
+    let body = tokio::time::timeout(
+        JSON_BODY_TIMEOUT,
+        axum::body::to_bytes(request.into_body(), MAX_MANIFEST_BODY),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::Message(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the request body did not arrive within {JSON_BODY_TIMEOUT:?}"),
+        )
+    })?
+    .map_err(|_| {
+        ApiError::Message(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a split manifest is at most {MAX_MANIFEST_BODY} bytes"),
+        )
+    })?;
     let manifest = Manifest::from_json(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     if manifest.size() > app.settings.max_content_size {
         return Err(content_too_large());

@@ -987,7 +987,19 @@ fn blob_missing(digest: &str) -> Response {
 async fn read_manifest(body: Body) -> Result<Vec<u8>, Response> {
     let mut stream = body.into_data_stream();
     let mut bytes = Vec::new();
-    while let Some(chunk) = stream.next().await {
+    loop {
+        let next = tokio::time::timeout(BODY_IDLE_TIMEOUT, stream.next())
+            .await
+            .map_err(|_| {
+                fail(OciError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "MANIFEST_INVALID",
+                    "the manifest upload sent nothing for too long",
+                ))
+            })?;
+        let Some(chunk) = next else {
+            break;
+        };
         let chunk = chunk.map_err(|_| manifest_invalid("the manifest could not be read"))?;
         if bytes.len() + chunk.len() > MAX_MANIFEST_SIZE {
             drain(&mut stream).await;
