@@ -328,6 +328,14 @@ const MAX_MANIFEST_BODY: usize = 2 << 20;
 /// How long a JSON request body (at most 2 MiB) may take to arrive.
 pub const JSON_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// 408 for a request body that did not arrive within [`JSON_BODY_TIMEOUT`].
+fn body_too_slow() -> ApiError {
+    ApiError::Message(
+        StatusCode::REQUEST_TIMEOUT,
+        format!("the request body did not arrive within {JSON_BODY_TIMEOUT:?}; send it again"),
+    )
+}
+
 /// A JSON request body, with the reference's error statuses: 415 without a JSON content
 /// type, 400 for bad syntax, 422 for a body of the wrong shape.
 pub struct ApiJson<T>(pub T);
@@ -356,12 +364,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         }
         let bytes = tokio::time::timeout(JSON_BODY_TIMEOUT, Bytes::from_request(request, state))
             .await
-            .map_err(|_| {
-                ApiError::Message(
-                    StatusCode::REQUEST_TIMEOUT,
-                    format!("the request body did not arrive within {JSON_BODY_TIMEOUT:?}"),
-                )
-            })?
+            .map_err(|_| body_too_slow())?
             .map_err(|e| ApiError::Message(StatusCode::PAYLOAD_TOO_LARGE, e.body_text()))?;
         serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
             let status = match e.classify() {
@@ -1041,12 +1044,7 @@ async fn upload_content_manifest(
         axum::body::to_bytes(request.into_body(), MAX_MANIFEST_BODY),
     )
     .await
-    .map_err(|_| {
-        ApiError::Message(
-            StatusCode::REQUEST_TIMEOUT,
-            format!("the request body did not arrive within {JSON_BODY_TIMEOUT:?}"),
-        )
-    })?
+    .map_err(|_| body_too_slow())?
     .map_err(|_| {
         ApiError::Message(
             StatusCode::PAYLOAD_TOO_LARGE,

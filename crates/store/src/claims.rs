@@ -192,49 +192,9 @@ impl SqliteStore {
             .bind(&digest)
             .fetch_one(&mut *tx)
             .await?;
-        let waiting: Vec<String> =
-            sqlx::query_scalar("SELECT record_id FROM missing_content WHERE digest = $1")
-                .bind(&digest)
-                .fetch_all(&mut *tx)
-                .await?;
-        sqlx::query("DELETE FROM missing_content WHERE digest = $1")
-            .bind(&digest)
-            .execute(&mut *tx)
-            .await?;
-        let mut ready = Vec::new();
-        for record_id in waiting {
-            let record_id: RecordId = record_id
-                .parse()
-                .map_err(|e| StoreError::Corrupt(format!("{record_id:?}: {e}")))?;
-            let Some(seq) = self.ids.seq(&record_id) else {
-                tracing::warn!(%record_id, "content arrived for a record that is not stored");
-                continue;
-            };
-            if provisional {
-                sqlx::query(
-                    "INSERT INTO content_claims (digest, seq, since) VALUES ($1, $2, $3) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(&digest)
-                .bind(seq)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
-            let still = sqlx::query("SELECT 1 FROM missing_content WHERE record_id = $1 LIMIT 1")
-                .bind(record_id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-            if still.is_none() {
-                sqlx::query(
-                    "UPDATE records SET status = 'pending' WHERE seq = $1 AND status = 'sourcing'",
-                )
-                .bind(seq)
-                .execute(&mut *tx)
-                .await?;
-                ready.push(record_id);
-            }
-        }
+        let claim_since = provisional.then_some(now);
+        let ready =
+            crate::records::release_waiting(&mut tx, &self.ids, &digest, claim_since).await?;
         tx.commit().await?;
         Ok(ready)
     }

@@ -747,36 +747,7 @@ impl RecordStore for SqliteStore {
     async fn content_arrived(&self, digest: &Digest) -> Result<Vec<RecordId>, StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let waiting = sqlx::query("SELECT record_id FROM missing_content WHERE digest = $1")
-            .bind(digest.to_string())
-            .fetch_all(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM missing_content WHERE digest = $1")
-            .bind(digest.to_string())
-            .execute(&mut *tx)
-            .await?;
-        let mut ready = Vec::new();
-        for row in waiting {
-            let record_id: String = row.try_get("record_id")?;
-            let still = sqlx::query("SELECT 1 FROM missing_content WHERE record_id = $1 LIMIT 1")
-                .bind(&record_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if still.is_none() {
-                let record_id: RecordId = parse(&record_id)?;
-                let Some(seq) = self.ids.seq(&record_id) else {
-                    tracing::warn!(%record_id, "content arrived for a record that is not stored");
-                    continue;
-                };
-                sqlx::query(
-                    "UPDATE records SET status = 'pending' WHERE seq = $1 AND status = 'sourcing'",
-                )
-                .bind(seq)
-                .execute(&mut *tx)
-                .await?;
-                ready.push(record_id);
-            }
-        }
+        let ready = release_waiting(&mut tx, &self.ids, &digest.to_string(), None).await?;
         tx.commit().await?;
         Ok(ready)
     }
@@ -939,6 +910,59 @@ impl RecordStore for SqliteStore {
         })
         .transpose()
     }
+}
+
+/// Content `digest` is stored: the records waiting for it no longer do, and those that wait
+/// for nothing else become `pending` (returned). With `claim_since`, each record that waited
+/// also claims the content (`claims.rs`), since that time (Unix seconds).
+pub(crate) async fn release_waiting(
+    connection: &mut sqlx::SqliteConnection,
+    ids: &RecordIds,
+    digest: &str,
+    claim_since: Option<i64>,
+) -> Result<Vec<RecordId>, StoreError> {
+    let waiting: Vec<String> =
+        sqlx::query_scalar("SELECT record_id FROM missing_content WHERE digest = $1")
+            .bind(digest)
+            .fetch_all(&mut *connection)
+            .await?;
+    sqlx::query("DELETE FROM missing_content WHERE digest = $1")
+        .bind(digest)
+        .execute(&mut *connection)
+        .await?;
+    let mut ready = Vec::new();
+    for record_id in waiting {
+        let record_id: RecordId = parse(&record_id)?;
+        let Some(seq) = ids.seq(&record_id) else {
+            tracing::warn!(%record_id, "content arrived for a record that is not stored");
+            continue;
+        };
+        if let Some(since) = claim_since {
+            sqlx::query(
+                "INSERT INTO content_claims (digest, seq, since) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(digest)
+            .bind(seq)
+            .bind(since)
+            .execute(&mut *connection)
+            .await?;
+        }
+        let still = sqlx::query("SELECT 1 FROM missing_content WHERE record_id = $1 LIMIT 1")
+            .bind(record_id.to_string())
+            .fetch_optional(&mut *connection)
+            .await?;
+        if still.is_none() {
+            sqlx::query(
+                "UPDATE records SET status = 'pending' WHERE seq = $1 AND status = 'sourcing'",
+            )
+            .bind(seq)
+            .execute(&mut *connection)
+            .await?;
+            ready.push(record_id);
+        }
+    }
+    Ok(ready)
 }
 
 /// A record to insert, owned, on its way to the writer task.

@@ -652,6 +652,24 @@ async fn drain(stream: &mut axum::body::BodyDataStream) {
     }
 }
 
+/// The next piece of a body, or 408 with `code` if `what` sends nothing for
+/// [`BODY_IDLE_TIMEOUT`].
+async fn next_chunk(
+    stream: &mut axum::body::BodyDataStream,
+    code: &'static str,
+    what: &str,
+) -> Result<Option<Result<Bytes, axum::Error>>, Response> {
+    tokio::time::timeout(BODY_IDLE_TIMEOUT, stream.next())
+        .await
+        .map_err(|_| {
+            fail(OciError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                code,
+                format!("{what} sent nothing for too long; send it again"),
+            ))
+        })
+}
+
 async fn receive(path: &FsPath, size: u64, body: Body, max: u64) -> Result<u64, Response> {
     use tokio::io::AsyncWriteExt as _;
     let mut file = tokio::fs::OpenOptions::new()
@@ -664,15 +682,7 @@ async fn receive(path: &FsPath, size: u64, body: Body, max: u64) -> Result<u64, 
     let written = async {
         loop {
             // A client that stops sending would hold the session's lock: give up on it.
-            let next = tokio::time::timeout(BODY_IDLE_TIMEOUT, stream.next())
-                .await
-                .map_err(|_| {
-                    fail(OciError::new(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "BLOB_UPLOAD_INVALID",
-                        "the upload sent nothing for too long",
-                    ))
-                })?;
+            let next = next_chunk(&mut stream, "BLOB_UPLOAD_INVALID", "the upload").await?;
             let Some(chunk) = next else {
                 break;
             };
@@ -988,15 +998,7 @@ async fn read_manifest(body: Body) -> Result<Vec<u8>, Response> {
     let mut stream = body.into_data_stream();
     let mut bytes = Vec::new();
     loop {
-        let next = tokio::time::timeout(BODY_IDLE_TIMEOUT, stream.next())
-            .await
-            .map_err(|_| {
-                fail(OciError::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "MANIFEST_INVALID",
-                    "the manifest upload sent nothing for too long",
-                ))
-            })?;
+        let next = next_chunk(&mut stream, "MANIFEST_INVALID", "the manifest upload").await?;
         let Some(chunk) = next else {
             break;
         };
