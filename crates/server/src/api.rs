@@ -77,6 +77,11 @@ pub struct AppStateParts {
     /// Turns to hold a whole upload in memory (to validate and split it), so that a burst
     /// of uploads cannot hold more than a few contents in memory at once.
     pub ingests: tokio::sync::Semaphore,
+    /// Publisher accounts.
+    pub accounts: Arc<crate::publishers::Accounts>,
+    /// Counts the sequencer's committed rounds: changes once a round's records are published
+    /// or rejected.
+    pub rounds: tokio::sync::watch::Receiver<u64>,
 }
 
 /// Settings the routes need.
@@ -88,6 +93,8 @@ pub struct ApiSettings {
     pub registry_names: Vec<String>,
     /// The largest content upload, in bytes.
     pub max_content_size: u64,
+    /// Whether every publish needs a publisher account's token.
+    pub require_publisher_token: bool,
 }
 
 /// The media type of split manifests.
@@ -189,8 +196,9 @@ impl tower_service::Service<Request> for Front {
             if let Some(log_id) = publish_log_id(request.uri().path()) {
                 let (app, log_id) = (self.app.clone(), log_id.to_owned());
                 return Box::pin(async move {
+                    let headers = request.headers().clone();
                     let mut response = match ApiJson::from_request(request, &()).await {
-                        Ok(body) => publish(State(app), Path(log_id), body)
+                        Ok(body) => publish(State(app), Path(log_id), headers, body)
                             .await
                             .into_response(),
                         Err(error) => error.into_response(),
@@ -400,7 +408,7 @@ fn read_state(app: &AppState) -> std::sync::RwLockReadGuard<'_, RegistryState> {
     app.state.read().expect("state lock poisoned")
 }
 
-fn served_length(app: &AppState) -> u64 {
+pub(crate) fn served_length(app: &AppState) -> u64 {
     read_state(app)
         .latest_checkpoint()
         .map(|c| c.contents.log_length)
@@ -585,6 +593,7 @@ fn record_response(app: &AppState, row: &RecordRow, missing: Vec<Digest>) -> Pac
 async fn publish(
     State(app): State<AppState>,
     Path(log_id): Path<String>,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<PublishRecordRequest>,
 ) -> Result<(StatusCode, Json<PackageRecordResponse>), ApiError> {
     let log_id: LogId = path_param(&log_id)?;
@@ -593,6 +602,9 @@ async fn publish(
         return Err(ApiError::bad_request(format!(
             "package log id {log_id} does not match package name `{name}`"
         )));
+    }
+    if app.settings.require_publisher_token {
+        publisher_may_publish(&app, &headers, name).await?;
     }
     let envelope: PackageEnvelope = request
         .record
@@ -655,7 +667,73 @@ async fn publish(
             format!("unknown key id `{}`", envelope.key_id()),
         )
     })?;
-    let proof = envelope.verify_signature(&key).map_err(|_| {
+    let row = accept_record(&app, name, envelope, &key).await?;
+    // Publishing the same record again is idempotent: the insert finds it and its current
+    // state is the answer.
+    if row.status == RecordStatus::Pending {
+        app.wake.notify_one();
+    }
+    let (row, missing) = with_missing_content(&app, row).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(record_response(&app, &row, missing)),
+    ))
+}
+
+/// On a registry that requires publisher tokens: checks that the request carries, as its
+/// bearer token, the token of an active account that may publish `name`.
+async fn publisher_may_publish(
+    app: &AppState,
+    headers: &HeaderMap,
+    name: &PackageName,
+) -> Result<(), ApiError> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    let Some(token) = token else {
+        return Err(ApiError::Message(
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "this registry publishes only for its publisher accounts, and the request \
+                 carries no token: log in with the token the registry's operator gave you \
+                 (`warg login` or `cairn login`), then publish `{name}` again"
+            ),
+        ));
+    };
+    let publisher = app.accounts.by_token(token).await?.ok_or_else(|| {
+        ApiError::Message(
+            StatusCode::UNAUTHORIZED,
+            "the publisher token is not one of this registry's active accounts (revoked, or \
+             mistyped): log in again with a current token"
+                .to_owned(),
+        )
+    })?;
+    if !publisher.covers(name.namespace(), name.name()) {
+        return Err(ApiError::Message(
+            StatusCode::FORBIDDEN,
+            format!(
+                "publisher `{}` may not publish `{name}`; it may publish to {}",
+                publisher.name,
+                crate::publishers::describe_scopes(&publisher)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks `envelope`'s signature by `key`, notes the content it waits for, and stores it
+/// as accepted (or finds it stored already). Returns its row.
+pub(crate) async fn accept_record(
+    app: &AppState,
+    name: &PackageName,
+    envelope: PackageEnvelope,
+    key: &cairn_protocol::PublicKey,
+) -> Result<RecordRow, ApiError> {
+    let log_id = name.log_id();
+    let proof = envelope.verify_signature(key).map_err(|_| {
         ApiError::Message(
             StatusCode::UNAUTHORIZED,
             format!("signature `{}` verification failed", envelope.signature()),
@@ -664,7 +742,7 @@ async fn publish(
     let mut missing = Vec::new();
     for entry in &envelope.record().entries {
         if let PackageEntry::Release { content, .. } = entry {
-            if !missing.contains(content) && !content_is_stored(&app, content).await? {
+            if !missing.contains(content) && !content_is_stored(app, content).await? {
                 missing.push(*content);
             }
         }
@@ -696,26 +774,16 @@ async fn publish(
             }
             other => ApiError::from(other),
         })?;
-    let row = match outcome {
-        InsertOutcome::Inserted(row) => row,
+    match outcome {
+        InsertOutcome::Inserted(row) => Ok(row),
         InsertOutcome::AlreadyThere(row) => {
             app.verified.take(&record_id);
             if row.log_id != log_id {
-                return Err(published_elsewhere(&app, name, &row.log_id).await);
+                return Err(published_elsewhere(app, name, &row.log_id).await);
             }
-            row
+            Ok(row)
         }
-    };
-    // Publishing the same record again is idempotent: the insert finds it and its current
-    // state is the answer.
-    if row.status == RecordStatus::Pending {
-        app.wake.notify_one();
     }
-    let (row, missing) = with_missing_content(&app, row).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(record_response(&app, &row, missing)),
-    ))
 }
 
 /// 409 for a record already sent to another package's log: a record (its id is the hash of
@@ -757,7 +825,7 @@ async fn with_missing_content(
 }
 
 /// Whether content is stored, asking the store only until the answer is yes.
-async fn content_is_stored(app: &AppState, digest: &Digest) -> Result<bool, ApiError> {
+pub(crate) async fn content_is_stored(app: &AppState, digest: &Digest) -> Result<bool, ApiError> {
     if app
         .stored_content
         .read()
@@ -838,7 +906,7 @@ async fn needed_content(app: &AppState, row: &RecordRow, digest: &str) -> Result
 
 /// Records content that is now stored (provisionally, until a record that waited for it is
 /// published) and queues the records that waited for it.
-async fn content_stored(app: &AppState, row: cairn_store::ContentRow) -> Result<(), ApiError> {
+pub(crate) async fn content_stored(app: &AppState, row: cairn_store::ContentRow) -> Result<(), ApiError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);

@@ -13,6 +13,8 @@ pub mod connections;
 pub mod content;
 mod error;
 pub mod oci;
+pub mod publishers;
+mod release;
 pub mod sequencer;
 pub mod state;
 pub mod upload;
@@ -52,6 +54,8 @@ pub struct Settings {
     pub connections: connections::ConnectionLimits,
     /// How much may wait in uploads, and for how long.
     pub uploads: upload::UploadLimits,
+    /// Whether every publish needs a publisher account's token (OCI pushes always do).
+    pub require_publisher_token: bool,
 }
 
 /// Why the registry could not start or run.
@@ -176,6 +180,8 @@ pub struct Registry {
     verified: Arc<state::VerifiedSignatures>,
     oci_push_token: Option<String>,
     uploads: upload::Uploads,
+    accounts: Arc<publishers::Accounts>,
+    rounds: Arc<watch::Sender<u64>>,
 }
 
 fn io_error<'a>(
@@ -261,6 +267,9 @@ impl Registry {
         let uploads = upload::Uploads::open(&uploads_dir, settings.uploads)
             .map_err(io_error("cannot open the uploads folder", &uploads_dir))?;
         let store = SqliteStore::open(&dir.join(DATABASE_FILE)).await?;
+        let accounts = publishers::Accounts::open(dir, &dir.join(DATABASE_FILE))
+            .await
+            .map_err(|e| ServerError::Operator(e.to_string()))?;
         let state = RegistryState::replay(&store.validated().await?, &store.checkpoints().await?)?;
         let operator_key = finish_key_rotation(dir, operator_key, &state)?;
         tracing::info!(
@@ -281,6 +290,8 @@ impl Registry {
             verified: Arc::default(),
             oci_push_token: None,
             uploads,
+            accounts: Arc::new(accounts),
+            rounds: Arc::new(watch::channel(0).0),
         };
         registry.queue_operator_records().await?;
         Ok(registry)
@@ -375,6 +386,7 @@ impl Registry {
             wake: self.wake.clone(),
             interval: self.settings.checkpoint_interval,
             verified: self.verified.clone(),
+            rounds: self.rounds.clone(),
         }
     }
 
@@ -408,6 +420,7 @@ impl Registry {
             registry_names: registry_names(&base_url, address),
             base_url,
             max_content_size: self.settings.max_content_size,
+            require_publisher_token: self.settings.require_publisher_token,
         };
         let app = AppState::new(AppStateParts {
             store: self.store.clone(),
@@ -419,6 +432,8 @@ impl Registry {
             verified: self.verified.clone(),
             uploads: self.uploads.clone(),
             ingests: tokio::sync::Semaphore::new(CONCURRENT_INGESTS),
+            accounts: self.accounts.clone(),
+            rounds: self.rounds.subscribe(),
         });
         let sweeper = tokio::spawn(sweep_uploads(app.clone()));
         let (stop_tx, stop_rx) = watch::channel(false);

@@ -40,6 +40,7 @@ use sha2::{Digest as _, Sha256};
 use crate::api::AppState;
 
 pub mod manifest;
+mod publish;
 mod push;
 
 use crate::content::{self, ByteRange};
@@ -497,6 +498,8 @@ async fn release_content(oci: &Oci, release: &ReleaseView) -> Result<Digest, Oci
 struct Artifact {
     manifest: Bytes,
     manifest_digest: String,
+    /// The manifest's media type.
+    media_type: String,
     config: Bytes,
     config_digest: String,
     referrer: Referrer,
@@ -543,14 +546,6 @@ struct Descriptor<'a> {
 }
 
 /// An image index: what the referrers API answers.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ImageIndex<'a> {
-    schema_version: u32,
-    media_type: &'a str,
-    manifests: Vec<Descriptor<'a>>,
-}
-
 /// `application/vnd.wasm.config.v0+json`, fields in the order `oci-wasm` writes them.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -699,6 +694,7 @@ fn build_artifact(
     Artifact {
         manifest_digest,
         manifest,
+        media_type: IMAGE_MANIFEST_MEDIA_TYPE.to_owned(),
         config_digest,
         config,
         referrer,
@@ -800,6 +796,14 @@ async fn artifact(
     }
     let layer = release_content(oci, release).await?;
     let manifest = split_manifest(oci, &layer).await?;
+    if let Some(pushed) = pushed_artifact(oci, package, release, &layer, &manifest).await? {
+        let pushed = Arc::new(pushed);
+        oci.artifacts
+            .lock()
+            .expect("cache poisoned")
+            .insert(key, pushed.clone());
+        return Ok(pushed);
+    }
     let split = manifest.clone();
     let blobs = oci.app.blobs.clone();
     let shape = tokio::task::spawn_blocking(move || -> Result<WasmShape, String> {
@@ -819,6 +823,65 @@ async fn artifact(
     Ok(built)
 }
 
+/// The artifact of a release published by an OCI push: the manifest and config exactly as
+/// pushed (kept under the release's version once it was published), if they were and the
+/// manifest's one layer is the released file.
+async fn pushed_artifact(
+    oci: &Oci,
+    package: &PackageName,
+    release: &ReleaseView,
+    layer: &Digest,
+    split: &Manifest,
+) -> Result<Option<Artifact>, OciError> {
+    let repository = format!("{}/{}", package.namespace(), package.name());
+    let store = &oci.app.store;
+    let Some(digest) = store
+        .oci_tag(&repository, &release.version)
+        .await
+        .map_err(OciError::internal)?
+    else {
+        return Ok(None);
+    };
+    let Some(row) = store
+        .oci_manifest(&repository, &digest)
+        .await
+        .map_err(OciError::internal)?
+    else {
+        return Ok(None);
+    };
+    let parsed = manifest::parse(&row.bytes, Some(&row.media_type)).map_err(OciError::internal)?;
+    let layer_text = layer.to_string();
+    let (Some(config), [only]) = (parsed.config, parsed.layers.as_slice()) else {
+        return Ok(None);
+    };
+    if only.digest != layer_text {
+        return Ok(None);
+    }
+    let config_blob = parse_digest(&config.digest)?.blob();
+    let blobs = oci.app.blobs.clone();
+    let config_bytes = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(blobs.open(&config_blob)?, push::MAX_MANIFEST_SIZE as u64),
+            &mut bytes,
+        )?;
+        Ok(bytes)
+    })
+    .await
+    .map_err(OciError::internal)?
+    .map_err(OciError::internal)?;
+    let created = release.timestamp.to_rfc3339();
+    let referrer = build_referrer(package, release, &row.bytes, &row.digest, split, created);
+    Ok(Some(Artifact {
+        manifest: Bytes::from(row.bytes),
+        manifest_digest: row.digest,
+        media_type: row.media_type,
+        config: Bytes::from(config_bytes),
+        config_digest: config.digest,
+        referrer,
+    }))
+}
+
 // ---------------------------------------------------------------------------------------
 // Handlers.
 
@@ -827,8 +890,12 @@ async fn artifact(
 /// (skopeo sends credentials only to a registry whose ping asked for them). Anonymous clients
 /// then get a pull-only token from the realm, so pulls stay anonymous.
 async fn ping(State(oci): State<Oci>, push: push::Push, headers: HeaderMap) -> Response {
-    let allowed = push::authenticated(&push, &headers) || push::anonymous_token(&headers);
-    if push::requires_credentials(&push) && !allowed {
+    let allowed = push::anonymous_token(&headers)
+        || matches!(push::writer(&oci, &push, &headers).await, Ok(Some(_)));
+    // With publisher accounts, clients must learn that the registry takes credentials; an
+    // account cannot be added without the operator, so a failed read counts as "some".
+    let accounts = oci.app.accounts.store().any_active().await.unwrap_or(true);
+    if (push::requires_credentials(&push) || accounts) && !allowed {
         let mut response = OciError::new(
             StatusCode::UNAUTHORIZED,
             "UNAUTHORIZED",
@@ -900,13 +967,33 @@ async fn manifest(
         for release in &releases {
             let artifact = artifact(&oci, &package, release).await?;
             if artifact.manifest_digest == reference {
-                found = Some((artifact.manifest.clone(), reference.clone()));
+                found = Some((
+                    artifact.manifest.clone(),
+                    reference.clone(),
+                    artifact.media_type.clone(),
+                ));
                 break;
             }
             if artifact.referrer.manifest_digest == reference {
-                found = Some((artifact.referrer.manifest.clone(), reference.clone()));
+                found = Some((
+                    artifact.referrer.manifest.clone(),
+                    reference.clone(),
+                    IMAGE_MANIFEST_MEDIA_TYPE.to_owned(),
+                ));
                 break;
             }
+        }
+        if found.is_none() {
+            // An artifact a publisher pushed that refers to a release.
+            let repository = format!("{ns}/{name}");
+            found = oci
+                .app
+                .store
+                .oci_manifest(&repository, &reference)
+                .await
+                .map_err(OciError::internal)?
+                .filter(|row| row.subject.is_some())
+                .map(|row| (Bytes::from(row.bytes), row.digest, row.media_type));
         }
         found
     } else {
@@ -916,18 +1003,18 @@ async fn manifest(
         {
             Some(release) => {
                 let artifact = artifact(&oci, &package, release).await?;
-                Some((artifact.manifest.clone(), artifact.manifest_digest.clone()))
+                Some((
+                    artifact.manifest.clone(),
+                    artifact.manifest_digest.clone(),
+                    artifact.media_type.clone(),
+                ))
             }
             None => None,
         }
     };
-    let (bytes, digest) = found.ok_or_else(|| OciError::manifest_unknown(&reference))?;
-    Ok(bytes_response(
-        &method,
-        IMAGE_MANIFEST_MEDIA_TYPE,
-        &digest,
-        bytes,
-    ))
+    let (bytes, digest, media_type) =
+        found.ok_or_else(|| OciError::manifest_unknown(&reference))?;
+    Ok(bytes_response(&method, &media_type, &digest, bytes))
 }
 
 async fn blob(
@@ -979,7 +1066,8 @@ async fn blob(
             ));
         }
     }
-    Err(OciError::blob_unknown(&digest_text))
+    // The blobs of artifacts a publisher pushed that refer to a release.
+    push::held_blob(&oci, &format!("{ns}/{name}"), &digest_text, &method, &headers).await
 }
 
 /// The requested range: `Ok(None)` for the whole blob, `Err(Unsatisfiable)` when the range
@@ -1141,17 +1229,22 @@ async fn referrers(
                     .as_deref()
                     .is_none_or(|wanted| wanted == SPLIT_ARTIFACT_TYPE)
                 {
-                    manifests.push(artifact.referrer.descriptor());
+                    manifests.push(
+                        serde_json::to_value(artifact.referrer.descriptor())
+                            .expect("descriptors serialise"),
+                    );
                 }
                 break;
             }
         }
     }
-    let index = ImageIndex {
-        schema_version: 2,
-        media_type: IMAGE_INDEX_MEDIA_TYPE,
-        manifests,
-    };
+    // Artifacts publishers pushed that refer to it.
+    manifests.extend(push::referrers(&oci, &ns, &name, &digest_text, filter.as_deref()).await?);
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": IMAGE_INDEX_MEDIA_TYPE,
+        "manifests": manifests,
+    });
     let json = serde_json::to_vec(&index).expect("indexes serialise");
     let mut response = ([(header::CONTENT_TYPE, IMAGE_INDEX_MEDIA_TYPE)], json).into_response();
     if filter.is_some() {

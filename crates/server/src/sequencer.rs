@@ -47,6 +47,8 @@ pub struct Sequencer {
     pub interval: Duration,
     /// Signatures already checked at acceptance.
     pub verified: Arc<VerifiedSignatures>,
+    /// Counts committed rounds, for those waiting for a record to be published.
+    pub rounds: Arc<watch::Sender<u64>>,
 }
 
 /// Why the sequencer stopped.
@@ -132,6 +134,7 @@ impl Sequencer {
         } else {
             tracing::info!(rejected = batch.rejected.len(), "round without new leaves");
         }
+        self.rounds.send_modify(|rounds| *rounds += 1);
         Ok(true)
     }
 }

@@ -5,6 +5,7 @@
 //!   to run on PostgreSQL as well.
 //! * Content uploaded for records that are not published yet is provisional until one of them
 //!   is, and withdrawn if none can be (`claims.rs`, [`SqliteStore::content_uploaded`]).
+//! * [`PublisherStore`]: publisher accounts, reached beside a running server.
 //! * [`FsContentStore`]: content blobs (the fragments and skeletons of the canonical split),
 //!   each stored once, named by its digest, on the filesystem; [`OciContentStore`] keeps them
 //!   as blobs of a repository in an OCI registry instead; [`ContentLocation`] names either,
@@ -22,6 +23,7 @@ mod content;
 mod location;
 mod oci;
 mod oci_content;
+mod publishers;
 mod records;
 
 pub use content::{BlobDigest, BlobDigestError, BlobStore, FsContentStore};
@@ -30,6 +32,7 @@ pub use location::{
     ContentLocationError, CONTENT_LOCATION_FILE,
 };
 pub use oci::OciManifestRow;
+pub use publishers::{NewPublisher, Publisher, PublisherScope, PublisherStore};
 pub use oci_content::{
     Credentials, OciContentStore, OciLocation, OciLocationError, Transport, CONTENT_PASSWORD_ENV,
     CONTENT_USERNAME_ENV,

@@ -50,6 +50,9 @@ pub enum StoreError {
     /// A write failed together with others committed in the same transaction.
     #[error("store write failed: {0}")]
     Failed(String),
+    /// A publisher account of this name exists already.
+    #[error("a publisher account named `{0}` exists already (names stay taken after a revoke)")]
+    PublisherExists(String),
     /// Another package already has this name in another case.
     #[error("package name {requested} conflicts with the existing package {existing}")]
     NameConflict {

@@ -28,6 +28,9 @@ pub enum AdminCommand {
     /// Replace the operator key: grant every permission to a new key, revoke the old key's,
     /// and keep the old key file as `operator.key.old`.
     RotateKey(RotateKey),
+    /// Manage publisher accounts (works while the registry runs).
+    #[command(subcommand)]
+    Publisher(super::publisher::PublisherCommand),
 }
 
 #[derive(Args)]
@@ -101,6 +104,7 @@ impl AdminCommand {
                     println!("revoked {} from {}", list(&c.permissions), c.key_id);
                 }
                 AdminCommand::RotateKey(c) => rotate(&c.dir.data).await?,
+                AdminCommand::Publisher(c) => super::publisher::run(c).await?,
             }
             anyhow::Ok(())
         })
@@ -131,6 +135,7 @@ async fn open(dir: &Path) -> anyhow::Result<(std::fs::File, Registry)> {
         max_content_size: 0,
         connections: Default::default(),
         uploads: Default::default(),
+        require_publisher_token: false,
     })
     .await
     .with_context(|| format!("cannot open the registry in {}", dir.display()))?;

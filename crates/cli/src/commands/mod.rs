@@ -13,6 +13,7 @@ pub mod join;
 pub mod key;
 pub mod log;
 pub mod publish;
+pub mod publisher;
 pub mod serve;
 pub mod split;
 pub mod update;

@@ -58,6 +58,11 @@ pub struct ServeCommand {
         hide_env_values = true
     )]
     oci_push_token: Option<String>,
+    /// Publish only for publisher accounts: every record (and every OCI push) must carry the
+    /// token of an account whose scope covers the package (`cairn admin publisher add`).
+    /// Without it, any key may create packages in a hosted namespace.
+    #[arg(long, env = "CAIRN_REQUIRE_PUBLISHER_TOKEN")]
+    require_publisher_token: bool,
     /// Where the content blobs are kept: a directory, or a repository of an OCI registry as
     /// `oci://[USER:PASSWORD@]HOST[:PORT]/REPOSITORY` (HTTPS, plain HTTP for loopback hosts;
     /// `oci+http://` and `oci+https://` choose). Credentials may instead come from
@@ -188,6 +193,7 @@ impl ServeCommand {
                         max_pending_bytes: self.max_pending_uploads,
                         stall_timeout: self.stall_timeout,
                     },
+                    require_publisher_token: self.require_publisher_token,
                 },
                 content,
             )

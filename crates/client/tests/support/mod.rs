@@ -77,6 +77,7 @@ impl TestRegistry {
             max_content_size: 64 << 20,
             connections: Default::default(),
             uploads: Default::default(),
+            require_publisher_token: false,
         })
         .await
         .unwrap();

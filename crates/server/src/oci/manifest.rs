@@ -20,6 +20,21 @@ pub struct PushedManifest {
     pub subject: Option<String>,
     /// Its artifact type, or its config's media type.
     pub artifact_type: Option<String>,
+    /// The config's descriptor, if it has one.
+    pub config: Option<Descriptor>,
+    /// The layers' descriptors, in order.
+    pub layers: Vec<Descriptor>,
+}
+
+/// A descriptor's media type, digest and size, as pushed (checked for shape only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    /// `mediaType`.
+    pub media_type: String,
+    /// `digest`.
+    pub digest: String,
+    /// `size`.
+    pub size: u64,
 }
 
 /// Why a pushed manifest is refused (`MANIFEST_INVALID`).
@@ -75,13 +90,17 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<PushedManifest, 
     let mut blobs = Vec::new();
     let mut manifests = Vec::new();
     let mut config_media_type = None;
+    let mut config_descriptor = None;
     if let Some(config) = object.get("config") {
         let config = descriptor(config, "config".into())?;
         config_media_type = Some(config.media_type.to_owned());
         blobs.push(config.digest.to_owned());
+        config_descriptor = Some(config.owned());
     }
+    let mut layers = Vec::new();
     for (index, layer) in list(object.get("layers"), "layers")?.iter().enumerate() {
         let layer_descriptor = descriptor(layer, format!("layers[{index}]"))?;
+        layers.push(layer_descriptor.owned());
         // A non-distributable layer (its media type says so, or it lists `urls`) lives
         // elsewhere: a manifest may name it without the registry holding it.
         let media_type = layer_descriptor.media_type;
@@ -117,6 +136,8 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<PushedManifest, 
         manifests,
         subject,
         artifact_type,
+        config: config_descriptor,
+        layers,
     })
 }
 
@@ -143,6 +164,17 @@ fn list<'a>(
 struct DescriptorView<'a> {
     media_type: &'a str,
     digest: &'a str,
+    size: u64,
+}
+
+impl DescriptorView<'_> {
+    fn owned(&self) -> Descriptor {
+        Descriptor {
+            media_type: self.media_type.to_owned(),
+            digest: self.digest.to_owned(),
+            size: self.size,
+        }
+    }
 }
 
 /// Checks a descriptor (image-spec `descriptor.md`): a media type, a digest, and a size
@@ -167,10 +199,14 @@ fn descriptor(
     let size = object
         .get("size")
         .ok_or_else(|| invalid("`size` is missing"))?;
-    if size.as_i64().is_none_or(|size| size < 0) {
+    let Some(size) = size.as_i64().and_then(|size| u64::try_from(size).ok()) else {
         return Err(invalid("`size` must be a whole number from 0 to 2^63-1"));
-    }
-    Ok(DescriptorView { media_type, digest })
+    };
+    Ok(DescriptorView {
+        media_type,
+        digest,
+        size,
+    })
 }
 
 /// Whether `text` is a media type as RFC 6838 spells one: `type/subtype`, each 1 to 127

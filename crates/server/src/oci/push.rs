@@ -21,8 +21,8 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use base64::Engine as _;
-use cairn_protocol::{PackageName, Timestamp};
-use cairn_store::{BlobDigest, OciManifestRow};
+use cairn_protocol::{NamespaceState, PackageName, Timestamp};
+use cairn_store::{BlobDigest, OciManifestRow, Publisher};
 use futures_util::StreamExt as _;
 use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
@@ -37,7 +37,8 @@ use super::{
 pub struct PushSettings {
     token: Option<String>,
     uploads: PathBuf,
-    locks: SessionLocks,
+    staged: PathBuf,
+    pub(super) locks: SessionLocks,
 }
 
 impl PushSettings {
@@ -47,8 +48,19 @@ impl PushSettings {
         PushSettings {
             token: token.filter(|t| !t.is_empty() && t != ANONYMOUS_TOKEN),
             uploads: data_dir.join("content").join("tmp").join("oci-uploads"),
+            staged: data_dir.join("content").join("tmp").join("oci-staged"),
             locks: SessionLocks::default(),
         }
+    }
+}
+
+impl PushSettings {
+    /// Where a blob pushed to package repository `repository` waits until a manifest uses
+    /// it: blobs of package repositories enter the content store only as part of a release
+    /// (the layer, split) or of an accepted manifest (configs, referrers' blobs).
+    pub(super) fn staged_blob(&self, repository: &str, digest: &BlobDigest) -> PathBuf {
+        let digest = digest.to_string().replace(':', "-");
+        self.staged.join(repository).join(digest)
     }
 }
 
@@ -57,10 +69,10 @@ impl PushSettings {
 /// appended while the closing PUT moves the file into the content store would change a
 /// stored blob. An entry lives while some request holds or awaits it.
 #[derive(Clone, Default)]
-struct SessionLocks(Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>);
+pub(super) struct SessionLocks(Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>);
 
 impl SessionLocks {
-    async fn lock(&self, id: &str) -> SessionGuard {
+    pub(super) async fn lock(&self, id: &str) -> SessionGuard {
         let lock = {
             let mut locks = self.0.lock().expect("session locks poisoned");
             // Entries nobody holds or awaits any more (a waiter whose request was dropped
@@ -77,7 +89,7 @@ impl SessionLocks {
 }
 
 /// A held session lock; dropping it releases the lock, and forgets it if nobody waits.
-struct SessionGuard {
+pub(super) struct SessionGuard {
     locks: SessionLocks,
     id: String,
     held: Option<tokio::sync::OwnedMutexGuard<()>>,
@@ -253,13 +265,13 @@ impl Drop for Undo {
 }
 
 pub(super) type Push = Option<Extension<PushSettings>>;
-type Answer = Result<Response, Response>;
+pub(super) type Answer = Result<Response, Response>;
 
 fn fail(error: OciError) -> Response {
     error.into_response()
 }
 
-fn internal(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Response {
+pub(super) fn internal(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Response {
     let error: Box<dyn std::error::Error + Send + Sync> = error.into();
     if crate::error::stems_from_full_disk(&*error) {
         tracing::warn!("an OCI push failed because the disk is full");
@@ -444,38 +456,99 @@ fn check_name(ns: &str, name: &str) -> Result<String, OciError> {
     }
 }
 
-/// The gate of every write: a valid name, not a warg package (405 without a credential, 403
-/// `DENIED` with one), and the configured credential (401 `UNAUTHORIZED`).
+/// Who a write comes from.
+pub(super) enum Writer {
+    /// The holder of `--oci-push-token`: scratch repositories only.
+    Operator,
+    /// A publisher account; `repositories` limits it when it came with a scoped token.
+    Publisher {
+        account: Publisher,
+        repositories: Option<Vec<String>>,
+    },
+}
+
+/// The account or operator credential a request presents, if any: the push credential
+/// (or a token derived from it), a publisher's token (as a Bearer token or the Basic
+/// password), or a scoped token from `/v2/token`.
+pub(super) async fn writer(
+    oci: &Oci,
+    push: &Push,
+    headers: &HeaderMap,
+) -> Result<Option<Writer>, Response> {
+    if authenticated(push, headers) {
+        return Ok(Some(Writer::Operator));
+    }
+    let token = match presented(headers) {
+        Some(Presented::Bearer(token)) => token,
+        Some(Presented::Password(password)) => match String::from_utf8(password) {
+            Ok(password) => password,
+            Err(_) => return Ok(None),
+        },
+        None => return Ok(None),
+    };
+    let accounts = &oci.app.accounts;
+    if let Some((account, repositories)) = accounts
+        .scoped(&token, unix_now())
+        .await
+        .map_err(internal)?
+    {
+        return Ok(Some(Writer::Publisher {
+            account,
+            repositories: Some(repositories),
+        }));
+    }
+    Ok(accounts
+        .by_token(&token)
+        .await
+        .map_err(internal)?
+        .map(|account| Writer::Publisher {
+            account,
+            repositories: None,
+        }))
+}
+
+/// Where a write goes.
+pub(super) enum Target {
+    /// A scratch repository.
+    Scratch,
+    /// A package repository, written by a publisher account that may publish the package.
+    Package {
+        publisher: Publisher,
+        package: PackageName,
+    },
+}
+
+fn denied(message: String, repository: &str) -> Response {
+    fail(
+        OciError::new(StatusCode::FORBIDDEN, "DENIED", message)
+            .with_detail(serde_json::json!({ "name": repository })),
+    )
+}
+
+/// The gate of every write: a valid name, and a writer who may write there. A package
+/// repository (a warg package, or any repository of a namespace this registry hosts when a
+/// publisher account writes) takes writes from publisher accounts whose scope covers the
+/// package; a scratch repository from the push credential. Without credentials: 401
+/// `UNAUTHORIZED` with the token challenge.
 async fn writable(
     oci: &Oci,
     push: &Push,
     ns: &str,
     name: &str,
-    method: &Method,
     headers: &HeaderMap,
-) -> Result<(String, PushSettings), Response> {
+) -> Result<(String, PushSettings, Target), Response> {
     let repository = check_name(ns, name).map_err(fail)?;
-    let authenticated = authenticated(push, headers);
-    if is_package(oci, ns, name) {
-        if !authenticated {
-            return Err(unsupported(method.clone()).await.into_response());
-        }
-        return Err(fail(
-            OciError::new(
-                StatusCode::FORBIDDEN,
-                "DENIED",
-                "a warg package: releases are made by signed records only",
-            )
-            .with_detail(serde_json::json!({ "name": repository })),
-        ));
-    }
-    match (authenticated, push) {
-        (true, Some(Extension(settings))) => Ok((repository, settings.clone())),
-        _ => {
+    let settings = match push {
+        Some(Extension(settings)) => settings.clone(),
+        None => return Err(fail(OciError::internal("pushes are not set up"))),
+    };
+    match writer(oci, push, headers).await? {
+        None => {
             let mut response = fail(OciError::new(
                 StatusCode::UNAUTHORIZED,
                 "UNAUTHORIZED",
-                "authentication required",
+                "authentication required: push with a publisher account's token (as the \
+                 password of any user name)",
             ));
             // The token flow of the distribution ecosystem: clients fetch a token from the
             // realm with the credential (as a Basic password) and retry with it. Clients may
@@ -485,6 +558,72 @@ async fn writable(
                 header_value(&challenge(oci, Some(&repository))),
             );
             Err(response)
+        }
+        Some(Writer::Operator) => {
+            if is_package(oci, ns, name) {
+                return Err(denied(
+                    format!(
+                        "`{ns}:{name}` is a warg package: its releases are signed records, \
+                         published by its keys or by a publisher account (the push \
+                         credential writes scratch repositories only)"
+                    ),
+                    &repository,
+                ));
+            }
+            Ok((repository, settings, Target::Scratch))
+        }
+        Some(Writer::Publisher {
+            account,
+            repositories,
+        }) => {
+            let package: Option<PackageName> = format!("{ns}:{name}").parse().ok();
+            let Some(package) = package else {
+                return Err(denied(
+                    format!("`{ns}/{name}` cannot name a warg package (names are lowercase kebab-case)"),
+                    &repository,
+                ));
+            };
+            let in_token = repositories
+                .as_ref()
+                .is_none_or(|granted| granted.contains(&repository));
+            if !account.covers(ns, name) || !in_token {
+                let reason = if in_token {
+                    format!(
+                        "publisher `{}` may not publish `{package}`; it may publish to {}",
+                        account.name,
+                        crate::publishers::describe_scopes(&account)
+                    )
+                } else {
+                    format!(
+                        "the token was issued for other repositories than `{repository}`; ask \
+                         /v2/token for scope repository:{repository}:push,pull"
+                    )
+                };
+                return Err(denied(reason, &repository));
+            }
+            let hosted = matches!(
+                oci.app
+                    .state
+                    .read()
+                    .expect("state lock poisoned")
+                    .operator()
+                    .namespace(ns),
+                Some(NamespaceState::Defined)
+            );
+            if !hosted {
+                return Err(denied(
+                    format!("this registry does not host namespace `{ns}`, so it has no package `{package}`"),
+                    &repository,
+                ));
+            }
+            Ok((
+                repository,
+                settings,
+                Target::Package {
+                    publisher: account,
+                    package,
+                },
+            ))
         }
     }
 }
@@ -506,26 +645,87 @@ pub(super) fn anonymous_token(headers: &HeaderMap) -> bool {
         })
 }
 
+/// The repositories a token request asks to push to: each `scope` parameter (several may
+/// be given, and one may hold several scopes separated by spaces) of the form
+/// `repository:NAME:ACTIONS` whose actions include `push`.
+fn push_scopes(query: Option<&str>) -> Vec<String> {
+    let mut repositories = Vec::new();
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if key != "scope" {
+            continue;
+        }
+        for scope in value.split(' ') {
+            let mut parts = scope.splitn(3, ':');
+            let (Some("repository"), Some(name), Some(actions)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            if actions.split(',').any(|a| a == "push" || a == "*") {
+                repositories.push(name.to_owned());
+            }
+        }
+    }
+    repositories
+}
+
 /// `GET /v2/token`: the token endpoint. A request carrying the push credential (as the Basic
-/// password, any user name, or as a Bearer token) gets a [`DerivedToken`] worth pushes for
-/// an hour; a request without credentials gets a pull-only token; anything else gets 401
-/// (a derived token cannot renew itself).
-pub(super) async fn token(push: Push, headers: HeaderMap) -> Response {
+/// password, any user name, or as a Bearer token) gets a [`DerivedToken`] worth pushes to
+/// scratch repositories for an hour; one carrying a publisher account's token gets a scoped
+/// token worth pushes, for an hour, to the repositories it asked for (`scope`) that the
+/// account may publish to; a request without credentials gets a pull-only token; anything
+/// else gets 401 (a derived or scoped token cannot renew itself).
+pub(super) async fn token(
+    State(oci): State<Oci>,
+    push: Push,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let anonymous = !headers.contains_key(header::AUTHORIZATION);
     let now = unix_now();
+    let mut expires_in = DerivedToken::LIFETIME;
     let granted = if anonymous {
         Some(ANONYMOUS_TOKEN.to_owned())
+    } else if let Some(credential) = push
+        .as_ref()
+        .and_then(|Extension(p)| p.token.as_deref())
+        .filter(|_| carries_credential(&push, &headers))
+    {
+        Some(DerivedToken::issue(credential, now + DerivedToken::LIFETIME))
     } else {
-        push.as_ref()
-            .and_then(|Extension(p)| p.token.as_deref())
-            .filter(|_| carries_credential(&push, &headers))
-            .map(|credential| DerivedToken::issue(credential, now + DerivedToken::LIFETIME))
+        let token = match presented(&headers) {
+            Some(Presented::Bearer(token)) => Some(token),
+            Some(Presented::Password(password)) => String::from_utf8(password).ok(),
+            None => None,
+        };
+        let account = match token {
+            Some(token) => match oci.app.accounts.by_token(&token).await {
+                Ok(account) => account,
+                Err(error) => return internal(error),
+            },
+            None => None,
+        };
+        account.map(|account| {
+            let repositories: Vec<String> = push_scopes(query.as_deref())
+                .into_iter()
+                .filter(|repository| {
+                    repository
+                        .split_once('/')
+                        .is_some_and(|(ns, name)| account.covers(ns, name))
+                })
+                .collect();
+            expires_in = crate::publishers::SCOPED_LIFETIME;
+            oci.app
+                .accounts
+                .issue(&account, repositories, now + expires_in)
+        })
     };
     let Some(token) = granted else {
         let mut response = fail(OciError::new(
             StatusCode::UNAUTHORIZED,
             "UNAUTHORIZED",
-            "the push credential is required: send it as the Basic password",
+            "a publisher account's token (or the push credential) is required: send it as \
+             the Basic password",
         ));
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -541,7 +741,7 @@ pub(super) async fn token(push: Push, headers: HeaderMap) -> Response {
     let body = serde_json::json!({
         "token": token,
         "access_token": token,
-        "expires_in": DerivedToken::LIFETIME,
+        "expires_in": expires_in,
         "issued_at": issued_at,
     });
     (
@@ -557,7 +757,7 @@ fn digest_invalid(text: &str, message: &str) -> OciError {
 }
 
 /// A pushed digest: `sha256:` or `sha512:`.
-fn push_digest(text: &str) -> Result<BlobDigest, OciError> {
+pub(super) fn push_digest(text: &str) -> Result<BlobDigest, OciError> {
     Ok(parse_digest(text)?.blob())
 }
 
@@ -714,6 +914,7 @@ async fn store_received(
     digest: BlobDigest,
     undo: Undo,
     leftovers: Vec<PathBuf>,
+    staged: Option<PathBuf>,
 ) -> Answer {
     let path = undo.path.clone();
     let actual = tokio::task::spawn_blocking(move || digest_of_file(&digest, &path))
@@ -725,6 +926,20 @@ async fn store_received(
             &expected,
             "provided digest did not match uploaded content",
         )));
+    }
+    if let Some(staged) = staged {
+        // A package repository's blob waits outside the content store for its manifest.
+        if let Some(dir) = staged.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(internal)?;
+        }
+        tokio::fs::rename(&undo.path, &staged)
+            .await
+            .map_err(internal)?;
+        for leftover in &leftovers {
+            let _ = tokio::fs::remove_file(leftover).await;
+        }
+        undo.keep();
+        return Ok(blob_created(&repository, &digest.to_string()));
     }
     // Not while abandoned content is being withdrawn: a blob this push finds stored already
     // could otherwise be deleted before the repository holds it.
@@ -773,9 +988,11 @@ pub(super) async fn start_upload(
     if method != Method::POST {
         return Err(unsupported(method).await.into_response());
     }
-    let (repository, settings) = writable(&oci, &push, &ns, &name, &method, &headers).await?;
+    let (repository, settings, target) = writable(&oci, &push, &ns, &name, &headers).await?;
     let max = oci.app.settings.max_content_size;
-    if let Some(mount) = query.get("mount") {
+    let scratch = matches!(target, Target::Scratch);
+    // A package repository mounts nothing: its blobs wait staged for a manifest.
+    if let Some(mount) = query.get("mount").filter(|_| scratch) {
         let digest = push_digest(mount).map_err(fail)?.to_string();
         // With `from`, the blob must be readable there; without it (an anonymous mount), in
         // any scratch repository, all of which the credential may read.
@@ -812,9 +1029,10 @@ pub(super) async fn start_upload(
         tokio::fs::write(&path, b"").await.map_err(internal)?;
         let undo = Undo::remove(path.clone());
         let expected = expected.clone();
+        let staged = (!scratch).then(|| settings.staged_blob(&repository, &digest));
         return detached(async move {
             receive(&path, 0, body, max).await?;
-            store_received(oci, repository, expected, digest, undo, vec![path]).await
+            store_received(oci, repository, expected, digest, undo, vec![path], staged).await
         })
         .await;
     }
@@ -880,7 +1098,7 @@ pub(super) async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Answer {
-    let (repository, settings) = writable(&oci, &push, &ns, &name, &method, &headers).await?;
+    let (repository, settings, target) = writable(&oci, &push, &ns, &name, &headers).await?;
     if !Session::well_formed(&id) {
         return Err(upload_unknown(&id));
     }
@@ -937,9 +1155,11 @@ pub(super) async fn upload(
             let undo = Undo::truncate(path.clone(), session.size, lock);
             let leftovers = vec![Session::repository_file(uploads, &id), path.clone()];
             let (oci, expected) = (oci.clone(), expected.clone());
+            let staged = matches!(target, Target::Package { .. })
+                .then(|| settings.staged_blob(&repository, &digest));
             detached(async move {
                 receive(&path, session.size, body, max).await?;
-                store_received(oci, repository, expected, digest, undo, leftovers).await
+                store_received(oci, repository, expected, digest, undo, leftovers, staged).await
             })
             .await
         }
@@ -982,7 +1202,7 @@ fn manifest_invalid(message: &str) -> Response {
     ))
 }
 
-fn blob_missing(digest: &str) -> Response {
+pub(super) fn blob_missing(digest: &str) -> Response {
     fail(
         OciError::new(
             StatusCode::BAD_REQUEST,
@@ -1025,11 +1245,10 @@ pub(super) async fn put_manifest(
     push: Push,
     Path((ns, name, reference)): Path<(String, String, String)>,
     RawQuery(query): RawQuery,
-    method: Method,
     headers: HeaderMap,
     body: Body,
 ) -> Answer {
-    let (repository, _) = writable(&oci, &push, &ns, &name, &method, &headers).await?;
+    let (repository, settings, target) = writable(&oci, &push, &ns, &name, &headers).await?;
     let body = read_manifest(body).await?;
     let mut digest = sha256_text(&body);
     let tag_invalid = |tag: &str| {
@@ -1074,12 +1293,24 @@ pub(super) async fn put_manifest(
         .and_then(|v| v.to_str().ok());
     let parsed = super::manifest::parse(&body, content_type)
         .map_err(|error| manifest_invalid(&error.to_string()))?;
+    if let Target::Package { publisher, package } = target {
+        let pushed = super::publish::Pushed {
+            repository,
+            tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
+            by_digest: tag.is_none(),
+            digest,
+            body,
+            manifest: parsed,
+        };
+        return super::publish::put_manifest(&oci, &settings, &publisher, &package, pushed).await;
+    }
     let super::manifest::PushedManifest {
         media_type,
         blobs,
         manifests,
         subject,
         artifact_type,
+        ..
     } = parsed;
     // Blobs held elsewhere join this repository only once the whole manifest is accepted.
     let mut joining = Vec::new();
@@ -1170,10 +1401,13 @@ pub(super) async fn delete_manifest(
     State(oci): State<Oci>,
     push: Push,
     Path((ns, name, reference)): Path<(String, String, String)>,
-    method: Method,
     headers: HeaderMap,
 ) -> Answer {
-    let (repository, _) = writable(&oci, &push, &ns, &name, &method, &headers).await?;
+    let (repository, _, target) = writable(&oci, &push, &ns, &name, &headers).await?;
+    if let Target::Package { publisher, package } = target {
+        return super::publish::delete_manifest(&oci, &publisher, &package, &repository, &reference)
+            .await;
+    }
     let deleted = if reference.contains(':') {
         parse_digest(&reference).map_err(fail)?;
         oci.app
@@ -1209,10 +1443,9 @@ pub(super) async fn delete_blob(
     State(oci): State<Oci>,
     push: Push,
     Path((ns, name, digest)): Path<(String, String, String)>,
-    method: Method,
     headers: HeaderMap,
 ) -> Answer {
-    let (repository, _) = writable(&oci, &push, &ns, &name, &method, &headers).await?;
+    let (repository, _, _) = writable(&oci, &push, &ns, &name, &headers).await?;
     parse_digest(&digest).map_err(fail)?;
     let deleted = oci
         .app
@@ -1290,12 +1523,24 @@ pub(super) async fn blob(
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Response, OciError> {
-    let digest = parse_digest(digest_text)?.blob();
+    parse_digest(digest_text)?;
     let repository = scratch_repository(oci, ns, name).await?;
+    held_blob(oci, &repository, digest_text, method, headers).await
+}
+
+/// A blob `repository` holds (in `oci_blobs`), from the content store.
+pub(super) async fn held_blob(
+    oci: &Oci,
+    repository: &str,
+    digest_text: &str,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, OciError> {
+    let digest = parse_digest(digest_text)?.blob();
     let held = oci
         .app
         .store
-        .oci_has_blob(&repository, &digest.to_string())
+        .oci_has_blob(repository, &digest.to_string())
         .await
         .map_err(OciError::internal)?;
     if !held {
