@@ -28,6 +28,8 @@ enum Command {
     #[command(subcommand)]
     Admin(commands::admin::AdminCommand),
     Config(commands::config::ConfigCommand),
+    Login(commands::login::LoginCommand),
+    Logout(commands::login::LogoutCommand),
     #[command(subcommand)]
     Publish(commands::publish::PublishCommand),
     Update(commands::update::UpdateCommand),
@@ -57,6 +59,8 @@ fn main() -> ExitCode {
         Command::Audit(command) => command.run(),
         Command::Admin(command) => command.run(),
         Command::Config(command) => command.run(),
+        Command::Login(command) => command.run(),
+        Command::Logout(command) => command.run(),
         Command::Publish(command) => command.run(),
         Command::Update(command) => command.run(),
         Command::Info(command) => command.run(),

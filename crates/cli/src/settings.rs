@@ -169,3 +169,51 @@ pub fn is_private(path: &Path) -> bool {
         true
     }
 }
+
+/// `tokens.json`: publisher tokens by registry URL (mode 0600), as `cairn login` keeps them.
+fn tokens_path() -> anyhow::Result<PathBuf> {
+    Ok(config_dir()?.join("tokens.json"))
+}
+
+fn load_tokens() -> anyhow::Result<BTreeMap<String, String>> {
+    let path = tokens_path()?;
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not valid", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn save_tokens(tokens: &BTreeMap<String, String>) -> anyhow::Result<PathBuf> {
+    let path = tokens_path()?;
+    let dir = path.parent().expect("a file in a folder");
+    std::fs::create_dir_all(dir)?;
+    let temporary = dir.join(".tokens.json.new");
+    let _ = std::fs::remove_file(&temporary);
+    cairn_server::write_secret(&temporary, &serde_json::to_string_pretty(tokens)?)
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    std::fs::rename(&temporary, &path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// The publisher token for the registry at `url`: `CAIRN_TOKEN`, else the one `cairn login`
+/// saved for it.
+pub fn token_for(url: &str) -> anyhow::Result<Option<String>> {
+    if let Some(token) = std::env::var("CAIRN_TOKEN").ok().filter(|t| !t.is_empty()) {
+        return Ok(Some(token));
+    }
+    Ok(load_tokens()?.get(url.trim_end_matches('/')).cloned())
+}
+
+/// Saves (or with `None`, forgets) the token for the registry at `url`.
+pub fn set_token(url: &str, token: Option<&str>) -> anyhow::Result<PathBuf> {
+    let mut tokens = load_tokens()?;
+    let url = url.trim_end_matches('/').to_owned();
+    match token {
+        Some(token) => tokens.insert(url, token.to_owned()),
+        None => tokens.remove(&url),
+    };
+    save_tokens(&tokens)
+}

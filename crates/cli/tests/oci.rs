@@ -473,7 +473,7 @@ fn errors_follow_the_distribution_spec() {
 }
 
 #[test]
-fn pushes_and_deletes_are_unsupported() {
+fn anonymous_pushes_and_deletes_are_asked_for_credentials() {
     let (server, _) = registry_with("oci-push", &["1.0.0"]);
     let http = &server.client().http;
     let url = &server.url;
@@ -485,8 +485,11 @@ fn pushes_and_deletes_are_unsupported() {
         http.delete(format!("{url}/v2/example/fac/manifests/1.0.0")),
         http.delete(format!("{url}/v2/example/fac/blobs/{digest}")),
     ];
+    // A package repository takes writes from publisher accounts only (`oci_publish.rs`).
     for attempt in attempts {
-        assert_error(attempt.send().unwrap(), 405, "UNSUPPORTED");
+        let response = attempt.send().unwrap();
+        assert!(header(&response, "www-authenticate").starts_with("Bearer realm="));
+        assert_error(response, 401, "UNAUTHORIZED");
     }
     // Nothing changed.
     assert_eq!(

@@ -44,6 +44,7 @@ pub(crate) struct Http {
     client: reqwest::Client,
     base: Url,
     pub(crate) limits: Limits,
+    token: Option<crate::AuthToken>,
 }
 
 /// Why a body could not be read in full.
@@ -78,7 +79,14 @@ impl Http {
             client,
             base,
             limits,
+            token: None,
         })
+    }
+
+    /// Sends `token` as a bearer token with every request to the registry's own origin.
+    pub(crate) fn with_token(mut self, token: Option<crate::AuthToken>) -> Self {
+        self.token = token;
+        self
     }
 
     /// The registry URL, ending with `/`.
@@ -102,6 +110,12 @@ impl Http {
         body: Option<(Vec<u8>, &str)>,
     ) -> Result<reqwest::Response, ClientError> {
         let mut request = self.client.request(method, url.clone());
+        if let Some(token) = self.token.as_ref() {
+            // Never to another origin (a content location elsewhere).
+            if url.origin() == self.base.origin() {
+                request = request.bearer_auth(&token.0);
+            }
+        }
         if let Some((bytes, content_type)) = body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, content_type)

@@ -69,6 +69,20 @@ pub struct ClientConfig {
     pub max_checkpoint_age: Option<Duration>,
     /// Where upload and download progress is reported (off by default).
     pub progress: ProgressSink,
+    /// The publisher token sent (as `Authorization: Bearer`) with every request to the
+    /// registry, as `warg login` does; a registry that requires one refuses publishes
+    /// without it.
+    pub auth_token: Option<AuthToken>,
+}
+
+/// A registry token; it never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthToken(pub String);
+
+impl std::fmt::Debug for AuthToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthToken(<redacted>)")
+    }
 }
 
 impl ClientConfig {
@@ -84,6 +98,7 @@ impl ClientConfig {
             publish_timeout: Duration::from_secs(120),
             max_checkpoint_age: None,
             progress: ProgressSink::default(),
+            auth_token: None,
         }
     }
 }
@@ -102,7 +117,8 @@ impl Client {
     /// Opens the storage directory (creating it), loading and re-verifying the trusted state
     /// saved there. Nothing is fetched.
     pub fn open(config: ClientConfig) -> Result<Client, ClientError> {
-        let http = Http::new(&config.registry_url, config.limits)?;
+        let http =
+            Http::new(&config.registry_url, config.limits)?.with_token(config.auth_token.clone());
         std::fs::create_dir_all(&config.storage_dir)
             .map_err(ClientError::io("create", &config.storage_dir))?;
         let store = StateStore::new(&config.storage_dir, http.base().as_str());

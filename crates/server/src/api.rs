@@ -906,7 +906,10 @@ async fn needed_content(app: &AppState, row: &RecordRow, digest: &str) -> Result
 
 /// Records content that is now stored (provisionally, until a record that waited for it is
 /// published) and queues the records that waited for it.
-pub(crate) async fn content_stored(app: &AppState, row: cairn_store::ContentRow) -> Result<(), ApiError> {
+pub(crate) async fn content_stored(
+    app: &AppState,
+    row: cairn_store::ContentRow,
+) -> Result<(), ApiError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);

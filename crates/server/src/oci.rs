@@ -1067,7 +1067,14 @@ async fn blob(
         }
     }
     // The blobs of artifacts a publisher pushed that refer to a release.
-    push::held_blob(&oci, &format!("{ns}/{name}"), &digest_text, &method, &headers).await
+    push::held_blob(
+        &oci,
+        &format!("{ns}/{name}"),
+        &digest_text,
+        &method,
+        &headers,
+    )
+    .await
 }
 
 /// The requested range: `Ok(None)` for the whole blob, `Err(Unsatisfiable)` when the range

@@ -6,10 +6,11 @@
 //! * Its signing key is `DATA/publishers/NAME.key` (mode 0600, like the operator key). The
 //!   registry signs the warg records of the account's OCI pushes with it, and with nothing
 //!   else: a package accepts them only if its log grants that key.
-//! * A scoped token, from `GET /v2/token`, is `cairn2.CLAIMS.MAC`: CLAIMS is base64url JSON
-//!   naming the account, its expiry and the repositories it may push to; MAC is HMAC-SHA256
-//!   over CLAIMS keyed with `DATA/token.key` (32 random bytes, mode 0600, made at first use).
-//!   It is checked against the account at every use, so revoking the account revokes it.
+//! * A scoped token, from `GET /v2/token`, is a JSON Web Token signed with HS256 (RFC 7519,
+//!   so that clients can read its expiry): its claims name the account (`sub`), its expiry
+//!   (`exp`) and the repositories it may push to (`push`); the key is `DATA/token.key` (32
+//!   random bytes, mode 0600, made at first start). It is checked against the account at
+//!   every use, so revoking the account revokes it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,7 +28,8 @@ pub const PUBLISHERS_DIR: &str = "publishers";
 pub const TOKEN_KEY_FILE: &str = "token.key";
 /// How every account token starts.
 pub const TOKEN_PREFIX: &str = "cairn_pub_";
-const SCOPED_PREFIX: &str = "cairn2.";
+/// The header of every scoped token, base64url: `{"alg":"HS256","typ":"JWT"}`.
+const JWT_HEADER: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 /// How long a scoped token is worth pushes, in seconds.
 pub const SCOPED_LIFETIME: u64 = 3600;
 
@@ -78,7 +80,10 @@ pub fn valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
 }
 
 /// The key file of account `name`.
@@ -117,8 +122,15 @@ pub async fn create(
     );
     let key = PrivateKey::generate().map_err(|e| PublisherError::Random(e.to_string()))?;
     let path = key_path(data_dir, name);
-    let io = |what| move |source| PublisherError::Io { what, path: key_path(data_dir, name), source };
-    std::fs::create_dir_all(data_dir.join(PUBLISHERS_DIR)).map_err(io("cannot create the folder of"))?;
+    let io = |what| {
+        move |source| PublisherError::Io {
+            what,
+            path: key_path(data_dir, name),
+            source,
+        }
+    };
+    std::fs::create_dir_all(data_dir.join(PUBLISHERS_DIR))
+        .map_err(io("cannot create the folder of"))?;
     // A key file left by an account whose row was never written is replaced.
     match std::fs::remove_file(&path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -183,6 +195,7 @@ pub struct Accounts {
 
 /// What a scoped token says.
 #[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Claims {
     /// The account.
     sub: String,
@@ -241,7 +254,12 @@ impl Accounts {
 
     /// The signing key the registry keeps for `publisher`.
     pub fn signing_key(&self, publisher: &Publisher) -> Result<PrivateKey, PublisherError> {
-        if let Some(key) = self.keys.lock().expect("keys poisoned").get(&publisher.name) {
+        if let Some(key) = self
+            .keys
+            .lock()
+            .expect("keys poisoned")
+            .get(&publisher.name)
+        {
             return Ok(key.clone());
         }
         let path = key_path(&self.data_dir, &publisher.name);
@@ -250,9 +268,10 @@ impl Accounts {
             path: path.clone(),
             source,
         })?;
-        let key: PrivateKey = text.trim().parse().map_err(|_| {
-            PublisherError::WrongKey(publisher.name.clone(), path.clone())
-        })?;
+        let key: PrivateKey = text
+            .trim()
+            .parse()
+            .map_err(|_| PublisherError::WrongKey(publisher.name.clone(), path.clone()))?;
         if key.public_key().to_string() != publisher.public_key {
             return Err(PublisherError::WrongKey(publisher.name.clone(), path));
         }
@@ -279,9 +298,10 @@ impl Accounts {
         };
         let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(serde_json::to_vec(&claims).expect("claims serialize"));
-        let mac = self.mac(&claims).finalize().into_bytes();
+        let signed = format!("{JWT_HEADER}.{claims}");
+        let mac = self.mac(&signed).finalize().into_bytes();
         format!(
-            "{SCOPED_PREFIX}{claims}.{}",
+            "{signed}.{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac)
         )
     }
@@ -293,9 +313,12 @@ impl Accounts {
         token: &str,
         now: u64,
     ) -> Result<Option<(Publisher, Vec<String>)>, StoreError> {
-        let Some((claims_text, mac)) = token
-            .strip_prefix(SCOPED_PREFIX)
-            .and_then(|rest| rest.split_once('.'))
+        let Some((signed, mac)) = token.rsplit_once('.') else {
+            return Ok(None);
+        };
+        let Some(claims_text) = signed
+            .strip_prefix(JWT_HEADER)
+            .and_then(|rest| rest.strip_prefix('.'))
         else {
             return Ok(None);
         };
@@ -303,7 +326,7 @@ impl Accounts {
             return Ok(None);
         };
         // `verify_slice` compares in constant time.
-        if self.mac(claims_text).verify_slice(&mac).is_err() {
+        if self.mac(signed).verify_slice(&mac).is_err() {
             return Ok(None);
         }
         let Some(claims) = base64::engine::general_purpose::URL_SAFE_NO_PAD

@@ -14,8 +14,8 @@ use cairn_protocol::{
     Digest, Envelope, HashAlgorithm, PackageEntry, PackageName, PackagePermission, Record,
     RecordId, Timestamp,
 };
-use semver::Version;
 use cairn_store::{Publisher, RecordStatus, RecordStore as _};
+use semver::Version;
 
 use crate::api::AppState;
 use crate::content;
@@ -62,7 +62,9 @@ pub(crate) enum ChangeError {
     #[error("the registry's log rejected the record: {0}")]
     Rejected(String),
     /// The record is accepted but not published yet.
-    #[error("the record {0} is accepted but not yet published; push again later to see the outcome")]
+    #[error(
+        "the record {0} is accepted but not yet published; push again later to see the outcome"
+    )]
     StillPending(RecordId),
     /// Anything else.
     #[error("{}", api_message(.0))]

@@ -32,11 +32,11 @@ pub use location::{
     ContentLocationError, CONTENT_LOCATION_FILE,
 };
 pub use oci::OciManifestRow;
-pub use publishers::{NewPublisher, Publisher, PublisherScope, PublisherStore};
 pub use oci_content::{
     Credentials, OciContentStore, OciLocation, OciLocationError, Transport, CONTENT_PASSWORD_ENV,
     CONTENT_USERNAME_ENV,
 };
+pub use publishers::{NewPublisher, Publisher, PublisherScope, PublisherStore};
 pub use records::{
     is_disk_full, CommitBatch, ContentRow, InsertOutcome, NewRecord, RecordRow, RecordStatus,
     RecordStore, RejectedRecord, SequencedRecord, SqliteStore, StoreError, StoredLogRecord,

@@ -63,6 +63,7 @@ impl ClientArgs {
         let mut config = ClientConfig::new(url.clone(), storage_dir(&url)?);
         config.concurrency = self.concurrency.max(1);
         config.max_checkpoint_age = self.max_checkpoint_age;
+        config.auth_token = settings::token_for(&url)?.map(cairn_client::AuthToken);
         if !self.json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             let progress = std::sync::Arc::new(crate::progress::TerminalProgress::default());
             config.progress = cairn_client::ProgressSink::new(progress);

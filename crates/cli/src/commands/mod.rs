@@ -12,6 +12,7 @@ pub mod inspect;
 pub mod join;
 pub mod key;
 pub mod log;
+pub mod login;
 pub mod publish;
 pub mod publisher;
 pub mod serve;

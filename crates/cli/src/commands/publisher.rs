@@ -126,15 +126,23 @@ pub async fn run(command: PublisherCommand) -> anyhow::Result<()> {
                 return crate::output::print_json(&account_json(account, Some(&created.token)));
             }
             println!("created publisher `{}`", account.name);
-            println!("  may publish: {}", cairn_server::publishers::describe_scopes(account));
+            println!(
+                "  may publish: {}",
+                cairn_server::publishers::describe_scopes(account)
+            );
             println!("  signing key: {}", account.public_key);
             println!("  token:       {}", created.token);
             println!();
             println!("The token is shown only now; the registry keeps its hash. Give it to the");
             println!("publisher: it is the password for `wkg publish`, `oras push` and the like");
             println!("(any user name), and the token for `warg login` and `cairn login`.");
-            println!("To let this account release an existing package, an owner of the package runs:");
-            println!("  cairn publish grant NS:NAME {} --permission release", account.public_key);
+            println!(
+                "To let this account release an existing package, an owner of the package runs:"
+            );
+            println!(
+                "  cairn publish grant NS:NAME {} --permission release",
+                account.public_key
+            );
             Ok(())
         }
         PublisherCommand::List(c) => {

@@ -23,7 +23,7 @@ use cairn_store::{OciManifestRow, Publisher};
 use semver::Version;
 
 use super::manifest::PushedManifest;
-use super::push::{PushSettings, Answer};
+use super::push::{Answer, PushSettings};
 use super::{header_value, is_tag, Oci, OciError, WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE};
 use crate::release::{self, Change, ChangeError};
 
@@ -112,7 +112,11 @@ async fn put_release(
             format!(
                 "a release is pushed under one tag, its version (such as \
                  {repository}:1.2.0){}",
-                if pushed.by_digest { ", not by digest alone" } else { "" }
+                if pushed.by_digest {
+                    ", not by digest alone"
+                } else {
+                    ""
+                }
             ),
         ));
     };
@@ -159,10 +163,17 @@ async fn put_release(
         return Err(refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             "SIZE_INVALID",
-            format!("the layer is {} bytes; this registry takes files of at most {max} bytes", layer.size),
+            format!(
+                "the layer is {} bytes; this registry takes files of at most {max} bytes",
+                layer.size
+            ),
         ));
     }
-    let config = pushed.manifest.config.clone().expect("a release has a config");
+    let config = pushed
+        .manifest
+        .config
+        .clone()
+        .expect("a release has a config");
     // One release of a package at a time, so that each is signed on the head the one
     // before it made.
     let _turn = settings
@@ -449,9 +460,16 @@ pub(super) async fn delete_manifest(
         Some(ReleaseState::Yanked { .. }) => return Ok(StatusCode::ACCEPTED.into_response()),
         Some(ReleaseState::Released { .. }) => {}
     }
-    let published = release::make(&oci.app, publisher, package, &Change::Yank { version: version.clone() })
-        .await
-        .map_err(change_refused)?;
+    let published = release::make(
+        &oci.app,
+        publisher,
+        package,
+        &Change::Yank {
+            version: version.clone(),
+        },
+    )
+    .await
+    .map_err(change_refused)?;
     tracing::info!(
         package = %package,
         %version,
@@ -470,7 +488,9 @@ fn change_refused(error: ChangeError) -> Response {
         ChangeError::NoPackage(_) => refuse(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", message),
         ChangeError::InvalidWasm(_) => refuse(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", message),
         ChangeError::Rejected(_) => refuse(StatusCode::CONFLICT, "DENIED", message),
-        ChangeError::StillPending(_) => refuse(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", message),
+        ChangeError::StillPending(_) => {
+            refuse(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", message)
+        }
         ChangeError::Api(crate::error::ApiError::Message(status, message)) => {
             refuse(status, "UNKNOWN", message)
         }

@@ -579,7 +579,9 @@ async fn writable(
             let package: Option<PackageName> = format!("{ns}:{name}").parse().ok();
             let Some(package) = package else {
                 return Err(denied(
-                    format!("`{ns}/{name}` cannot name a warg package (names are lowercase kebab-case)"),
+                    format!(
+                        "`{ns}/{name}` cannot name a warg package (names are lowercase kebab-case)"
+                    ),
                     &repository,
                 ));
             };
@@ -691,7 +693,10 @@ pub(super) async fn token(
         .and_then(|Extension(p)| p.token.as_deref())
         .filter(|_| carries_credential(&push, &headers))
     {
-        Some(DerivedToken::issue(credential, now + DerivedToken::LIFETIME))
+        Some(DerivedToken::issue(
+            credential,
+            now + DerivedToken::LIFETIME,
+        ))
     } else {
         let token = match presented(&headers) {
             Some(Presented::Bearer(token)) => Some(token),
@@ -1405,8 +1410,14 @@ pub(super) async fn delete_manifest(
 ) -> Answer {
     let (repository, _, target) = writable(&oci, &push, &ns, &name, &headers).await?;
     if let Target::Package { publisher, package } = target {
-        return super::publish::delete_manifest(&oci, &publisher, &package, &repository, &reference)
-            .await;
+        return super::publish::delete_manifest(
+            &oci,
+            &publisher,
+            &package,
+            &repository,
+            &reference,
+        )
+        .await;
     }
     let deleted = if reference.contains(':') {
         parse_digest(&reference).map_err(fail)?;
