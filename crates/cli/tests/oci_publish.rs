@@ -5,6 +5,7 @@
 //! referrers in package repositories. The peer clients (`wkg publish`, `warg login`) have
 //! their own tests at the end; each says loudly when its peer is not installed.
 
+mod docker_registry;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -634,15 +635,13 @@ fn referrers_of_a_release_are_kept_and_listed() {
     }))
     .unwrap();
     let referrer_digest = sha256(&referrer);
-    // By tag it is refused: tags are versions.
-    assert_eq!(
-        oci_error(
-            put_manifest(&server, &alice.token, "example/fac", "sbom", &referrer),
-            400
-        )
-        .0,
-        "TAG_INVALID"
+    // Under a version it is refused: versions name releases.
+    let (code, message) = oci_error(
+        put_manifest(&server, &alice.token, "example/fac", "1.0.1", &referrer),
+        400,
     );
+    assert_eq!(code, "TAG_INVALID");
+    assert!(message.contains("versions name releases only"), "{message}");
     let response = put_manifest(
         &server,
         &alice.token,
@@ -699,6 +698,22 @@ fn referrers_of_a_release_are_kept_and_listed() {
             .to_vec(),
         sbom
     );
+    // Under a tag that is not a version it is kept too (as `oras` and `cosign` push them),
+    // outside the log.
+    assert_eq!(
+        put_manifest(&server, &alice.token, "example/fac", "sbom", &referrer).status(),
+        201
+    );
+    assert_eq!(
+        get(&server, "/v2/example/fac/manifests/sbom")
+            .bytes()
+            .unwrap()
+            .to_vec(),
+        referrer
+    );
+    let tags: Value = get(&server, "/v2/example/fac/tags/list").json().unwrap();
+    assert_eq!(tags["tags"], serde_json::json!(["1.0.0", "sbom"]));
+    assert_eq!(log_length(&server), length);
     // Its publisher may remove it; that is no yank.
     let response = request(
         &server,
@@ -1173,4 +1188,196 @@ fn a_registry_that_requires_tokens_publishes_only_for_accounts() {
         output_text(&run)
     );
     assert_eq!(log_length(&server), length + 3);
+}
+
+/// Whether `python3` can import oras-py; if not, the test says so loudly (and fails in CI).
+fn oras_available() -> bool {
+    let found = Command::new("python3")
+        .args(["-c", "import oras.client"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        let message = "SKIPPED: oras-py is not installed (pip install oras); \
+                       the oras publishing test did not run";
+        assert!(std::env::var_os("CI").is_none(), "{message}, and CI is set");
+        eprintln!("\n{}\n{message}\n{}\n", "!".repeat(72), "!".repeat(72));
+    }
+    found
+}
+
+#[test]
+fn oras_publishes_a_release_and_a_referrer() {
+    if !oras_available() {
+        return;
+    }
+    let server = start("pub-oras", &[]);
+    let alice = add_publisher(&server, "alice", &["--namespace", "example"]);
+    let work = temp_dir("pub-oras-work");
+    let wasm = fixture(COMPONENT);
+    let config = br#"{"architecture":"wasm","os":"wasip2"}"#.to_vec();
+    let sbom = br#"{"spdxVersion":"SPDX-2.3","name":"oras-fac"}"#.to_vec();
+    std::fs::write(work.join("fac.wasm"), &wasm).unwrap();
+    std::fs::write(work.join("config.json"), &config).unwrap();
+    std::fs::write(work.join("sbom.json"), &sbom).unwrap();
+    let length = log_length(&server);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oras/publish.py");
+    let host = server.url.trim_start_matches("http://").to_owned();
+    let output = Command::new("python3")
+        .arg(&script)
+        .arg(&host)
+        .arg(&alice.token)
+        .arg(&work)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "oras-py failed:\n{}",
+        output_text(&output)
+    );
+    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(seen["release_status"], 201);
+    assert_eq!(seen["sbom_status"], 201);
+    assert_eq!(
+        seen["manifest"]["config"]["digest"],
+        sha256(&config).as_str()
+    );
+    // One record: the release is in the log, and the verifying client gets the file.
+    assert_eq!(log_length(&server), length + 1);
+    let home = temp_dir("pub-oras-client");
+    let out = home.join("fac.wasm");
+    let run = in_home(Path::new(env!("CARGO_BIN_EXE_cairn")), &home)
+        .args([
+            "fetch",
+            "example:oras-fac@1.0.0",
+            "--registry",
+            &server.url,
+            "-o",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", output_text(&run));
+    assert_eq!(std::fs::read(&out).unwrap(), wasm);
+    // The SBOM refers to the release, outside the log, listed beside the split manifest.
+    let subject = seen["release_digest"].as_str().unwrap();
+    let referrers: Value = get(&server, &format!("/v2/example/oras-fac/referrers/{subject}"))
+        .json()
+        .unwrap();
+    let digests: Vec<&Value> = referrers["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["digest"])
+        .collect();
+    assert_eq!(digests.len(), 2, "{referrers}");
+    assert_eq!(digests[1], &seen["sbom_digest"]);
+    assert_eq!(log_length(&server), length + 1);
+}
+
+#[test]
+fn skopeo_copies_a_release_from_another_registry_into_a_package() {
+    let found = Command::new("sh")
+        .args(["-c", "command -v skopeo"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        let message = "SKIPPED: skopeo is not installed (apt-get install -y skopeo); \
+                       the skopeo publishing test did not run";
+        assert!(std::env::var_os("CI").is_none(), "{message}, and CI is set");
+        eprintln!("\n{}\n{message}\n{}\n", "!".repeat(72), "!".repeat(72));
+        return;
+    }
+    let Some(binary) = docker_registry::docker_registry_binary("the skopeo publishing test") else {
+        return;
+    };
+    let upstream = docker_registry::DockerRegistry::start(
+        &binary,
+        "pub-skopeo-upstream",
+        docker_registry::RegistryOptions::default(),
+    );
+    // A Wasm artifact in the other registry, pushed there over plain HTTP.
+    let http = reqwest::blocking::Client::new();
+    let wasm = fixture(COMPONENT);
+    let config = br#"{"architecture":"wasm","os":"wasip2"}"#.to_vec();
+    for blob in [&wasm, &config] {
+        let session = http
+            .post(format!("{}/v2/mirror/fac/blobs/uploads/", upstream.url()))
+            .send()
+            .unwrap();
+        assert_eq!(session.status(), 202);
+        let location = header(&session, "location");
+        let location = if location.starts_with("http") {
+            location
+        } else {
+            format!("{}{location}", upstream.url())
+        };
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let response = http
+            .put(format!("{location}{separator}digest={}", sha256(blob)))
+            .header("content-type", "application/octet-stream")
+            .body(blob.to_vec())
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 201, "{}", response.text().unwrap());
+    }
+    let body = manifest(WASM_CONFIG, &config, &[("application/wasm", &wasm)]);
+    let response = http
+        .put(format!("{}/v2/mirror/fac/manifests/1.0.0", upstream.url()))
+        .header("content-type", MANIFEST_TYPE)
+        .body(body.clone())
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().unwrap());
+
+    let server = start("pub-skopeo", &[]);
+    let alice = add_publisher(&server, "alice", &["--namespace", "example"]);
+    let length = log_length(&server);
+    let work = temp_dir("pub-skopeo-work");
+    let policy = work.join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    let from = format!(
+        "docker://{}/mirror/fac:1.0.0",
+        upstream.url().trim_start_matches("http://")
+    );
+    let to = format!(
+        "docker://{}/example/fac:1.0.0",
+        server.url.trim_start_matches("http://")
+    );
+    let output = Command::new("skopeo")
+        .arg("--policy")
+        .arg(&policy)
+        .args([
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+        ])
+        .arg(format!("alice:{}", alice.token))
+        .arg(&from)
+        .arg(&to)
+        .env("HOME", &work)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "skopeo copy failed:\n{}",
+        output_text(&output)
+    );
+    // The same manifest, now a release in the log.
+    assert_eq!(log_length(&server), length + 1);
+    let served = get(&server, "/v2/example/fac/manifests/1.0.0");
+    assert_eq!(header(&served, "docker-content-digest"), sha256(&body));
+    assert_eq!(served.bytes().unwrap().to_vec(), body);
+    assert_eq!(
+        get(&server, &format!("/v2/example/fac/blobs/{}", sha256(&wasm)))
+            .bytes()
+            .unwrap()
+            .to_vec(),
+        wasm
+    );
 }

@@ -1009,12 +1009,38 @@ async fn manifest(
                     artifact.media_type.clone(),
                 ))
             }
+            // A tag that is not a version names an artifact referring to a release.
+            None if semver::Version::parse(&reference).is_err() => {
+                referrer_by_tag(&oci, &format!("{ns}/{name}"), &reference).await?
+            }
             None => None,
         }
     };
     let (bytes, digest, media_type) =
         found.ok_or_else(|| OciError::manifest_unknown(&reference))?;
     Ok(bytes_response(&method, &media_type, &digest, bytes))
+}
+
+/// The manifest a referrer tag of a package repository names: `(bytes, digest, media type)`.
+async fn referrer_by_tag(
+    oci: &Oci,
+    repository: &str,
+    tag: &str,
+) -> Result<Option<(Bytes, String, String)>, OciError> {
+    let store = &oci.app.store;
+    let Some(digest) = store
+        .oci_tag(repository, tag)
+        .await
+        .map_err(OciError::internal)?
+    else {
+        return Ok(None);
+    };
+    Ok(store
+        .oci_manifest(repository, &digest)
+        .await
+        .map_err(OciError::internal)?
+        .filter(|row| row.subject.is_some())
+        .map(|row| (Bytes::from(row.bytes), row.digest, row.media_type)))
 }
 
 async fn blob(
@@ -1322,6 +1348,21 @@ async fn tags_list(
                 .filter(ReleaseView::tagged)
                 .map(|release| release.version)
                 .collect();
+            // And the tags of artifacts referring to releases (never versions).
+            let repository = format!("{ns}/{name}");
+            for tag in oci
+                .app
+                .store
+                .oci_tags(&repository)
+                .await
+                .map_err(OciError::internal)?
+            {
+                if semver::Version::parse(&tag).is_err()
+                    && referrer_by_tag(&oci, &repository, &tag).await?.is_some()
+                {
+                    tags.push(tag);
+                }
+            }
             tags.sort();
             tags
         }

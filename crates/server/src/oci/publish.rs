@@ -13,8 +13,9 @@
 //! * Blobs pushed to a package repository wait staged, outside the content store, until a
 //!   manifest uses them; the layer enters the content store only split, once its record is
 //!   accepted.
-//! * Referrers (a manifest with a `subject`) are pushed by digest and kept like scratch
-//!   repositories' manifests; they are not entries of the log.
+//! * Referrers (a manifest with a `subject`) are kept like scratch repositories' manifests,
+//!   by digest and under tags that are not versions (`oras` pushes them under `latest`,
+//!   `cosign` under `sha256-<hex>.sig`); they and their tags are not entries of the log.
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -329,7 +330,22 @@ async fn adopt_blob(
     };
     let staged = settings.staged_blob(repository, &blob);
     if !tokio::fs::try_exists(&staged).await.unwrap_or(false) {
-        return Err(super::push::blob_missing(digest));
+        // The empty config every package repository serves (clients that find it there
+        // do not push it).
+        if digest != super::EMPTY_DIGEST {
+            return Err(super::push::blob_missing(digest));
+        }
+        let blobs = oci.app.blobs.clone();
+        tokio::task::spawn_blocking(move || blobs.put(&blob, super::EMPTY_JSON))
+            .await
+            .map_err(super::push::internal)?
+            .map_err(super::push::internal)?;
+        return oci
+            .app
+            .store
+            .oci_add_blob(repository, digest)
+            .await
+            .map_err(super::push::internal);
     }
     // Not while abandoned content is being withdrawn (see `store_received`).
     let _turn = oci
@@ -353,13 +369,14 @@ async fn adopt_blob(
 /// A referrer: kept, by digest, once its blobs are held.
 async fn put_referrer(oci: &Oci, settings: &PushSettings, pushed: Pushed) -> Answer {
     let repository = &pushed.repository;
-    if !pushed.tags.is_empty() {
+    if let Some(version) = pushed.tags.iter().find(|tag| Version::parse(tag).is_ok()) {
         return Err(refuse(
             StatusCode::BAD_REQUEST,
             "TAG_INVALID",
             format!(
-                "an artifact that refers to a release is pushed by digest: in package \
-                 repository `{repository}` tags are versions, and only releases have them"
+                "tag `{version}` is a version, and in package repository `{repository}` \
+                 versions name releases only; push an artifact that refers to a release by \
+                 digest, or under a tag that is not a version"
             ),
         ));
     }
@@ -385,15 +402,16 @@ async fn put_referrer(oci: &Oci, settings: &PushSettings, pushed: Pushed) -> Ans
         subject: pushed.manifest.subject.clone(),
         artifact_type: pushed.manifest.artifact_type.clone(),
     };
+    let tags: Vec<&str> = pushed.tags.iter().map(String::as_str).collect();
     oci.app
         .store
-        .oci_put_manifest(&row, &[])
+        .oci_put_manifest(&row, &tags)
         .await
         .map_err(super::push::internal)?;
     Ok(created(
         repository,
         &pushed.digest,
-        None,
+        tags.first().copied(),
         pushed.manifest.subject.as_deref(),
     ))
 }
@@ -436,6 +454,19 @@ pub(super) async fn delete_manifest(
         }
         found.ok_or_else(|| OciError::manifest_unknown(reference).into_response())?
     } else if is_tag(reference) {
+        if Version::parse(reference).is_err() {
+            // A referrer's tag: it goes, the referrer stays.
+            let deleted = oci
+                .app
+                .store
+                .oci_delete_tag(repository, reference)
+                .await
+                .map_err(super::push::internal)?;
+            if !deleted {
+                return Err(OciError::manifest_unknown(reference).into_response());
+            }
+            return Ok(StatusCode::ACCEPTED.into_response());
+        }
         reference.to_owned()
     } else {
         return Err(refuse(

@@ -934,12 +934,19 @@ async fn store_received(
     }
     if let Some(staged) = staged {
         // A package repository's blob waits outside the content store for its manifest.
-        if let Some(dir) = staged.parent() {
-            tokio::fs::create_dir_all(dir).await.map_err(internal)?;
+        sweep_staged_now_and_then(staged.clone());
+        // Twice: the sweep may remove the repository's folder, once empty, in between.
+        let mut moved = Ok(());
+        for _ in 0..2 {
+            if let Some(dir) = staged.parent() {
+                tokio::fs::create_dir_all(dir).await.map_err(internal)?;
+            }
+            moved = tokio::fs::rename(&undo.path, &staged).await;
+            if moved.is_ok() {
+                break;
+            }
         }
-        tokio::fs::rename(&undo.path, &staged)
-            .await
-            .map_err(internal)?;
+        moved.map_err(internal)?;
         for leftover in &leftovers {
             let _ = tokio::fs::remove_file(leftover).await;
         }
@@ -969,6 +976,51 @@ async fn store_received(
     undo.keep();
     added?;
     Ok(blob_created(&repository, &digest.to_string()))
+}
+
+/// Removes staged blobs of package repositories that no manifest used within
+/// [`SESSION_IDLE_LIMIT`], at most once an hour, in the background. `staged` is a staged
+/// blob's path: `<staged root>/<ns>/<name>/<digest>`.
+fn sweep_staged_now_and_then(staged: PathBuf) {
+    static LAST_SWEEP: AtomicU64 = AtomicU64::new(0);
+    let now = unix_now();
+    let last = LAST_SWEEP.load(Ordering::Relaxed);
+    if now.saturating_sub(last) < 3600
+        || LAST_SWEEP
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    let Some(root) = staged.ancestors().nth(3).map(FsPath::to_owned) else {
+        return;
+    };
+    tokio::task::spawn_blocking(move || {
+        let idle = |path: &FsPath| {
+            std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|idle| idle > SESSION_IDLE_LIMIT)
+        };
+        let entries = |dir: &FsPath| -> Vec<PathBuf> {
+            std::fs::read_dir(dir)
+                .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default()
+        };
+        for namespace in entries(&root) {
+            for repository in entries(&namespace) {
+                for blob in entries(&repository) {
+                    if idle(&blob) {
+                        let _ = std::fs::remove_file(&blob);
+                    }
+                }
+                // Removed only when empty.
+                let _ = std::fs::remove_dir(&repository);
+            }
+            let _ = std::fs::remove_dir(&namespace);
+        }
+    });
 }
 
 /// Runs `work` as a task of its own, which goes on to its end if the client goes away (and
