@@ -1261,9 +1261,12 @@ fn oras_publishes_a_release_and_a_referrer() {
     assert_eq!(std::fs::read(&out).unwrap(), wasm);
     // The SBOM refers to the release, outside the log, listed beside the split manifest.
     let subject = seen["release_digest"].as_str().unwrap();
-    let referrers: Value = get(&server, &format!("/v2/example/oras-fac/referrers/{subject}"))
-        .json()
-        .unwrap();
+    let referrers: Value = get(
+        &server,
+        &format!("/v2/example/oras-fac/referrers/{subject}"),
+    )
+    .json()
+    .unwrap();
     let digests: Vec<&Value> = referrers["manifests"]
         .as_array()
         .unwrap()
