@@ -714,6 +714,34 @@ fn referrers_of_a_release_are_kept_and_listed() {
     let tags: Value = get(&server, "/v2/example/fac/tags/list").json().unwrap();
     assert_eq!(tags["tags"], serde_json::json!(["1.0.0", "sbom"]));
     assert_eq!(log_length(&server), length);
+    // `cairn info` lists them under the release it verified.
+    let home = temp_dir("pub-referrers-client");
+    let info = |args: &[&str]| {
+        let run = in_home(Path::new(env!("CARGO_BIN_EXE_cairn")), &home)
+            .args(args)
+            .args(["--registry", &server.url])
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", output_text(&run));
+        String::from_utf8(run.stdout).unwrap()
+    };
+    let out = home.join("fac.wasm");
+    info(&["fetch", "example:fac@1.0.0", "-o", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&out).unwrap(), wasm);
+    let listed: Value = serde_json::from_str(&info(&["info", "example:fac", "--json"])).unwrap();
+    let release = &listed[0]["versions"][0];
+    assert_eq!(release["manifest"], subject.as_str());
+    let referrers = release["referrers"].as_array().unwrap();
+    assert_eq!(referrers.len(), 2, "{listed}");
+    assert_eq!(referrers[1]["artifactType"], "application/spdx+json");
+    assert_eq!(referrers[1]["digest"], referrer_digest.as_str());
+    let text = info(&["info", "example:fac"]);
+    assert!(
+        text.contains(&format!("referrer application/spdx+json {referrer_digest}")),
+        "{text}"
+    );
+    let offline = info(&["info", "example:fac", "--offline"]);
+    assert!(!offline.contains("referrer"), "{offline}");
     // Its publisher may remove it; that is no yank.
     let response = request(
         &server,

@@ -109,7 +109,30 @@ impl Http {
         url: Url,
         body: Option<(Vec<u8>, &str)>,
     ) -> Result<reqwest::Response, ClientError> {
-        let mut request = self.client.request(method, url.clone());
+        self.send_with(self.client.request(method, url.clone()), url, body)
+            .await
+    }
+
+    /// Sends a bodiless request with an `Accept` header, whatever the response's status.
+    pub(crate) async fn send_accepting(
+        &self,
+        method: Method,
+        url: Url,
+        accept: &str,
+    ) -> Result<reqwest::Response, ClientError> {
+        let request = self
+            .client
+            .request(method, url.clone())
+            .header(reqwest::header::ACCEPT, accept);
+        self.send_with(request, url, None).await
+    }
+
+    async fn send_with(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        url: Url,
+        body: Option<(Vec<u8>, &str)>,
+    ) -> Result<reqwest::Response, ClientError> {
         if let Some(token) = self.token.as_ref() {
             // Never to another origin (a content location elsewhere).
             if url.origin() == self.base.origin() {

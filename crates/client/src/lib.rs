@@ -32,6 +32,7 @@ mod fetch;
 mod http;
 mod progress;
 mod publish;
+mod referrers;
 pub mod state;
 mod update;
 
@@ -44,6 +45,7 @@ pub use fetch::{DownloadStats, Fetched};
 pub use http::Limits;
 pub use progress::{Progress, ProgressSink};
 pub use publish::{PublishEntry, Published};
+pub use referrers::{Referrer, ReleaseReferrers};
 pub use state::{LoggedRecord, PackageLog, TrustState, VerifiedLog};
 pub use update::UpdateSummary;
 

@@ -4,17 +4,22 @@ use cairn_protocol::{PackageName, ReleaseState};
 use clap::Args;
 use serde::Serialize;
 
-use super::client::ClientArgs;
+use super::client::{runtime, ClientArgs};
 use crate::output;
 
 /// Show what you trust about followed packages.
 ///
 /// Versions (and which are yanked), keys and their permissions, of one followed package or of
-/// all of them. Reads the local trusted state; run `cairn update` first for news.
+/// all of them, from the local trusted state (run `cairn update` first for news). Each release's
+/// referrers (signatures, SBOMs, attestations pushed beside it over OCI) are asked of the
+/// registry; they are not in the log.
 #[derive(Args)]
 pub struct InfoCommand {
     /// The package, `namespace:name` (default: every followed package).
     package: Option<PackageName>,
+    /// Do not ask the registry for referrers: show only the local trusted state.
+    #[arg(long)]
+    offline: bool,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -33,6 +38,20 @@ struct VersionInfo {
     version: String,
     content: Option<String>,
     yanked: bool,
+    /// The digest of the release's OCI manifest, when the registry serves one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manifest: Option<String>,
+    /// Artifacts whose subject is that manifest (not in the log).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    referrers: Vec<ReferrerInfo>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReferrerInfo {
+    artifact_type: Option<String>,
+    digest: String,
+    size: u64,
 }
 
 #[derive(Serialize)]
@@ -64,6 +83,8 @@ impl InfoCommand {
                             ReleaseState::Yanked { .. } => None,
                         },
                         yanked: matches!(release.state, ReleaseState::Yanked { .. }),
+                        manifest: None,
+                        referrers: Vec::new(),
                     })
                     .collect(),
                 keys: state
@@ -86,6 +107,37 @@ impl InfoCommand {
                 "`{name}` is not followed yet: `cairn fetch {name}` follows it"
             );
         }
+        if !self.offline {
+            let runtime = runtime()?;
+            'packages: for package in &mut packages {
+                let name: PackageName = package.name.parse()?;
+                for version in package.versions.iter_mut().filter(|v| !v.yanked) {
+                    let number = version.version.parse()?;
+                    match runtime.block_on(client.referrers(&name, &number)) {
+                        Ok(Some(found)) => {
+                            version.manifest = Some(found.manifest);
+                            version.referrers = found
+                                .referrers
+                                .into_iter()
+                                .map(|r| ReferrerInfo {
+                                    artifact_type: r.artifact_type,
+                                    digest: r.digest,
+                                    size: r.size,
+                                })
+                                .collect();
+                        }
+                        Ok(None) => {}
+                        Err(error) => {
+                            eprintln!(
+                                "warning: referrers of {name} not listed: {error} \
+                                 (`--offline` does not ask)"
+                            );
+                            continue 'packages;
+                        }
+                    }
+                }
+            }
+        }
         if self.client.json {
             return output::print_json(&packages);
         }
@@ -102,6 +154,17 @@ impl InfoCommand {
                 match &version.content {
                     Some(content) => println!("  {}  {content}", version.version),
                     None => println!("  {}  (yanked)", version.version),
+                }
+                for referrer in &version.referrers {
+                    println!(
+                        "    referrer {} {} ({})",
+                        referrer
+                            .artifact_type
+                            .as_deref()
+                            .unwrap_or("(no artifact type)"),
+                        referrer.digest,
+                        output::size(referrer.size)
+                    );
                 }
             }
             for key in &package.keys {
