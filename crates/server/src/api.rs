@@ -978,8 +978,10 @@ async fn accept_content(
         )));
     }
     let blobs = app.blobs.clone();
-    let ingested =
-        tokio::task::spawn_blocking(move || content::ingest(&*blobs, &digest, &bytes)).await?;
+    let ingested = tokio::task::spawn_blocking(move || {
+        content::validate_wasm(bytes).and_then(|wasm| content::ingest(&*blobs, &digest, &wasm))
+    })
+    .await?;
     match ingested {
         Ok(content_row) => content_stored(app, content_row).await?,
         Err(error @ content::ContentError::Invalid(_)) => {

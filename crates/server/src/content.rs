@@ -26,30 +26,40 @@ pub enum ContentError {
     Io(#[from] io::Error),
 }
 
-/// Checks that `bytes` are a valid core module or component.
-pub fn validate_wasm(bytes: &[u8]) -> Result<(), ContentError> {
-    let mut validator = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all());
-    validator
-        .validate_all(bytes)
-        .map(|_| ())
-        .map_err(|e| ContentError::Invalid(e.to_string()))
+/// Bytes `wasmparser` found to be a valid core module or component: what [`ingest`] stores.
+pub struct ValidWasm(Vec<u8>);
+
+impl ValidWasm {
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
-/// Validates, splits and stores `bytes`, whose SHA-256 the caller has checked is `digest`.
-/// Returns the row to record in the store. Blocking: call from a blocking thread.
+/// Checks that `bytes` are a valid core module or component.
+pub fn validate_wasm(bytes: Vec<u8>) -> Result<ValidWasm, ContentError> {
+    let mut validator = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all());
+    validator
+        .validate_all(&bytes)
+        .map_err(|e| ContentError::Invalid(e.to_string()))?;
+    Ok(ValidWasm(bytes))
+}
+
+/// Splits and stores `wasm`, whose SHA-256 the caller has checked is `digest`. Returns the
+/// row to record in the store. Blocking: call from a blocking thread.
 pub fn ingest(
     blobs: &dyn BlobStore,
     digest: &Digest,
-    bytes: &[u8],
+    wasm: &ValidWasm,
 ) -> Result<ContentRow, ContentError> {
-    validate_wasm(bytes)?;
-    let split = cairn_split::split(bytes).map_err(|e| ContentError::Invalid(e.to_string()))?;
+    let split =
+        cairn_split::split(wasm.bytes()).map_err(|e| ContentError::Invalid(e.to_string()))?;
     for blob in split.blobs() {
         blobs.put(&blob.digest.into(), &blob.bytes)?;
     }
     Ok(ContentRow {
         digest: *digest,
-        size: bytes.len() as u64,
+        size: wasm.bytes().len() as u64,
         tree_digest: split.tree_digest().to_string(),
         manifest: split.manifest().to_json(),
     })

@@ -106,24 +106,18 @@ pub(crate) async fn make(
         .signing_key(publisher)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let key_id = key.public_key().fingerprint();
-    // A file that is not WebAssembly is refused before anything is signed.
-    if let Change::Release {
-        file: Some(file), ..
-    } = change
-    {
-        let file = file.clone();
-        let _turn = app.ingests.acquire().await.map_err(ApiError::from)?;
-        tokio::task::spawn_blocking(move || {
-            let bytes = std::fs::read(&file)?;
-            Ok::<_, std::io::Error>(content::validate_wasm(&bytes))
-        })
-        .await
-        .map_err(ApiError::from)?
-        .map_err(ApiError::from_io)?
-        .map_err(|e| ChangeError::InvalidWasm(e.to_string()))?;
-    }
     let mut races = 0;
     loop {
+        // Content is validated and stored under an ingest turn, held until the record claims
+        // it, so that the sweep of abandoned content never sees it unclaimed. A file that is
+        // not WebAssembly is refused before anything is signed.
+        let turn = app.ingests.acquire().await.map_err(ApiError::from)?;
+        let wasm = match change {
+            Change::Release {
+                file: Some(file), ..
+            } => Some(read_wasm(file.clone()).await?),
+            _ => None,
+        };
         let (prev, entries) = {
             let state = app.state.read().expect("state lock poisoned");
             let log = state.package(&package.log_id());
@@ -172,23 +166,13 @@ pub(crate) async fn make(
         };
         let envelope = Envelope::signed(record, &key);
         let record_id = *envelope.record_id();
-        let row = {
-            // Content is stored under an ingest turn, held until the record claims it, so
-            // that the sweep of abandoned content never sees it unclaimed.
-            let _turn = app.ingests.acquire().await.map_err(ApiError::from)?;
-            let row = crate::api::accept_record(app, package, envelope, key.public_key()).await?;
-            if row.status == RecordStatus::Sourcing {
-                if let Change::Release {
-                    content,
-                    file: Some(file),
-                    ..
-                } = change
-                {
-                    store_content(app, *content, file.clone()).await?;
-                }
-            }
-            row
-        };
+        let row = crate::api::accept_record(app, package, envelope, key.public_key()).await?;
+        if let (RecordStatus::Sourcing, Change::Release { content, .. }, Some(wasm)) =
+            (row.status, change, wasm)
+        {
+            store_content(app, *content, wasm).await?;
+        }
+        drop(turn);
         if row.status == RecordStatus::Pending || row.status == RecordStatus::Sourcing {
             app.wake.notify_one();
         }
@@ -221,17 +205,29 @@ pub(crate) async fn make(
     }
 }
 
-/// Validates, splits and stores the file at `file` as `content`, and lets the records that
-/// wait for it go on. The caller holds an ingest turn.
-async fn store_content(app: &AppState, digest: Digest, file: PathBuf) -> Result<(), ChangeError> {
+/// Reads and validates the file at `file`. The caller holds an ingest turn.
+async fn read_wasm(file: PathBuf) -> Result<content::ValidWasm, ChangeError> {
+    tokio::task::spawn_blocking(move || std::fs::read(&file).map(content::validate_wasm))
+        .await
+        .map_err(ApiError::from)?
+        .map_err(ApiError::from_io)?
+        .map_err(|e| match e {
+            content::ContentError::Invalid(reason) => ChangeError::InvalidWasm(reason),
+            content::ContentError::Io(error) => ApiError::from_io(error).into(),
+        })
+}
+
+/// Splits and stores `wasm` as `content`, and lets the records that wait for it go on. The
+/// caller holds an ingest turn.
+async fn store_content(
+    app: &AppState,
+    digest: Digest,
+    wasm: content::ValidWasm,
+) -> Result<(), ChangeError> {
     let blobs = app.blobs.clone();
-    let ingested = tokio::task::spawn_blocking(move || {
-        let bytes = std::fs::read(&file)?;
-        Ok::<_, std::io::Error>(content::ingest(&*blobs, &digest, &bytes))
-    })
-    .await
-    .map_err(ApiError::from)?
-    .map_err(ApiError::from_io)?;
+    let ingested = tokio::task::spawn_blocking(move || content::ingest(&*blobs, &digest, &wasm))
+        .await
+        .map_err(ApiError::from)?;
     match ingested {
         Ok(row) => {
             crate::api::content_stored(app, row).await?;

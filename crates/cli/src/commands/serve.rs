@@ -39,7 +39,7 @@ pub struct ServeCommand {
     )]
     namespaces: Vec<Namespace>,
     /// The shortest time between two checkpoints (e.g. `1s`, `250ms`).
-    #[arg(long, env = "CAIRN_CHECKPOINT_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, env = "CAIRN_CHECKPOINT_INTERVAL", default_value = "100ms", value_parser = parse_duration)]
     checkpoint_interval: Duration,
     /// The largest content upload (e.g. `256MiB`).
     #[arg(long, env = "CAIRN_MAX_CONTENT_SIZE", default_value = "256MiB", value_parser = parse_size)]
