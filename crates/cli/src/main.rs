@@ -4,6 +4,7 @@
 //! wires arguments to the libraries; the logic lives in the library crates.
 
 mod commands;
+mod destination;
 mod logging;
 mod output;
 mod progress;

@@ -71,7 +71,7 @@ impl ClientSettings {
         let path = Self::path()?;
         std::fs::create_dir_all(path.parent().expect("a file in a folder"))?;
         let json = serde_json::to_string_pretty(self)?;
-        crate::commands::split::write_atomically(&path, json.as_bytes())?;
+        crate::destination::write_atomically(&path, json.as_bytes())?;
         Ok(path)
     }
 

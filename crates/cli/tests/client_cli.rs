@@ -122,13 +122,14 @@ fn publish_fetch_yank_grant_and_revoke_from_the_command_line() {
     ]);
     assert_eq!(again["blobsDownloaded"], 0);
 
-    // A yanked version is skipped.
+    // A yanked version is skipped (its file replaces the other only with `--force`).
     alice.ok(&["publish", "yank", "example:calc", "--version", "1.1.0"]);
     let fetched = bob.json(&[
         "fetch",
         "example:calc@1",
         "-o",
         out.to_str().unwrap(),
+        "--force",
         "--json",
     ]);
     assert_eq!(fetched["version"], "1.0.0");

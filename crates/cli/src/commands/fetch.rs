@@ -9,6 +9,7 @@ use semver::VersionReq;
 use serde::Serialize;
 
 use super::client::{runtime, ClientArgs};
+use crate::destination::Destination;
 use crate::output;
 
 /// Download a verified release.
@@ -19,9 +20,13 @@ use crate::output;
 pub struct FetchCommand {
     /// `namespace:name`, optionally `@REQUIREMENT` (`@1.2.0` is `^1.2.0`; `@=1.2.0` exactly).
     package: String,
-    /// Where to write the file (default: `<name>.wasm` in the current folder).
+    /// Where to write the file: a path, a directory (the file is `NAME.wasm` inside), or `-`
+    /// for standard output [default: `NAME.wasm` in the current folder].
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Replace an existing file that holds other bytes.
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -50,18 +55,20 @@ impl FetchCommand {
         let requirement: VersionReq = requirement
             .parse()
             .with_context(|| format!("invalid version requirement {requirement:?}"))?;
+        let destination =
+            Destination::resolve(self.output.as_deref(), &format!("{}.wasm", name.name()));
+        if destination.is_stdout() && self.client.json {
+            anyhow::bail!("`--json` prints the report on standard output: give `-o` a file");
+        }
         let mut client = self.client.open(Some(&name))?;
         let fetched = runtime()?.block_on(client.fetch(&name, &requirement))?;
-        let output = self
-            .output
-            .unwrap_or_else(|| PathBuf::from(format!("{}.wasm", name.name())));
-        crate::commands::split::write_atomically(&output, &fetched.bytes)?;
+        destination.write(&fetched.bytes, self.force)?;
         let report = Report {
             package: name.to_string(),
             version: fetched.version.to_string(),
             digest: fetched.digest.to_string(),
             size: fetched.bytes.len() as u64,
-            output: output.display().to_string(),
+            output: destination.display(),
             bytes_downloaded: fetched.stats.bytes_downloaded(),
             blobs_downloaded: fetched.stats.blobs_downloaded,
             blobs_cached: fetched.stats.blobs_cached,
@@ -70,20 +77,24 @@ impl FetchCommand {
         if self.client.json {
             return output::print_json(&report);
         }
-        println!(
-            "fetched {}@{} to {}: {}",
+        let text = format!(
+            "fetched {}@{} to {}: {}\n\
+             downloaded {} in {}, {} from the cache; verified against {}",
             report.package,
             report.version,
             report.output,
-            output::size(report.size)
-        );
-        println!(
-            "downloaded {} in {}, {} from the cache; verified against {}",
+            output::size(report.size),
             output::size(report.bytes_downloaded),
             output::count(report.blobs_downloaded as usize, "blob"),
             report.blobs_cached,
             report.digest
         );
+        // With the file on standard output, the report goes to standard error.
+        if destination.is_stdout() {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
         Ok(())
     }
 }

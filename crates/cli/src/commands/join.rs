@@ -1,7 +1,7 @@
 //! `cairn join`: rebuild a file from a split directory, verifying every blob.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
@@ -9,21 +9,31 @@ use cairn_split::{BlobEntry, BlobSource, Manifest, TreeDigest};
 use clap::Args;
 use serde::Serialize;
 
-use super::split::{temporary_path, MANIFEST_FILE};
+use super::split::MANIFEST_FILE;
+use crate::destination::Destination;
 use crate::output;
 
 /// Rebuild a module or component from a directory written by `cairn split`.
 ///
 /// Every blob is checked against its digest and size, every skeleton is validated, and the
 /// manifest's tree digest is checked against its blobs (and against --tree-digest if given).
-/// The output file appears only if everything verified.
+/// The output file appears only if everything verified (written to standard output, the bytes
+/// stream as they verify, and a failure stops them).
 #[derive(Args)]
+#[command(after_help = "Examples:
+  cairn split app.wasm -o app.split && cairn join app.split -o app.wasm
+  cairn join app.split -o - | wasm-tools print
+  cairn join app.split --tree-digest sha256:4f1c... -o out/")]
 pub struct JoinCommand {
     /// The directory holding `manifest.json` and the blobs.
     dir: PathBuf,
-    /// The file to write.
+    /// Where to write the file: a path, a directory (the file is named after DIR), or `-` for
+    /// standard output [default: DIR's name with `.wasm`, in the current folder].
     #[arg(short, long, value_name = "FILE")]
-    output: PathBuf,
+    output: Option<PathBuf>,
+    /// Replace an existing file that holds other bytes.
+    #[arg(long)]
+    force: bool,
     /// Fail unless the manifest has this tree digest (`sha256:<hex>`).
     #[arg(long, value_name = "DIGEST")]
     tree_digest: Option<TreeDigest>,
@@ -69,47 +79,47 @@ impl JoinCommand {
                 );
             }
         }
-        let tmp = temporary_path(&self.output);
-        let result = (|| -> anyhow::Result<u64> {
-            let file =
-                File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-            let mut out = BufWriter::with_capacity(64 * 1024, file);
-            let mut source = DirectoryBlobs {
-                dir: self.dir.clone(),
-            };
+        let name = self
+            .dir
+            .canonicalize()
+            .ok()
+            .and_then(|dir| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "joined".to_owned());
+        let name = format!("{}.wasm", name.trim_end_matches(".split"));
+        let destination = Destination::resolve(self.output.as_deref(), &name);
+        if destination.is_stdout() && self.json {
+            bail!("`--json` prints the report on standard output: give `-o` a file");
+        }
+        let mut source = DirectoryBlobs {
+            dir: self.dir.clone(),
+        };
+        let blobs_read = destination.write_with(self.force, |mut out| {
             let summary = cairn_split::join(&manifest, &mut source, &mut out)
                 .with_context(|| format!("cannot join {}", self.dir.display()))?;
-            let file = out.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
-            fs::rename(&tmp, &self.output)
-                .with_context(|| format!("cannot write {}", self.output.display()))?;
             Ok(summary.blobs_read)
-        })();
-        let blobs_read = match result {
-            Ok(n) => n,
-            Err(error) => {
-                let _ = fs::remove_file(&tmp);
-                return Err(error);
-            }
-        };
+        })?;
         let report = JoinReport {
             tree_digest: manifest.tree_digest(),
             size: manifest.size(),
             blobs_read,
-            output: self.output.display().to_string(),
+            output: destination.display(),
         };
         if self.json {
             return output::print_json(&report);
         }
-        let mut stdout = io::stdout().lock();
-        writeln!(
-            stdout,
-            "joined {}, {}, from {}, all verified",
+        let text = format!(
+            "joined {}, {}, from {}, all verified\ntree: {}",
             report.output,
             output::size(report.size),
-            output::count(report.blobs_read as usize, "blob")
-        )?;
-        writeln!(stdout, "tree: {}", report.tree_digest)?;
+            output::count(report.blobs_read as usize, "blob"),
+            report.tree_digest
+        );
+        // With the file on standard output, the report goes to standard error.
+        if destination.is_stdout() {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
         Ok(())
     }
 }

@@ -24,8 +24,14 @@ use std::path::Path;
 use anyhow::Context;
 use clap::Args;
 
-/// Reads a whole input file, naming it in the error.
+/// Reads a whole input file (`-`: standard input), naming it in the error.
 pub fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
+    if path == Path::new("-") {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+            .context("cannot read standard input")?;
+        return Ok(bytes);
+    }
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 

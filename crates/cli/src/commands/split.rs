@@ -1,15 +1,15 @@
 //! `cairn split`: write a file's blobs and manifest to a directory.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-use cairn_split::BlobKind;
+use anyhow::{bail, Context};
+use cairn_split::{BlobKind, Digest};
 use clap::Args;
 use serde::Serialize;
 
 use super::{read_input, split_file};
+use crate::destination::write_atomically;
 use crate::output;
 
 /// The name of the manifest file in a split directory.
@@ -18,11 +18,16 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 /// Split a module or component into blobs named by digest, plus its manifest.
 ///
 /// DIR receives one file per distinct blob, named by the blob's SHA-256 in hex, and
-/// `manifest.json`, which lists every blob in join order. Blobs already present are kept.
-/// `cairn join DIR` rebuilds the original, byte for byte.
+/// `manifest.json`, which lists every blob in join order. Blobs already present are kept if
+/// their bytes match their name, and written again if not. `cairn join DIR` rebuilds the
+/// original, byte for byte.
 #[derive(Args)]
+#[command(after_help = "Examples:
+  cairn split app.wasm -o app.split
+  curl -s https://example.com/app.wasm | cairn split - -o app.split
+  cairn split v2.wasm -o app.split    # blobs shared with what is there are not written again")]
 pub struct SplitCommand {
-    /// The core module or component to split.
+    /// The core module or component to split (`-` reads standard input).
     file: PathBuf,
     /// The directory to write the blobs and the manifest to (created if missing).
     #[arg(short, long, value_name = "DIR")]
@@ -46,6 +51,12 @@ struct SplitSummary {
 
 impl SplitCommand {
     pub fn run(self) -> anyhow::Result<()> {
+        if self.output == Path::new("-") {
+            bail!(
+                "a split is a directory (a file per blob, and manifest.json), not one stream: \
+                 give `-o` a directory"
+            );
+        }
         let bytes = read_input(&self.file)?;
         let split = split_file(&self.file, &bytes)?;
         fs::create_dir_all(&self.output)
@@ -53,8 +64,8 @@ impl SplitCommand {
         let mut written = 0;
         for blob in split.blobs() {
             let path = self.output.join(blob.digest.to_hex());
-            let present =
-                fs::metadata(&path).is_ok_and(|meta| meta.len() == blob.bytes.len() as u64);
+            // A blob already there is kept only if its bytes are the ones its name says.
+            let present = fs::read(&path).is_ok_and(|bytes| Digest::of(&bytes) == blob.digest);
             if !present {
                 write_atomically(&path, &blob.bytes)?;
                 written += 1;
@@ -89,26 +100,4 @@ impl SplitCommand {
         println!("tree: {}", summary.tree_digest);
         Ok(())
     }
-}
-
-/// Writes `bytes` to a temporary file beside `path`, then renames it into place.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = temporary_path(path);
-    let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// A temporary file name beside `path`, unique to this process.
-pub fn temporary_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp-{}", std::process::id()));
-    path.with_file_name(name)
 }
