@@ -34,6 +34,7 @@ enum Command {
     #[command(subcommand)]
     Publish(commands::publish::PublishCommand),
     Update(commands::update::UpdateCommand),
+    Reset(commands::reset::ResetCommand),
     Info(commands::info::InfoCommand),
     Log(commands::log::LogCommand),
     Fetch(commands::fetch::FetchCommand),
@@ -64,6 +65,7 @@ fn main() -> ExitCode {
         Command::Logout(command) => command.run(),
         Command::Publish(command) => command.run(),
         Command::Update(command) => command.run(),
+        Command::Reset(command) => command.run(),
         Command::Info(command) => command.run(),
         Command::Log(command) => command.run(),
         Command::Fetch(command) => command.run(),

@@ -282,6 +282,13 @@ pub enum ClientError {
         /// Why.
         reason: String,
     },
+    /// The registry's operator log starts with another record than the one trusted: its
+    /// whole history differs (it was reset, or another registry answers at its address).
+    #[error("the registry at {registry} has a different history from the one you trusted: its operator log starts with another record. If the registry was reset on purpose, `cairn reset --registry {registry}` forgets what you trusted; otherwise do not use it")]
+    DifferentHistory {
+        /// The registry.
+        registry: String,
+    },
     /// The storage directory holds the trust state of another registry.
     #[error("the storage directory holds the state of registry {stored}, not {requested}")]
     OtherRegistry {

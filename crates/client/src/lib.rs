@@ -33,6 +33,7 @@ mod http;
 mod progress;
 mod publish;
 mod referrers;
+mod registry_url;
 pub mod state;
 mod update;
 
@@ -46,6 +47,8 @@ pub use http::Limits;
 pub use progress::{Progress, ProgressSink};
 pub use publish::{PublishEntry, Published};
 pub use referrers::{Referrer, ReleaseReferrers};
+pub use registry_url::RegistryUrl;
+pub use state::STATE_FILE;
 pub use state::{LoggedRecord, PackageLog, TrustState, VerifiedLog};
 pub use update::UpdateSummary;
 

@@ -110,8 +110,14 @@ impl Client {
             return Err(invalid("a record needs at least one entry"));
         }
         let (prev, earliest) = if entries[0] == PublishEntry::Init {
-            if self.state.package(name).is_some() {
-                return Err(invalid("the package is already initialised"));
+            // The registry, not the local state, says whether the package exists.
+            match self
+                .update_with(std::slice::from_ref(name), CheckpointAge::NotChecked)
+                .await
+            {
+                Ok(_) => return Err(invalid("the package is already initialised")),
+                Err(ClientError::PackageNotFound(_)) => {}
+                Err(error) => return Err(error),
             }
             (None, None)
         } else {

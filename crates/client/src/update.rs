@@ -12,7 +12,7 @@ use cairn_protocol::api::{
 };
 use cairn_protocol::proofs::{decode_log_bundle, decode_map_bundle};
 use cairn_protocol::{
-    prefix, LogId, PackageName, RecordId, SignedCheckpoint, TimestampedCheckpoint,
+    prefix, LogId, OperatorEntry, PackageName, RecordId, SignedCheckpoint, TimestampedCheckpoint,
 };
 
 use crate::error::{ClientError, SecurityError};
@@ -71,6 +71,64 @@ impl Client {
     /// Updates as [`Client::update_packages`] does; `age` says whether a checkpoint older than
     /// `max_checkpoint_age` is refused.
     pub(crate) async fn update_with(
+        &mut self,
+        names: &[PackageName],
+        age: CheckpointAge,
+    ) -> Result<UpdateSummary, ClientError> {
+        match self.verify_update(names, age).await {
+            Ok(summary) => Ok(summary),
+            // A refusal may mean that the registry's whole history is another one (a registry
+            // reset, or another registry at the same address): say that instead, once.
+            Err(error @ (ClientError::Security(_) | ClientError::Registry { .. })) => {
+                match self.first_operator_record().await {
+                    Some(first) if Some(first) != self.trusted_first_operator_record() => {
+                        Err(ClientError::DifferentHistory {
+                            registry: self.config.registry_url.clone(),
+                        })
+                    }
+                    _ => Err(error),
+                }
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The id of the first record of the operator log the client trusts.
+    fn trusted_first_operator_record(&self) -> Option<RecordId> {
+        self.state
+            .operator
+            .records()
+            .first()
+            .map(|record| *record.envelope.record_id())
+    }
+
+    /// The id of the first record of the registry's operator log now, if the client trusts an
+    /// operator log at all and the registry answers (no answer: `None`).
+    async fn first_operator_record(&self) -> Option<RecordId> {
+        self.trusted_first_operator_record()?;
+        let signed: SignedCheckpoint = self
+            .http
+            .get_json("v1/fetch/checkpoint", "the checkpoint request")
+            .await
+            .ok()?;
+        let request = FetchLogsRequest {
+            log_length: signed.contents.log_length,
+            limit: Some(1),
+            operator: None,
+            packages: None,
+        };
+        let response: FetchLogsResponse = self
+            .http
+            .post_json("v1/fetch/logs", &request, "the log fetch")
+            .await
+            .ok()?;
+        let first = response.operator.first()?;
+        let envelope = first.envelope.to_envelope::<OperatorEntry>().ok()?;
+        Some(*envelope.record_id())
+    }
+
+    /// [`Client::update_with`], without the diagnosis of a refusal.
+    async fn verify_update(
         &mut self,
         names: &[PackageName],
         age: CheckpointAge,

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use cairn_client::{Client, ClientConfig};
+use cairn_client::{Client, ClientConfig, RegistryUrl};
 use cairn_protocol::{PackageName, PrivateKey};
 use clap::Args;
 
@@ -49,21 +49,22 @@ impl KeyArg {
 
 impl ClientArgs {
     /// The registry for `package` (or the default one).
-    pub fn registry_url(&self, package: Option<&PackageName>) -> anyhow::Result<String> {
-        if let Some(url) = &self.registry {
-            return Ok(url.trim_end_matches('/').to_owned());
-        }
-        ClientSettings::load()?.registry_for(package.map(|p| p.namespace()))
+    pub fn registry_url(&self, package: Option<&PackageName>) -> anyhow::Result<RegistryUrl> {
+        let text = match &self.registry {
+            Some(url) => url.clone(),
+            None => ClientSettings::load()?.registry_for(package.map(|p| p.namespace()))?,
+        };
+        Ok(text.parse()?)
     }
 
     /// Opens the client for `package`'s registry; its trusted state lives in the XDG data
     /// folder, one directory per registry.
     pub fn open(&self, package: Option<&PackageName>) -> anyhow::Result<Client> {
         let url = self.registry_url(package)?;
-        let mut config = ClientConfig::new(url.clone(), storage_dir(&url)?);
+        let mut config = ClientConfig::new(url.to_string(), storage_dir(&url)?);
         config.concurrency = self.concurrency.max(1);
         config.max_checkpoint_age = self.max_checkpoint_age;
-        config.auth_token = settings::token_for(&url)?.map(cairn_client::AuthToken);
+        config.auth_token = settings::token_for(&url.to_string())?.map(cairn_client::AuthToken);
         if !self.json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             let progress = std::sync::Arc::new(crate::progress::TerminalProgress::default());
             config.progress = cairn_client::ProgressSink::new(progress);
@@ -72,10 +73,29 @@ impl ClientArgs {
     }
 }
 
-/// `<data dir>/registries/<url as a file name>`.
-fn storage_dir(url: &str) -> anyhow::Result<PathBuf> {
-    let name: String = url
-        .trim_start_matches("https://")
+/// `<data dir>/registries/<scheme>_<host>_<port>[_<path>]`: the trusted state and fragment
+/// cache of the registry at `url`.
+///
+/// Earlier versions named the folder without the scheme (so `http://` and `https://` of one
+/// host shared it); such a folder is renamed when the state in it is this registry's.
+pub fn storage_dir(url: &RegistryUrl) -> anyhow::Result<PathBuf> {
+    let registries = settings::data_dir()?.join("registries");
+    let dir = registries.join(url.storage_name());
+    if !dir.exists() {
+        let text = url.to_string();
+        let legacy = registries.join(legacy_storage_name(&text));
+        if legacy_state_is(&legacy, &text) {
+            std::fs::rename(&legacy, &dir).with_context(|| {
+                format!("cannot rename {} to {}", legacy.display(), dir.display())
+            })?;
+        }
+    }
+    Ok(dir)
+}
+
+/// The folder name earlier versions used: the URL without its scheme.
+fn legacy_storage_name(url: &str) -> String {
+    url.trim_start_matches("https://")
         .trim_start_matches("http://")
         .chars()
         .map(|c| {
@@ -85,8 +105,19 @@ fn storage_dir(url: &str) -> anyhow::Result<PathBuf> {
                 '_'
             }
         })
-        .collect();
-    Ok(settings::data_dir()?.join("registries").join(name))
+        .collect()
+}
+
+/// Whether `dir` holds the trusted state of the registry at `url`.
+fn legacy_state_is(dir: &std::path::Path, url: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Registry {
+        registry: String,
+    }
+    std::fs::read(dir.join(cairn_client::STATE_FILE))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Registry>(&bytes).ok())
+        .is_some_and(|state| state.registry.trim_end_matches('/') == url)
 }
 
 /// A runtime for one command.

@@ -1,5 +1,6 @@
 //! `cairn config`: the default registry and per-namespace registries.
 
+use cairn_client::RegistryUrl;
 use clap::Args;
 
 use crate::output;
@@ -12,7 +13,7 @@ use crate::settings::ClientSettings;
 /// With no options it prints the settings.
 #[derive(Args)]
 pub struct ConfigCommand {
-    /// The default registry URL.
+    /// The default registry URL (a bare host means `https://HOST`).
     #[arg(long, value_name = "URL")]
     registry: Option<String>,
     /// A registry for one namespace: `NS=URL` (repeatable; `NS=` removes it).
@@ -28,7 +29,7 @@ impl ConfigCommand {
         let mut settings = ClientSettings::load()?;
         let changed = self.registry.is_some() || !self.namespaces.is_empty();
         if let Some(url) = self.registry {
-            settings.registry = Some(url.trim_end_matches('/').to_owned());
+            settings.registry = Some(url.parse::<RegistryUrl>()?.to_string());
         }
         for pair in &self.namespaces {
             let (namespace, url) = pair
@@ -38,9 +39,10 @@ impl ConfigCommand {
                 settings.namespaces.remove(namespace);
             } else {
                 namespace.parse::<cairn_protocol::Namespace>()?;
+                let url = url.parse::<RegistryUrl>()?;
                 settings
                     .namespaces
-                    .insert(namespace.to_owned(), url.trim_end_matches('/').to_owned());
+                    .insert(namespace.to_owned(), url.to_string());
             }
         }
         if changed {

@@ -40,6 +40,7 @@ impl LoginCommand {
         if token.is_empty() {
             bail!("no token given: pipe the token on standard input (`cairn login < FILE`)");
         }
+        let url = url.to_string();
         let path = settings::set_token(&url, Some(token))?;
         if self.client.json {
             return crate::output::print_json(&serde_json::json!({
@@ -55,7 +56,7 @@ impl LoginCommand {
 impl LogoutCommand {
     pub fn run(self) -> anyhow::Result<()> {
         let url = self.client.registry_url(None)?;
-        let path = settings::set_token(&url, None)?;
+        let path = settings::set_token(&url.to_string(), None)?;
         println!("forgot the token for {url} ({})", path.display());
         Ok(())
     }

@@ -15,6 +15,7 @@ pub mod log;
 pub mod login;
 pub mod publish;
 pub mod publisher;
+pub mod reset;
 pub mod serve;
 pub mod split;
 pub mod update;

@@ -43,10 +43,11 @@ impl TestServer {
     }
 
     fn start_command(mut command: Command, data: &Path, extra: &[&str]) -> TestServer {
-        command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .args(extra);
+        command.arg("serve");
+        if !extra.contains(&"--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
+        command.arg("--data").arg(data).args(extra);
         if !extra.contains(&"--checkpoint-interval") {
             command.args(["--checkpoint-interval", "100ms"]);
         }
