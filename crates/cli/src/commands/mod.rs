@@ -25,15 +25,50 @@ use std::path::Path;
 use anyhow::Context;
 use clap::Args;
 
+/// An input file's bytes: a regular file mapped into memory (nothing copied, the pages read
+/// straight from the page cache), or what was read from standard input or a pipe.
+pub enum InputBytes {
+    /// A regular file, mapped.
+    Mapped(memmap2::Mmap),
+    /// Bytes read.
+    Read(Vec<u8>),
+}
+
+impl std::ops::Deref for InputBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            InputBytes::Mapped(map) => map,
+            InputBytes::Read(bytes) => bytes,
+        }
+    }
+}
+
 /// Reads a whole input file (`-`: standard input), naming it in the error.
-pub fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
+pub fn read_input(path: &Path) -> anyhow::Result<InputBytes> {
+    use std::io::Read as _;
     if path == Path::new("-") {
         let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
             .context("cannot read standard input")?;
-        return Ok(bytes);
+        return Ok(InputBytes::Read(bytes));
     }
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    let cannot = || format!("cannot read {}", path.display());
+    let mut file = std::fs::File::open(path).with_context(cannot)?;
+    let meta = file.metadata().with_context(cannot)?;
+    if !meta.is_file() || meta.len() == 0 {
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).with_context(cannot)?;
+        return Ok(InputBytes::Read(bytes));
+    }
+    // SAFETY: the map is only read. Were another process to change the file meanwhile, the
+    // bytes read could be a mix of old and new, which the digests computed from them would
+    // show, as with a file read while it is written (the trade ripgrep makes too).
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.with_context(cannot)?;
+    Ok(InputBytes::Mapped(map))
 }
 
 /// Splits `bytes` read from `path`, naming the file in the error.
