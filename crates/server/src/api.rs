@@ -173,6 +173,7 @@ impl tower_service::Service<Request> for Front {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        let seen = RequestSeen::new(&request);
         let early = if request.method() == Method::OPTIONS {
             Some(preflight_answer())
         } else if names_another_registry(&self.app, request.headers()) {
@@ -188,6 +189,7 @@ impl tower_service::Service<Request> for Front {
         };
         if let Some(mut response) = early {
             allow_any_origin(response.headers_mut());
+            seen.answered(response.status());
             return Box::pin(std::future::ready(Ok(response)));
         }
         // The publish route, the busiest, straight to its handler, without the router's
@@ -204,6 +206,7 @@ impl tower_service::Service<Request> for Front {
                         Err(error) => error.into_response(),
                     };
                     allow_any_origin(response.headers_mut());
+                    seen.answered(response.status());
                     Ok(response)
                 });
             }
@@ -217,8 +220,45 @@ impl tower_service::Service<Request> for Front {
                 response = with_json_error_body(response, is_oci).await;
             }
             allow_any_origin(response.headers_mut());
+            seen.answered(response.status());
             Ok(response)
         })
+    }
+}
+
+/// A request as the server's log names it if it fails: one line per failed request, with its
+/// method, path, status and time (`warn` for the server's own failures, `info` for a client's
+/// errors, `debug` for a `HEAD` that finds nothing, which is how clients ask whether a blob
+/// exists). Events of the target `cairn_server::requests`.
+struct RequestSeen {
+    method: Method,
+    path: String,
+    started: std::time::Instant,
+}
+
+impl RequestSeen {
+    fn new(request: &Request) -> Self {
+        RequestSeen {
+            method: request.method().clone(),
+            path: request.uri().path().to_owned(),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    fn answered(&self, status: StatusCode) {
+        if status.as_u16() < 400 {
+            return;
+        }
+        let (method, path, status) = (self.method.as_str(), self.path.as_str(), status.as_u16());
+        let ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let ms = (ms * 10.0).round() / 10.0;
+        if status >= 500 {
+            tracing::warn!(target: "cairn_server::requests", method, path, status, ms, "request failed");
+        } else if status == 404 && self.method == Method::HEAD {
+            tracing::debug!(target: "cairn_server::requests", method, path, status, ms, "request failed");
+        } else {
+            tracing::info!(target: "cairn_server::requests", method, path, status, ms, "request failed");
+        }
     }
 }
 
@@ -775,7 +815,18 @@ pub(crate) async fn accept_record(
             other => ApiError::from(other),
         })?;
     match outcome {
-        InsertOutcome::Inserted(row) => Ok(row),
+        InsertOutcome::Inserted(row) => {
+            if crate::record_events::enabled() {
+                crate::record_events::accepted(
+                    &name.to_string(),
+                    &record_id,
+                    &crate::record_events::package_entries(&envelope.record().entries),
+                    envelope.key_id(),
+                    row.status == RecordStatus::Sourcing,
+                );
+            }
+            Ok(row)
+        }
         InsertOutcome::AlreadyThere(row) => {
             app.verified.take(&record_id);
             if row.log_id != log_id {

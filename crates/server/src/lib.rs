@@ -14,6 +14,7 @@ pub mod content;
 mod error;
 pub mod oci;
 pub mod publishers;
+pub mod record_events;
 mod release;
 pub mod sequencer;
 pub mod state;
@@ -329,6 +330,16 @@ impl Registry {
             if !defined.contains(namespace) && !entries.iter().any(|e| matches!(e, OperatorEntry::DefineNamespace { namespace: n } if n == namespace)) {
                 entries.push(OperatorEntry::DefineNamespace { namespace: namespace.clone() });
             }
+        }
+        let mut hosted: Vec<String> = defined.iter().map(ToString::to_string).collect();
+        hosted.extend(entries.iter().filter_map(|e| match e {
+            OperatorEntry::DefineNamespace { namespace } => Some(namespace.to_string()),
+            _ => None,
+        }));
+        if hosted.is_empty() {
+            tracing::warn!("this registry hosts no namespace yet: nothing can be published (`cairn serve --namespace NS` defines one)");
+        } else {
+            tracing::info!(namespaces = hosted.join(", "), "hosted namespaces");
         }
         if entries.is_empty() {
             return Ok(());

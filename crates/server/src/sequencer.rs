@@ -24,6 +24,7 @@ use cairn_protocol::{LogId, PrivateKey, TimestampedCheckpoint};
 use cairn_store::{CommitBatch, RecordStore, RejectedRecord, SequencedRecord, SqliteStore};
 use tokio::sync::{watch, Notify};
 
+use crate::record_events::{self, Decided};
 use crate::state::{RegistryState, ValidRecord, VerifiedSignatures};
 
 /// Most records one round takes.
@@ -113,10 +114,12 @@ impl Sequencer {
             self.verified.clone(),
             self.operator_key.clone(),
         );
-        let (batch, new_map, checkpoint) =
-            tokio::task::spawn_blocking(move || sequence(&state, &verified, &key, &pending))
-                .await
-                .expect("the sequencing thread panicked");
+        let describe = record_events::enabled();
+        let (batch, new_map, checkpoint, decided) = tokio::task::spawn_blocking(move || {
+            sequence(&state, &verified, &key, &pending, describe)
+        })
+        .await
+        .expect("the sequencing thread panicked");
         let mut batch = batch;
         batch.checkpoint = checkpoint.clone();
         self.commit(&batch, shutdown).await?;
@@ -135,6 +138,12 @@ impl Sequencer {
             tracing::info!(rejected = batch.rejected.len(), "round without new leaves");
         }
         self.rounds.send_modify(|rounds| *rounds += 1);
+        if !decided.is_empty() {
+            let log_ids: Vec<LogId> = decided.iter().map(|d| d.log_id).collect();
+            // A log line without the package's name is better than none.
+            let names = self.store.log_names(&log_ids).await.unwrap_or_default();
+            record_events::decided(&decided, &names);
+        }
         Ok(true)
     }
 }
@@ -201,12 +210,15 @@ fn sequence(
     verified: &VerifiedSignatures,
     key: &PrivateKey,
     pending: &[cairn_store::RecordRow],
+    describe: bool,
 ) -> (
     CommitBatch,
     Option<cairn_log::Map>,
     Option<cairn_protocol::SignedCheckpoint>,
+    Vec<Decided>,
 ) {
     let mut batch = CommitBatch::default();
+    let mut decided = Vec::new();
     // Decoding needs no lock; validation takes the write lock a chunk at a time, so that
     // readers (fetch, proofs, publish checks) are never held up for a whole round.
     let decoded: Vec<_> = pending
@@ -226,6 +238,13 @@ fn sequence(
                         .map(|done| (row, record, done))
                         .map_err(|e| describe_rejection(&row.log_id, e))
                 });
+            if describe {
+                decided.push(describe_record(
+                    row,
+                    record.as_ref().ok(),
+                    result.as_ref().map(|(_, _, done)| done.registry_index),
+                ));
+            }
             match result {
                 Ok(done) => appended.push(done),
                 Err(reason) => batch.rejected.push(RejectedRecord {
@@ -237,7 +256,7 @@ fn sequence(
         }
     }
     if appended.is_empty() {
-        return (batch, None, None);
+        return (batch, None, None, decided);
     }
     // What `fetch/logs` serves is built without the lock, then added in one short hold;
     // nothing past the served checkpoint is served, so it only has to be there before the
@@ -279,7 +298,33 @@ fn sequence(
         },
         now.max(previous),
     );
-    (batch, Some(map), Some(contents.sign(key)))
+    (batch, Some(map), Some(contents.sign(key)), decided)
+}
+
+/// The log line's view of a record the round decided on.
+fn describe_record(
+    row: &cairn_store::RecordRow,
+    record: Option<&ValidRecord>,
+    outcome: Result<u64, &String>,
+) -> Decided {
+    let (entries, key) = match record {
+        Some(ValidRecord::Package(envelope)) => (
+            record_events::package_entries(&envelope.record().entries),
+            Some(*envelope.key_id()),
+        ),
+        Some(ValidRecord::Operator(envelope)) => (
+            record_events::operator_entries(&envelope.record().entries),
+            Some(*envelope.key_id()),
+        ),
+        None => (String::new(), None),
+    };
+    Decided {
+        log_id: row.log_id,
+        record_id: row.record_id,
+        entries,
+        key,
+        outcome: outcome.map_err(Clone::clone),
+    }
 }
 
 fn describe_rejection(log_id: &LogId, error: cairn_protocol::ValidationError) -> String {

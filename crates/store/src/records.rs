@@ -314,6 +314,11 @@ pub trait RecordStore: Send + Sync + 'static {
         &self,
         log_id: &LogId,
     ) -> impl Future<Output = Result<Option<Option<String>>, StoreError>> + Send;
+    /// The package names of `log_ids` (the operator log and unknown logs have none).
+    fn log_names(
+        &self,
+        log_ids: &[LogId],
+    ) -> impl Future<Output = Result<std::collections::HashMap<LogId, String>, StoreError>> + Send;
     /// Stores a content row (no-op if present).
     fn put_content(
         &self,
@@ -873,6 +878,31 @@ impl RecordStore for SqliteStore {
                 .map_err(StoreError::from)
         })
         .transpose()
+    }
+
+    async fn log_names(
+        &self,
+        log_ids: &[LogId],
+    ) -> Result<std::collections::HashMap<LogId, String>, StoreError> {
+        let mut names = std::collections::HashMap::new();
+        let ids: Vec<String> = log_ids.iter().map(ToString::to_string).collect();
+        for chunk in ids.chunks(1000) {
+            let rows = sqlx::query(
+                "SELECT log_id, name FROM logs \
+                 WHERE name IS NOT NULL AND log_id IN (SELECT value FROM json_each($1))",
+            )
+            .bind(serde_json::to_string(chunk).expect("strings serialize"))
+            .fetch_all(&self.pool)
+            .await?;
+            for row in rows {
+                let log_id: String = row.try_get("log_id")?;
+                let log_id = log_id
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("log id {log_id:?}: {e}")))?;
+                names.insert(log_id, row.try_get("name")?);
+            }
+        }
+        Ok(names)
     }
 
     async fn put_content(&self, content: &ContentRow) -> Result<(), StoreError> {

@@ -10,6 +10,8 @@ use cairn_server::{Registry, Settings};
 use cairn_store::ContentLocation;
 use clap::Args;
 
+use crate::logging::LogFormat;
+
 /// Run the registry.
 ///
 /// Serves the warg v1 API and the content, and runs the sequencer that signs checkpoints.
@@ -101,6 +103,10 @@ pub struct ServeCommand {
     /// received) kept at once; beyond it uploads are refused with 507 until some finish.
     #[arg(long, env = "CAIRN_MAX_PENDING_UPLOADS", default_value = "4GiB", value_parser = parse_size)]
     max_pending_uploads: u64,
+    /// How log lines are written to standard error: `text` (coloured only on a terminal) or
+    /// `json` (one object a line). `RUST_LOG` filters them (default `info`).
+    #[arg(long, env = "CAIRN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 /// Parses `500ms`, `2s`, `1m`, `24h` or plain seconds.
@@ -161,7 +167,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 impl ServeCommand {
     pub fn run(self) -> anyhow::Result<()> {
-        crate::logging::init();
+        crate::logging::init(self.log_format);
         // Parsed here rather than by clap, whose errors would echo a password in the URL.
         let content = self
             .content
@@ -200,10 +206,24 @@ impl ServeCommand {
             .await
             .with_context(|| format!("cannot open the registry in {}", self.dir.data.display()))?
             .with_oci_push_token(self.oci_push_token);
-            eprintln!(
+            let started = format!(
                 "cairn registry at {base_url} (data in {})",
                 self.dir.data.display()
             );
+            // Printed whatever `RUST_LOG` filters: scripts wait for this line.
+            match self.log_format {
+                LogFormat::Text => eprintln!("{started}"),
+                LogFormat::Json => eprintln!(
+                    "{}",
+                    serde_json::json!({
+                        "level": "INFO",
+                        "message": started,
+                        "url": base_url,
+                        "data": self.dir.data,
+                        "target": "cairn",
+                    })
+                ),
+            }
             registry
                 .serve(listener, base_url, shutdown_signal())
                 .await?;

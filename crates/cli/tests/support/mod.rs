@@ -64,8 +64,10 @@ impl TestServer {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                // A text line starts with it; a JSON line has it as its message.
                 if let Some(url) = line
-                    .strip_prefix("cairn registry at ")
+                    .find("cairn registry at ")
+                    .map(|at| &line[at + "cairn registry at ".len()..])
                     .and_then(|rest| rest.split(' ').next())
                 {
                     let _ = tx.send(url.to_owned());
