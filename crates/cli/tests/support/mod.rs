@@ -52,7 +52,11 @@ impl TestServer {
             command.args(["--checkpoint-interval", "100ms"]);
         }
         let mut child = command
-            .env("RUST_LOG", "warn,cairn_server=info")
+            .env(
+                "RUST_LOG",
+                std::env::var("CAIRN_TEST_RUST_LOG")
+                    .unwrap_or_else(|_| "warn,cairn_server=info".to_owned()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
