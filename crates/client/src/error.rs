@@ -256,6 +256,20 @@ pub enum ClientError {
         /// Why.
         reason: String,
     },
+    /// The registry's TLS certificate is not trusted.
+    #[error("the TLS certificate of {url} is not trusted ({reason}); if your own CA signed it, pass `--ca-cert FILE` (or set CAIRN_CA_CERT or SSL_CERT_FILE)")]
+    UntrustedCertificate {
+        /// The registry's origin.
+        url: String,
+        /// What TLS said.
+        reason: String,
+    },
+    /// A `--ca-cert` file is not usable.
+    #[error("the CA certificate is not usable: {reason}")]
+    BadCaCertificate {
+        /// Why.
+        reason: String,
+    },
     /// The registry URL is not usable.
     #[error("invalid registry URL {url:?}: {reason}")]
     BadUrl {

@@ -56,8 +56,13 @@ pub(crate) enum BodyError {
 }
 
 impl Http {
-    /// A transport for the registry at `url`.
-    pub(crate) fn new(url: &str, limits: Limits) -> Result<Self, ClientError> {
+    /// A transport for the registry at `url`, trusting the system's roots (and
+    /// `SSL_CERT_FILE`), the bundled Mozilla roots, and the PEM certificates in `ca_certificates`.
+    pub(crate) fn new(
+        url: &str,
+        limits: Limits,
+        ca_certificates: &[Vec<u8>],
+    ) -> Result<Self, ClientError> {
         let bad = |reason: String| ClientError::BadUrl {
             url: url.to_owned(),
             reason,
@@ -70,11 +75,25 @@ impl Http {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| bad(e.to_string()))?;
+            .read_timeout(Duration::from_secs(60));
+        for pem in ca_certificates {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                ClientError::BadCaCertificate {
+                    reason: error_chain(&e),
+                }
+            })?;
+            if certificates.is_empty() {
+                return Err(ClientError::BadCaCertificate {
+                    reason: "it holds no PEM certificate".into(),
+                });
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let client = builder.build().map_err(|e| bad(e.to_string()))?;
         Ok(Http {
             client,
             base,
@@ -144,9 +163,19 @@ impl Http {
                 .header(reqwest::header::CONTENT_TYPE, content_type)
                 .body(bytes);
         }
-        request.send().await.map_err(|e| ClientError::Network {
-            url: url.to_string(),
-            reason: error_chain(&e),
+        request.send().await.map_err(|e| {
+            let reason = error_chain(&e);
+            if reason.contains("certificate") {
+                ClientError::UntrustedCertificate {
+                    url: url.origin().ascii_serialization(),
+                    reason: innermost_error(&e),
+                }
+            } else {
+                ClientError::Network {
+                    url: url.to_string(),
+                    reason,
+                }
+            }
         })
     }
 
@@ -300,6 +329,15 @@ pub(crate) async fn registry_error(response: reqwest::Response, what: &str) -> C
 /// Whether `error` is the registry's 404.
 pub(crate) fn is_not_found(error: &ClientError) -> bool {
     matches!(error, ClientError::Registry { status, .. } if *status == StatusCode::NOT_FOUND.as_u16())
+}
+
+/// What an error's deepest source says (TLS's own words, without the layers above it).
+fn innermost_error(error: &dyn std::error::Error) -> String {
+    let mut inner = error;
+    while let Some(source) = inner.source() {
+        inner = source;
+    }
+    inner.to_string()
 }
 
 /// An error and its sources, as one line.

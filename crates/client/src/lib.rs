@@ -78,6 +78,9 @@ pub struct ClientConfig {
     /// registry, as `warg login` does; a registry that requires one refuses publishes
     /// without it.
     pub auth_token: Option<AuthToken>,
+    /// Certificates (PEM) trusted as roots for HTTPS beside the system's (`--ca-cert`): a
+    /// registry behind a proxy whose certificate your own CA signed.
+    pub ca_certificates: Vec<Vec<u8>>,
 }
 
 /// A registry token; it never prints.
@@ -104,6 +107,7 @@ impl ClientConfig {
             max_checkpoint_age: None,
             progress: ProgressSink::default(),
             auth_token: None,
+            ca_certificates: Vec::new(),
         }
     }
 }
@@ -122,8 +126,8 @@ impl Client {
     /// Opens the storage directory (creating it), loading and re-verifying the trusted state
     /// saved there. Nothing is fetched.
     pub fn open(config: ClientConfig) -> Result<Client, ClientError> {
-        let http =
-            Http::new(&config.registry_url, config.limits)?.with_token(config.auth_token.clone());
+        let http = Http::new(&config.registry_url, config.limits, &config.ca_certificates)?
+            .with_token(config.auth_token.clone());
         std::fs::create_dir_all(&config.storage_dir)
             .map_err(ClientError::io("create", &config.storage_dir))?;
         let store = StateStore::new(&config.storage_dir, http.base().as_str());

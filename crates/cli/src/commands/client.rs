@@ -31,6 +31,11 @@ pub struct ClientArgs {
         value_parser = crate::commands::serve::parse_duration
     )]
     pub max_checkpoint_age: Option<std::time::Duration>,
+    /// Trust this CA certificate (PEM) for the registry's HTTPS, beside the system's roots
+    /// (which `SSL_CERT_FILE` replaces): for a registry behind a proxy with a certificate
+    /// signed by your own CA.
+    #[arg(long, env = "CAIRN_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// The signing key option of the publishing commands.
@@ -65,6 +70,11 @@ impl ClientArgs {
         config.concurrency = self.concurrency.max(1);
         config.max_checkpoint_age = self.max_checkpoint_age;
         config.auth_token = settings::token_for(&url.to_string())?.map(cairn_client::AuthToken);
+        if let Some(path) = &self.ca_cert {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read the CA certificate {}", path.display()))?;
+            config.ca_certificates.push(pem);
+        }
         if !self.json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             let progress = std::sync::Arc::new(crate::progress::TerminalProgress::default());
             config.progress = cairn_client::ProgressSink::new(progress);

@@ -15,7 +15,10 @@ use cairn_protocol::{
 /// A `cairn serve` process, stopped (SIGKILL if needed) when dropped.
 pub struct TestServer {
     pub child: Child,
+    /// The URL clients use (`--base-url` when given).
     pub url: String,
+    /// The plain HTTP address it listens at (the same as `url` without `--base-url`).
+    pub local_url: String,
     pub data: PathBuf,
     pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
@@ -87,9 +90,14 @@ impl TestServer {
                 let _ = child.kill();
                 panic!("cairn serve did not start:\n{}", log.lock().unwrap())
             });
+        let local_url = match extra.iter().position(|arg| *arg == "--listen") {
+            Some(at) => format!("http://{}", extra[at + 1]),
+            None => url.clone(),
+        };
         let server = TestServer {
             child,
             url,
+            local_url,
             data: data.to_owned(),
             stderr: log,
         };
@@ -99,7 +107,7 @@ impl TestServer {
 
     pub fn client(&self) -> Client {
         Client {
-            url: self.url.clone(),
+            url: self.local_url.clone(),
             http: reqwest::blocking::Client::new(),
         }
     }
