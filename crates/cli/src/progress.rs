@@ -1,7 +1,11 @@
-//! Progress bars for uploads and downloads, on stderr, only when it is a terminal.
+//! Progress bars for uploads and downloads, on stderr, only when it is a terminal (and the
+//! command was not asked for `--json`): labelled with what moves (`namespace:name@version`) and
+//! which way, advancing as the bytes stream, as wide as the terminal, with the rate and the
+//! time left.
 
 use std::sync::Mutex;
 
+use cairn_client::Transfer;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Shows each transfer the client reports as a byte progress bar.
@@ -11,14 +15,22 @@ pub struct TerminalProgress {
 }
 
 impl cairn_client::Progress for TerminalProgress {
-    fn start(&self, what: &str, total_bytes: u64) {
-        let bar = ProgressBar::new(total_bytes);
-        bar.set_style(
-            ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
-                .expect("a valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_message(what.to_owned());
+    fn start(&self, direction: Transfer, what: &str, total_bytes: u64) {
+        // The label takes the width the rest leaves (and is cut short on a narrow terminal);
+        // everything else has a fixed width.
+        let style = ProgressStyle::with_template(
+            "{prefix} {wide_msg} [{bar:12}] {bytes}/{total_bytes} {bytes_per_sec} {eta} left",
+        )
+        .expect("a valid template")
+        .progress_chars("=> ");
+        let arrow = match direction {
+            Transfer::Upload => "↑",
+            Transfer::Download => "↓",
+        };
+        let bar = ProgressBar::new(total_bytes)
+            .with_style(style)
+            .with_prefix(arrow)
+            .with_message(what.to_owned());
         *self.bar.lock().expect("progress lock") = Some(bar);
     }
 

@@ -19,6 +19,7 @@ use semver::{Version, VersionReq};
 use crate::cache::FragmentCache;
 use crate::error::{ClientError, SecurityError};
 use crate::http::{read_body, BodyError};
+use crate::progress::Transfer;
 use crate::Client;
 
 /// What a download moved.
@@ -164,12 +165,12 @@ impl Client {
         stats.blobs_cached = (manifest.blobs().len() - missing.len()) as u64;
         let progress = &self.config.progress;
         progress.start(
-            &format!("downloading {what}"),
+            Transfer::Download,
+            what,
             missing.iter().map(|b| b.size).sum(),
         );
         let downloads = missing.iter().map(|entry| async move {
             let size = self.download_blob(entry, what).await?;
-            progress.advance(size);
             Ok::<u64, ClientError>(size)
         });
         let sizes: Result<Vec<u64>, ClientError> = futures_util::stream::iter(downloads)
@@ -211,16 +212,18 @@ impl Client {
                 crate::http::registry_error(response, &format!("blob {}", entry.digest)).await,
             );
         }
-        let bytes = read_body(response, entry.size).await.map_err(|e| match e {
-            BodyError::TooLong => ClientError::from(tampered(format!(
-                "it is longer than its {} bytes",
-                entry.size
-            ))),
-            BodyError::Network(reason) => ClientError::Network {
-                url: url.to_string(),
-                reason,
-            },
-        })?;
+        let bytes = read_body(response, entry.size, Some(&self.config.progress))
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLong => ClientError::from(tampered(format!(
+                    "it is longer than its {} bytes",
+                    entry.size
+                ))),
+                BodyError::Network(reason) => ClientError::Network {
+                    url: url.to_string(),
+                    reason,
+                },
+            })?;
         if bytes.len() as u64 != entry.size {
             return Err(tampered(format!(
                 "it has {} bytes instead of {}",
@@ -292,14 +295,24 @@ impl Client {
                     continue;
                 }
             };
+            self.config.progress.start(
+                Transfer::Download,
+                what,
+                response
+                    .content_length()
+                    .unwrap_or(0)
+                    .min(self.http.limits.content_bytes),
+            );
             let body = self
                 .http
-                .success_body(
+                .success_body_counted(
                     response,
                     self.http.limits.content_bytes,
                     &format!("the content of {what}"),
+                    Some(&self.config.progress),
                 )
                 .await;
+            self.config.progress.finish();
             let bytes = match body {
                 Ok(bytes) => bytes,
                 Err(error @ ClientError::Security(_)) => return Err(error),
@@ -308,11 +321,6 @@ impl Client {
                     continue;
                 }
             };
-            self.config
-                .progress
-                .start(&format!("downloading {what}"), bytes.len() as u64);
-            self.config.progress.advance(bytes.len() as u64);
-            self.config.progress.finish();
             check_digest(&bytes, digest, what)?;
             let stats = DownloadStats {
                 content_bytes: bytes.len() as u64,

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{ClientError, SecurityError};
+use crate::progress::ProgressSink;
 
 /// How much the client reads from a registry, at most.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +133,36 @@ impl Http {
             .await
     }
 
+    /// Sends `bytes` as the body, reporting each chunk to `progress` as it is handed to the
+    /// connection.
+    pub(crate) async fn send_counted(
+        &self,
+        method: Method,
+        url: Url,
+        bytes: Vec<u8>,
+        content_type: &str,
+        progress: &ProgressSink,
+    ) -> Result<reqwest::Response, ClientError> {
+        const CHUNK: usize = 64 << 10;
+        let length = bytes.len();
+        let bytes = bytes::Bytes::from(bytes);
+        let progress = progress.clone();
+        let chunks = (0..length.div_ceil(CHUNK)).map(move |index| {
+            let chunk = bytes.slice(index * CHUNK..((index + 1) * CHUNK).min(length));
+            progress.advance(chunk.len() as u64);
+            Ok::<_, std::convert::Infallible>(chunk)
+        });
+        let request = self
+            .client
+            .request(method, url.clone())
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .header(reqwest::header::CONTENT_LENGTH, length)
+            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                chunks,
+            )));
+        self.send_with(request, url, None).await
+    }
+
     /// Sends a bodiless request with an `Accept` header, whatever the response's status.
     pub(crate) async fn send_accepting(
         &self,
@@ -233,22 +264,40 @@ impl Http {
         if !response.status().is_success() {
             return Err(registry_error(response, what).await);
         }
+        self.success_body_counted(response, limit, what, None).await
+    }
+
+    /// [`Http::success_body`], reporting each chunk received to `progress`.
+    pub(crate) async fn success_body_counted(
+        &self,
+        response: reqwest::Response,
+        limit: u64,
+        what: &str,
+        progress: Option<&ProgressSink>,
+    ) -> Result<Vec<u8>, ClientError> {
+        if !response.status().is_success() {
+            return Err(registry_error(response, what).await);
+        }
         let url = response.url().to_string();
-        read_body(response, limit).await.map_err(|e| match e {
-            BodyError::TooLong => SecurityError::OversizedResponse {
-                what: what.to_owned(),
-                limit,
-            }
-            .into(),
-            BodyError::Network(reason) => ClientError::Network { url, reason },
-        })
+        read_body(response, limit, progress)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLong => SecurityError::OversizedResponse {
+                    what: what.to_owned(),
+                    limit,
+                }
+                .into(),
+                BodyError::Network(reason) => ClientError::Network { url, reason },
+            })
     }
 }
 
-/// Reads a body, refusing more than `limit` bytes whatever `Content-Length` says.
+/// Reads a body, refusing more than `limit` bytes whatever `Content-Length` says, and
+/// reporting each chunk to `progress` as it arrives.
 pub(crate) async fn read_body(
     mut response: reqwest::Response,
     limit: u64,
+    progress: Option<&ProgressSink>,
 ) -> Result<Vec<u8>, BodyError> {
     if response
         .content_length()
@@ -272,6 +321,9 @@ pub(crate) async fn read_body(
             return Err(BodyError::TooLong);
         }
         body.extend_from_slice(&chunk);
+        if let Some(progress) = progress {
+            progress.advance(chunk.len() as u64);
+        }
     }
     Ok(body)
 }
@@ -279,7 +331,7 @@ pub(crate) async fn read_body(
 /// Turns an error response into [`ClientError::Registry`], with the registry's explanation.
 pub(crate) async fn registry_error(response: reqwest::Response, what: &str) -> ClientError {
     let status = response.status();
-    let body = read_body(response, ERROR_BODY_LIMIT)
+    let body = read_body(response, ERROR_BODY_LIMIT, None)
         .await
         .unwrap_or_default();
     let (kind, message) = match serde_json::from_slice::<ErrorBody>(&body) {

@@ -44,7 +44,7 @@ pub use cache::FragmentCache;
 pub use error::{ClientError, SecurityError};
 pub use fetch::{DownloadStats, Fetched};
 pub use http::Limits;
-pub use progress::{Progress, ProgressSink};
+pub use progress::{Progress, ProgressSink, Transfer};
 pub use publish::{PublishEntry, Published};
 pub use referrers::{Referrer, ReleaseReferrers};
 pub use registry_url::RegistryUrl;

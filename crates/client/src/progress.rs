@@ -4,10 +4,20 @@
 use std::fmt;
 use std::sync::Arc;
 
+/// Which way a transfer goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transfer {
+    /// To the registry.
+    Upload,
+    /// From the registry.
+    Download,
+}
+
 /// Something that shows a transfer advancing, such as a progress bar.
 pub trait Progress: Send + Sync {
-    /// A transfer of `total_bytes` (as far as known) starts; `what` says what it is.
-    fn start(&self, what: &str, total_bytes: u64);
+    /// A transfer of `total_bytes` (as far as known) starts; `what` names what moves
+    /// (`namespace:name@version`).
+    fn start(&self, direction: Transfer, what: &str, total_bytes: u64);
     /// `bytes` more bytes arrived or left.
     fn advance(&self, bytes: u64);
     /// The transfer ended (successfully or not).
@@ -24,9 +34,9 @@ impl ProgressSink {
         ProgressSink(Some(progress))
     }
 
-    pub(crate) fn start(&self, what: &str, total_bytes: u64) {
+    pub(crate) fn start(&self, direction: Transfer, what: &str, total_bytes: u64) {
         if let Some(p) = &self.0 {
-            p.start(what, total_bytes);
+            p.start(direction, what, total_bytes);
         }
     }
 

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ClientError;
 use crate::http::is_not_found;
+use crate::progress::Transfer;
 use crate::update::CheckpointAge;
 use crate::Client;
 
@@ -131,7 +132,8 @@ impl Client {
             (Some(head.record_id), Some(head.timestamp))
         };
 
-        let mut contents: BTreeMap<Digest, Vec<u8>> = BTreeMap::new();
+        // Each content with the name its progress bar shows (`package@version`).
+        let mut contents: BTreeMap<Digest, (Vec<u8>, String)> = BTreeMap::new();
         let entries = entries
             .into_iter()
             .map(|entry| match entry {
@@ -141,7 +143,9 @@ impl Client {
                 },
                 PublishEntry::Release { version, content } => {
                     let digest = Digest::of(&content);
-                    contents.insert(digest, content);
+                    contents
+                        .entry(digest)
+                        .or_insert_with(|| (content, format!("{name}@{version}")));
                     PackageEntry::Release {
                         version,
                         content: digest,
@@ -186,14 +190,17 @@ impl Client {
         let mut stats = UploadStats::default();
         if let RecordState::Sourcing { missing_content } = &response.state {
             for (digest, missing) in missing_content {
-                let bytes = contents
-                    .get(digest)
-                    .ok_or_else(|| ClientError::BadResponse {
-                        what: format!("the record for `{name}`"),
-                        reason: format!("the registry asks for content {digest} it does not sign"),
-                    })?;
+                let (bytes, label) =
+                    contents
+                        .get(digest)
+                        .ok_or_else(|| ClientError::BadResponse {
+                            what: format!("the record for `{name}`"),
+                            reason: format!(
+                                "the registry asks for content {digest} it does not sign"
+                            ),
+                        })?;
                 let uploaded = self
-                    .upload(name, &record_id, digest, bytes, missing)
+                    .upload(name, &record_id, digest, bytes, label, missing)
                     .await?;
                 stats.bytes += uploaded.bytes;
                 stats.skipped += uploaded.skipped;
@@ -278,9 +285,13 @@ impl Client {
         record_id: &RecordId,
         digest: &Digest,
         bytes: &[u8],
+        label: &str,
         missing: &MissingContent,
     ) -> Result<UploadStats, ClientError> {
-        if let Some(stats) = self.upload_split(name, record_id, digest, bytes).await? {
+        if let Some(stats) = self
+            .upload_split(name, record_id, digest, bytes, label)
+            .await?
+        {
             return Ok(stats);
         }
         let Some(UploadEndpoint::Http {
@@ -311,12 +322,11 @@ impl Client {
             .map(|(_, v)| v.as_str())
             .unwrap_or("application/wasm");
         let progress = &self.config.progress;
-        progress.start(&format!("uploading {digest}"), bytes.len() as u64);
+        progress.start(Transfer::Upload, label, bytes.len() as u64);
         let response = self
             .http
-            .send(method, url, Some((bytes.to_vec(), content_type)))
+            .send_counted(method, url, bytes.to_vec(), content_type, progress)
             .await;
-        progress.advance(bytes.len() as u64);
         progress.finish();
         let what = format!("the upload of {digest}");
         self.http.success_body(response?, 1 << 16, &what).await?;
@@ -334,6 +344,7 @@ impl Client {
         record_id: &RecordId,
         digest: &Digest,
         bytes: &[u8],
+        label: &str,
     ) -> Result<Option<UploadStats>, ClientError> {
         let Ok(split) = cairn_split::split(bytes) else {
             return Ok(None);
@@ -364,7 +375,7 @@ impl Client {
             .filter_map(|d| split.blob(d))
             .map(|b| b.bytes.len() as u64)
             .sum();
-        progress.start(&format!("uploading {digest}"), total);
+        progress.start(Transfer::Upload, label, total);
         let uploads = missing.missing.iter().map(|blob_digest| {
             let blob = split.blob(blob_digest);
             let log_id = &log_id;
@@ -378,15 +389,16 @@ impl Client {
                 ))?;
                 let response = self
                     .http
-                    .send(
+                    .send_counted(
                         Method::PUT,
                         url,
-                        Some((blob.bytes.to_vec(), "application/octet-stream")),
+                        blob.bytes.to_vec(),
+                        "application/octet-stream",
+                        progress,
                     )
                     .await?;
                 let what = format!("the upload of blob {blob_digest}");
                 self.http.success_body(response, 1 << 16, &what).await?;
-                progress.advance(blob.bytes.len() as u64);
                 Ok::<u64, ClientError>(blob.bytes.len() as u64)
             }
         });

@@ -431,17 +431,17 @@ async fn a_registry_without_the_split_extension_gets_whole_files() {
 /// Counts what the client reports to a progress bar.
 #[derive(Default)]
 struct CountingProgress {
-    started: std::sync::Mutex<Vec<(String, u64)>>,
+    started: std::sync::Mutex<Vec<(cairn_client::Transfer, String, u64)>>,
     advanced: std::sync::atomic::AtomicU64,
     finished: std::sync::atomic::AtomicU64,
 }
 
 impl cairn_client::Progress for CountingProgress {
-    fn start(&self, what: &str, total_bytes: u64) {
+    fn start(&self, direction: cairn_client::Transfer, what: &str, total_bytes: u64) {
         self.started
             .lock()
             .unwrap()
-            .push((what.to_owned(), total_bytes));
+            .push((direction, what.to_owned(), total_bytes));
     }
     fn advance(&self, bytes: u64) {
         self.advanced
@@ -487,8 +487,22 @@ async fn uploads_and_downloads_report_their_progress() {
     assert_eq!(total - uploaded, fetched.stats.content_bytes);
     let started = progress.started.lock().unwrap().clone();
     assert_eq!(started.len(), 2);
-    assert!(started[1].0.starts_with("downloading example:calc@1.0.0"));
-    assert_eq!(started[1].1, fetched.stats.content_bytes);
+    assert_eq!(
+        started[0],
+        (
+            cairn_client::Transfer::Upload,
+            "example:calc@1.0.0".to_owned(),
+            uploaded
+        )
+    );
+    assert_eq!(
+        started[1],
+        (
+            cairn_client::Transfer::Download,
+            "example:calc@1.0.0".to_owned(),
+            fetched.stats.content_bytes
+        )
+    );
     assert_eq!(
         progress.finished.load(std::sync::atomic::Ordering::Relaxed),
         2
