@@ -12,11 +12,16 @@ mod settings;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// cairn: a registry for WebAssembly components, signed, logged and stored split.
 #[derive(Parser)]
-#[command(name = "cairn", version, about, long_about = None)]
+#[command(
+    name = "cairn",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CAIRN_COMMIT"), ")"),
+    about,
+    long_about = None
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,6 +50,8 @@ enum Command {
     Hash(commands::hash::HashCommand),
     Inspect(commands::inspect::InspectCommand),
     Dedup(commands::dedup::DedupCommand),
+    Completions(commands::completions::CompletionsCommand),
+    Man(commands::completions::ManCommand),
 }
 
 /// jemalloc rather than the system allocator: the server's requests allocate on one runtime
@@ -75,12 +82,74 @@ fn main() -> ExitCode {
         Command::Hash(command) => command.run(),
         Command::Inspect(command) => command.run(),
         Command::Dedup(command) => command.run(),
+        Command::Completions(command) => command.run(Cli::command()),
+        Command::Man(command) => command.run(Cli::command()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`cairn man | head`): nothing more to say.
+        Err(error)
+            if error.chain().any(|cause| {
+                cause
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every command has examples in its `--help`, and each example (up to a pipe or a
+    /// redirection) is a command line `cairn` accepts.
+    #[test]
+    fn every_command_has_examples_that_parse() {
+        fn visit(command: &clap::Command, path: &str, examples: &mut Vec<(String, String)>) {
+            let path = format!("{path} {}", command.get_name());
+            if command.has_subcommands() {
+                for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+                    visit(sub, &path, examples);
+                }
+                return;
+            }
+            let help = command
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            let lines: Vec<String> = help
+                .lines()
+                .map(str::trim)
+                .filter(|line| line.starts_with("cairn "))
+                .map(str::to_owned)
+                .collect();
+            assert!(
+                !lines.is_empty(),
+                "`{}` has no examples in its --help",
+                path.trim()
+            );
+            examples.extend(lines.into_iter().map(|line| (path.clone(), line)));
+        }
+        let mut examples = Vec::new();
+        visit(&Cli::command(), "", &mut examples);
+        for (path, line) in examples {
+            let words: Vec<&str> = line
+                .split_whitespace()
+                .take_while(|word| !matches!(*word, "|" | ">" | "<" | "&&" | "#"))
+                .collect();
+            if let Err(error) = Cli::try_parse_from(&words) {
+                panic!(
+                    "the example `{line}` of `{}` does not parse:\n{error}",
+                    path.trim()
+                );
+            }
         }
     }
 }

@@ -20,13 +20,21 @@ use super::DataDir;
 #[derive(Subcommand)]
 pub enum AdminCommand {
     /// Define a namespace this registry hosts.
+    #[command(after_help = "Examples:\n  cairn admin define-namespace --data cairn-data example")]
     DefineNamespace(DefineNamespace),
     /// Grant operator permissions to a key.
+    #[command(
+        after_help = "Examples:\n  cairn admin grant --data cairn-data ecdsa-p256:A2psbo+Ouyq05oJuAUUsHUiCII7af4nvpG2IX57oSVov --permission commit"
+    )]
     Grant(Grant),
     /// Revoke operator permissions from a key.
+    #[command(
+        after_help = "Examples:\n  cairn admin revoke --data cairn-data sha256:0a360e0c0bfe184bde0cb59c912d0f9c9d799dd188b9b3d5fafd56d21e76c84d --permission commit"
+    )]
     Revoke(Revoke),
     /// Replace the operator key: grant every permission to a new key, revoke the old key's,
     /// and keep the old key file as `operator.key.old`.
+    #[command(after_help = "Examples:\n  cairn admin rotate-key --data cairn-data")]
     RotateKey(RotateKey),
     /// Manage publisher accounts (works while the registry runs).
     #[command(subcommand)]

@@ -16,6 +16,9 @@ use crate::output;
 /// CAIRN_CONTENT_USERNAME and CAIRN_CONTENT_PASSWORD) and check its digest. Like `cairn
 /// admin`, it runs only while no `cairn serve` uses the data directory.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  cairn audit --data cairn-data\n  cairn audit --data cairn-data --json"
+)]
 pub struct AuditCommand {
     #[command(flatten)]
     dir: super::DataDir,

@@ -12,6 +12,9 @@ use crate::settings::ClientSettings;
 ///
 /// With no options it prints the settings.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  cairn config --registry https://registry.example.com\n  cairn config --namespace wasi=https://wa.dev\n  cairn config --json"
+)]
 pub struct ConfigCommand {
     /// The default registry URL (a bare host means `https://HOST`).
     #[arg(long, value_name = "URL")]

@@ -15,6 +15,9 @@ use crate::output;
 /// Compares the bytes the files take whole with the bytes they take split, each distinct blob
 /// counted once, and lists the blobs that more than one file shares.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  cairn dedup *.wasm\n  cairn dedup app-v1.wasm app-v2.wasm --json"
+)]
 pub struct DedupCommand {
     /// The core modules or components to compare.
     #[arg(required = true)]

@@ -17,6 +17,9 @@ use crate::output;
 /// Picks the highest version matching the requirement that is not yanked, verified end to end (every record and proof, then every fragment and the whole file against
 /// the signed release). Fragments already in the local cache are not downloaded again.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  cairn fetch example:hello\n  cairn fetch example:hello@1.2 -o build/\n  cairn fetch example:hello@=1.2.0 -o - | wasmtime run -"
+)]
 pub struct FetchCommand {
     /// `namespace:name`, optionally `@REQUIREMENT` (`@1.2.0` is `^1.2.0`; `@=1.2.0` exactly).
     package: String,

@@ -14,6 +14,9 @@ use crate::output;
 /// The SHA-256 is the digest of the file's bytes (what a warg release signs); the tree digest
 /// names the file as cairn stores it split, and is the same whether it is stored split or whole.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  cairn hash app.wasm\n  cairn hash *.wasm --json\n  curl -s https://example.com/app.wasm | cairn hash -"
+)]
 pub struct HashCommand {
     /// The core modules or components to hash (`-` reads standard input).
     #[arg(required = true)]

@@ -14,6 +14,9 @@ use crate::output;
 /// referrers (signatures, SBOMs, attestations pushed beside it over OCI) are asked of the
 /// registry; they are not in the log.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  cairn info\n  cairn info example:hello\n  cairn info example:hello --offline --json"
+)]
 pub struct InfoCommand {
     /// The package, `namespace:name` (default: every followed package).
     package: Option<PackageName>,

@@ -18,6 +18,7 @@ use crate::output;
 /// Prints the tree of skeletons and module fragments, with kinds, sizes and digests, and the
 /// custom sections inside each module.
 #[derive(Args)]
+#[command(after_help = "Examples:\n  cairn inspect app.wasm\n  cairn inspect app.wasm --json")]
 pub struct InspectCommand {
     /// The core module or component to inspect.
     file: PathBuf,

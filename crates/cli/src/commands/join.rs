@@ -23,7 +23,7 @@ use crate::output;
 #[command(after_help = "Examples:
   cairn split app.wasm -o app.split && cairn join app.split -o app.wasm
   cairn join app.split -o - | wasm-tools print
-  cairn join app.split --tree-digest sha256:4f1c... -o out/")]
+  cairn join app.split --tree-digest sha256:434736df0b2aa46fc20d718a0bf29767880e25ffe9c4e4347934a8c6ad9da1c8 -o out/")]
 pub struct JoinCommand {
     /// The directory holding `manifest.json` and the blobs.
     dir: PathBuf,

@@ -17,14 +17,21 @@ use crate::settings;
 #[derive(Subcommand)]
 pub enum KeyCommand {
     /// Create a new key.
+    #[command(after_help = "Examples:\n  cairn key new\n  cairn key new --name work")]
     New(KeyName),
     /// Show a key's id and public key.
+    #[command(after_help = "Examples:\n  cairn key info\n  cairn key info --name work --json")]
     Info(KeyName),
     /// List the stored keys.
+    #[command(after_help = "Examples:\n  cairn key list")]
     List(JsonFlag),
     /// Store a key from a file (or `-` for standard input) holding `ecdsa-p256:...`.
+    #[command(
+        after_help = "Examples:\n  cairn key import --name ci ci.key\n  echo \"$SECRET\" | cairn key import --name ci -"
+    )]
     Import(ImportKey),
     /// Print a key's secret text (handle with care).
+    #[command(after_help = "Examples:\n  cairn key export --name work > work.key")]
     Export(KeyName),
 }
 

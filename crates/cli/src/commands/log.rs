@@ -11,6 +11,7 @@ use crate::output;
 ///
 /// Every record, who signed it, when, and what it did.
 #[derive(Args)]
+#[command(after_help = "Examples:\n  cairn log example:hello\n  cairn log example:hello --json")]
 pub struct LogCommand {
     /// The package, `namespace:name`.
     package: PackageName,

@@ -14,6 +14,9 @@ use crate::settings;
 /// `tokens.json` (mode 0600) for the registry's URL, and sent as a bearer token with every
 /// request to that registry. `CAIRN_TOKEN` overrides it.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  cairn login --registry https://registry.example.com < token.txt\n  echo \"$CAIRN_PUBLISHER_TOKEN\" | cairn login"
+)]
 pub struct LoginCommand {
     #[command(flatten)]
     client: ClientArgs,
@@ -21,6 +24,7 @@ pub struct LoginCommand {
 
 /// Forget the token saved for a registry.
 #[derive(Args)]
+#[command(after_help = "Examples:\n  cairn logout --registry https://registry.example.com")]
 pub struct LogoutCommand {
     #[command(flatten)]
     client: ClientArgs,

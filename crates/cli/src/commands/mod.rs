@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audit;
 pub mod client;
+pub mod completions;
 pub mod config;
 pub mod dedup;
 pub mod fetch;

@@ -18,16 +18,32 @@ use crate::output;
 #[derive(Subcommand)]
 pub enum PublishCommand {
     /// Create a package owned by your key.
+    #[command(
+        after_help = "Examples:\n  cairn publish init example:hello\n  cairn publish init example:hello --key work --registry https://registry.example.com"
+    )]
     Init(Init),
     /// Release a version of a package.
+    #[command(
+        after_help = "Examples:\n  cairn publish release example:hello --version 1.0.0 hello.wasm\n  cairn publish release example:hello --version 1.1.0 target/wasm32-wasip2/release/hello.wasm --json"
+    )]
     Release(Release),
     /// Yank a released version (it can never be released again).
+    #[command(after_help = "Examples:\n  cairn publish yank example:hello --version 1.0.0")]
     Yank(Yank),
     /// Grant permissions on a package to another key.
+    #[command(
+        after_help = "Examples:\n  cairn publish grant example:hello ecdsa-p256:A2psbo+Ouyq05oJuAUUsHUiCII7af4nvpG2IX57oSVov --permission release\n  cairn publish grant example:hello ecdsa-p256:A2psbo+Ouyq05oJuAUUsHUiCII7af4nvpG2IX57oSVov --permission release --permission yank"
+    )]
     Grant(Grant),
     /// Revoke permissions on a package from a key.
+    #[command(
+        after_help = "Examples:\n  cairn publish revoke example:hello sha256:0a360e0c0bfe184bde0cb59c912d0f9c9d799dd188b9b3d5fafd56d21e76c84d --permission release"
+    )]
     Revoke(Revoke),
     /// Publish several entries in one record.
+    #[command(
+        after_help = "Examples:\n  cairn publish record example:hello --init --release 1.0.0=hello.wasm\n  cairn publish record example:hello --release 2.0.0=hello.wasm --yank 1.0.0"
+    )]
     Record(RecordEntries),
 }
 

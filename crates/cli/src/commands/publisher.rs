@@ -13,10 +13,17 @@ use super::DataDir;
 pub enum PublisherCommand {
     /// Create an account and print its token (shown this once; the registry keeps only its
     /// hash) and the public key the registry signs its releases with.
+    #[command(
+        after_help = "Examples:\n  cairn admin publisher add ci-bot --namespace example\n  cairn admin publisher add alice --namespace example:hello --json"
+    )]
     Add(PublisherAdd),
     /// List the accounts.
+    #[command(
+        after_help = "Examples:\n  cairn admin publisher list\n  cairn admin publisher list --json"
+    )]
     List(PublisherList),
     /// Revoke an account: its token, and every token issued for it, stop working at once.
+    #[command(after_help = "Examples:\n  cairn admin publisher revoke ci-bot")]
     Revoke(PublisherRevoke),
 }
 

@@ -21,6 +21,9 @@ use crate::logging::LogFormat;
 /// `--content oci://HOST[:PORT]/REPOSITORY` the content blobs are kept in an OCI registry
 /// instead.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  cairn serve --namespace example\n  cairn serve --listen 0.0.0.0:8090 --data /var/lib/cairn --namespace example --base-url https://registry.example.com\n  cairn serve --content oci://127.0.0.1:5000/cairn-blobs --require-publisher-token --log-format json"
+)]
 pub struct ServeCommand {
     /// Address and port to listen on.
     #[arg(

@@ -15,6 +15,7 @@ use crate::output;
 /// of every log head and the consistency with the last checkpoint you trusted are checked; on
 /// any failure nothing you trust changes.
 #[derive(Args)]
+#[command(after_help = "Examples:\n  cairn update\n  cairn update --max-checkpoint-age 24h --json")]
 pub struct UpdateCommand {
     #[command(flatten)]
     client: ClientArgs,
