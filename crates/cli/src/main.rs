@@ -98,9 +98,39 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("error: {error:#}");
+            if std::env::args().skip(1).any(|arg| arg == "--json") {
+                // Scripts asked for JSON: the error is JSON too, on standard output.
+                let report = serde_json::json!({
+                    "error": format!("{error:#}"),
+                    "kind": error_kind(&error),
+                });
+                println!("{report}");
+            } else {
+                eprintln!("error: {error:#}");
+            }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A stable word for what kind of error ended a command, for scripts (`--json`).
+fn error_kind(error: &anyhow::Error) -> &'static str {
+    use cairn_client::ClientError as E;
+    match error.downcast_ref::<E>() {
+        Some(E::Security(_)) => "security",
+        Some(E::DifferentHistory { .. }) => "different-history",
+        Some(E::Network { .. }) => "network",
+        Some(E::UntrustedCertificate { .. }) => "untrusted-certificate",
+        Some(E::NotARegistry { .. }) => "not-a-registry",
+        Some(E::Registry { .. }) => "registry",
+        Some(E::PackageNotFound(_)) => "package-not-found",
+        Some(E::NoMatchingRelease { .. }) => "no-matching-release",
+        Some(E::Yanked { .. }) => "yanked",
+        Some(E::UnknownNamespace { .. }) => "unknown-namespace",
+        Some(E::NotPermitted { .. }) => "not-permitted",
+        Some(E::Rejected { .. }) => "rejected",
+        Some(_) => "client",
+        None => "error",
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use cairn_protocol::{KeyId, LogId, PackageName, RecordId, ValidationError};
+use cairn_protocol::{KeyId, LogId, PackageName, PackagePermission, RecordId, ValidationError};
 
 /// Something the registry served that contradicts what is signed or what was trusted before.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -190,7 +190,7 @@ pub enum ClientError {
     #[error("security check failed: {0}")]
     Security(#[from] SecurityError),
     /// The registry could not be reached or the connection failed.
-    #[error("cannot reach the registry at {url}: {reason}")]
+    #[error("cannot reach the registry at {url}: {reason}; check that it is running and that the URL is right")]
     Network {
         /// The URL requested.
         url: String,
@@ -198,7 +198,7 @@ pub enum ClientError {
         reason: String,
     },
     /// The registry answered with an error.
-    #[error("the registry refused {what} with status {status}: {message}")]
+    #[error("the registry refused {what}: {message} (HTTP {status})")]
     Registry {
         /// The request.
         what: String,
@@ -221,12 +221,48 @@ pub enum ClientError {
     #[error("the registry has no package `{0}`")]
     PackageNotFound(PackageName),
     /// No release of the package matches the requirement (yanked releases are skipped).
-    #[error("package `{name}` has no release matching `{requirement}` that is not yanked")]
+    #[error("package `{name}` has no release matching `{requirement}`")]
     NoMatchingRelease {
         /// The package.
         name: PackageName,
         /// The requirement.
         requirement: String,
+    },
+    /// The only releases matching the requirement were yanked.
+    #[error("`{name}@{version}` exists but was yanked by its publisher; `--allow-yanked` fetches it anyway")]
+    Yanked {
+        /// The package.
+        name: PackageName,
+        /// The highest yanked version that matches.
+        version: semver::Version,
+    },
+    /// What answers at the URL is not a warg registry.
+    #[error("{url} does not answer as a warg registry ({reason}); check the URL")]
+    NotARegistry {
+        /// The URL.
+        url: String,
+        /// What it answered.
+        reason: String,
+    },
+    /// The registry does not host the package's namespace.
+    #[error("the registry does not host namespace `{namespace}` ({}); its operator can define it with `cairn admin define-namespace {namespace}`", hosted_list(.hosted))]
+    UnknownNamespace {
+        /// The namespace.
+        namespace: String,
+        /// The namespaces it hosts.
+        hosted: Vec<String>,
+    },
+    /// The signing key lacks a permission the record needs.
+    #[error("key {key_id} may not {permission} `{name}`; an owner of the package can grant it with `cairn publish grant {name} {public_key} --permission {permission}`")]
+    NotPermitted {
+        /// The package.
+        name: PackageName,
+        /// The key's id.
+        key_id: KeyId,
+        /// The key.
+        public_key: String,
+        /// The permission.
+        permission: PackagePermission,
     },
     /// The registry rejected a published record.
     #[error("the registry rejected the record {record} of `{name}`: {reason}")]
@@ -331,5 +367,14 @@ impl ClientError {
             path: path.to_owned(),
             source,
         }
+    }
+}
+
+/// The hosted namespaces, for [`ClientError::UnknownNamespace`].
+fn hosted_list(hosted: &[String]) -> String {
+    if hosted.is_empty() {
+        "it hosts none yet".to_owned()
+    } else {
+        format!("it hosts {}", hosted.join(", "))
     }
 }

@@ -44,6 +44,15 @@ impl DownloadStats {
     }
 }
 
+/// Whether a fetch may take a yanked release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Yanked {
+    /// Only releases that are not yanked (the default).
+    Skipped,
+    /// Yanked releases too, when nothing else matches.
+    Allowed,
+}
+
 /// A fetched release.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
@@ -67,8 +76,20 @@ impl Client {
         name: &PackageName,
         requirement: &VersionReq,
     ) -> Result<Fetched, ClientError> {
+        self.fetch_allowing(name, requirement, Yanked::Skipped)
+            .await
+    }
+
+    /// [`Client::fetch`], which with [`Yanked::Allowed`] also takes a yanked release (whose
+    /// content the log still names).
+    pub async fn fetch_allowing(
+        &mut self,
+        name: &PackageName,
+        requirement: &VersionReq,
+        yanked: Yanked,
+    ) -> Result<Fetched, ClientError> {
         self.update_packages(std::slice::from_ref(name)).await?;
-        let (version, digest) = self.resolve(name, requirement)?;
+        let (version, digest) = self.resolve_allowing(name, requirement, yanked)?;
         let what = format!("{name}@{version}");
         let (bytes, stats) = self.download(&digest, &what).await?;
         Ok(Fetched {
@@ -87,25 +108,54 @@ impl Client {
         name: &PackageName,
         requirement: &VersionReq,
     ) -> Result<(Version, Digest), ClientError> {
+        self.resolve_allowing(name, requirement, Yanked::Skipped)
+    }
+
+    /// [`Client::resolve`], taking yanked releases too when `yanked` allows them. When only
+    /// yanked releases match and they are skipped, the error says so.
+    pub fn resolve_allowing(
+        &self,
+        name: &PackageName,
+        requirement: &VersionReq,
+        yanked: Yanked,
+    ) -> Result<(Version, Digest), ClientError> {
         let package = self
             .state
             .package(name)
             .ok_or_else(|| ClientError::PackageNotFound(name.clone()))?;
-        package
-            .state()
-            .releases()
+        let releases = package.state().releases();
+        let mut matching = releases
             .iter()
             .rev()
+            .filter(|(version, _)| requirement.matches(version));
+        let released = matching
+            .clone()
             .find_map(|(version, release)| match &release.state {
-                ReleaseState::Released { content } if requirement.matches(version) => {
-                    Some((version.clone(), *content))
-                }
-                _ => None,
-            })
-            .ok_or_else(|| ClientError::NoMatchingRelease {
+                ReleaseState::Released { content } => Some((version.clone(), *content)),
+                ReleaseState::Yanked { .. } => None,
+            });
+        if let Some(found) = released {
+            return Ok(found);
+        }
+        match matching.next() {
+            None => Err(ClientError::NoMatchingRelease {
                 name: name.clone(),
                 requirement: requirement.to_string(),
-            })
+            }),
+            Some((version, _)) if yanked == Yanked::Skipped => Err(ClientError::Yanked {
+                name: name.clone(),
+                version: version.clone(),
+            }),
+            Some((version, _)) => {
+                let content = package.released_content(version).ok_or_else(|| {
+                    ClientError::NoMatchingRelease {
+                        name: name.clone(),
+                        requirement: requirement.to_string(),
+                    }
+                })?;
+                Ok((version.clone(), content))
+            }
+        }
     }
 
     /// Downloads the content whose SHA-256 is `digest` and verifies it; `what` names it in

@@ -203,8 +203,8 @@ impl Http {
                 }
             } else {
                 ClientError::Network {
-                    url: url.to_string(),
-                    reason,
+                    url: url.origin().ascii_serialization(),
+                    reason: innermost_error(&e),
                 }
             }
         })

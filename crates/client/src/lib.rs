@@ -42,7 +42,7 @@ use std::time::Duration;
 
 pub use cache::FragmentCache;
 pub use error::{ClientError, SecurityError};
-pub use fetch::{DownloadStats, Fetched};
+pub use fetch::{DownloadStats, Fetched, Yanked};
 pub use http::Limits;
 pub use progress::{Progress, ProgressSink, Transfer};
 pub use publish::{PublishEntry, Published};

@@ -14,8 +14,8 @@ use cairn_protocol::api::{
     UploadEndpoint,
 };
 use cairn_protocol::{
-    Digest, Envelope, HashAlgorithm, KeyId, PackageEntry, PackageName, PackagePermission,
-    PrivateKey, PublicKey, Record, RecordId, Timestamp,
+    Digest, Envelope, HashAlgorithm, KeyId, NamespaceState, PackageEntry, PackageName,
+    PackagePermission, PrivateKey, PublicKey, Record, RecordId, Timestamp,
 };
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use reqwest::Method;
@@ -110,27 +110,7 @@ impl Client {
         if entries.is_empty() {
             return Err(invalid("a record needs at least one entry"));
         }
-        let (prev, earliest) = if entries[0] == PublishEntry::Init {
-            // The registry, not the local state, says whether the package exists.
-            match self
-                .update_with(std::slice::from_ref(name), CheckpointAge::NotChecked)
-                .await
-            {
-                Ok(_) => return Err(invalid("the package is already initialised")),
-                Err(ClientError::PackageNotFound(_)) => {}
-                Err(error) => return Err(error),
-            }
-            (None, None)
-        } else {
-            self.update_with(std::slice::from_ref(name), CheckpointAge::NotChecked)
-                .await?;
-            let head = self
-                .state
-                .package(name)
-                .and_then(|p| p.state().head().copied())
-                .ok_or_else(|| invalid("the package has no records"))?;
-            (Some(head.record_id), Some(head.timestamp))
-        };
+        let (prev, earliest) = self.prepare(name, key, &entries).await?;
 
         // Each content with the name its progress bar shows (`package@version`).
         let mut contents: BTreeMap<Digest, (Vec<u8>, String)> = BTreeMap::new();
@@ -214,6 +194,79 @@ impl Client {
             bytes_uploaded: stats.bytes,
             blobs_skipped: stats.skipped,
         })
+    }
+
+    /// Learns from the registry what a record of `entries` links to (`prev` and the earliest
+    /// time it may carry), refusing before anything is signed what the log would refuse: an
+    /// init of a package that exists, a namespace the registry does not host, a key without
+    /// the permission an entry needs.
+    async fn prepare(
+        &mut self,
+        name: &PackageName,
+        key: &PrivateKey,
+        entries: &[PublishEntry],
+    ) -> Result<(Option<RecordId>, Option<Timestamp>), ClientError> {
+        let invalid = |reason: &str| ClientError::InvalidPublish {
+            name: name.clone(),
+            reason: reason.to_owned(),
+        };
+        // The registry, not the local state, says whether the package exists.
+        let found = match self
+            .update_with(std::slice::from_ref(name), CheckpointAge::NotChecked)
+            .await
+        {
+            Ok(_) => self
+                .state
+                .package(name)
+                .and_then(|p| p.state().head().copied()),
+            Err(ClientError::PackageNotFound(_)) => {
+                // Still learn the operator log (its namespaces) from the registry.
+                self.update_with(&[], CheckpointAge::NotChecked).await?;
+                None
+            }
+            Err(error) => return Err(error),
+        };
+        let init = entries[0] == PublishEntry::Init;
+        if init && found.is_some() {
+            return Err(invalid("the package is already initialised"));
+        }
+        let operator = self.state.operator.state();
+        if operator.namespace(name.namespace()).is_none() {
+            return Err(ClientError::UnknownNamespace {
+                namespace: name.namespace().to_owned(),
+                hosted: operator
+                    .namespaces()
+                    .iter()
+                    .filter(|(_, state)| matches!(state, NamespaceState::Defined))
+                    .map(|(namespace, _)| namespace.to_string())
+                    .collect(),
+            });
+        }
+        if init {
+            return Ok((None, None));
+        }
+        let head = found.ok_or_else(|| {
+            invalid("the package does not exist yet: `cairn publish init` creates it")
+        })?;
+        let package = self.state.package(name).expect("followed by the update");
+        let key_id = key.public_key().fingerprint();
+        let held = package.state().permissions(&key_id);
+        for entry in entries {
+            let needed = match entry {
+                PublishEntry::Release { .. } => PackagePermission::Release,
+                PublishEntry::Yank { .. } => PackagePermission::Yank,
+                _ => continue,
+            };
+            if !held.contains(&needed) {
+                return Err(ClientError::NotPermitted {
+                    name: name.clone(),
+                    key_id,
+                    public_key: key.public_key().to_string(),
+                    permission: needed,
+                });
+            }
+        }
+        Ok((Some(head.record_id), Some(head.timestamp)))
     }
 
     /// Publishes the first record of `name`, owned by `key`.

@@ -171,6 +171,25 @@ impl PackageLog {
         self.log.records()
     }
 
+    /// The content a verified record released as `version` (a yanked release's too, which
+    /// the state no longer holds).
+    pub fn released_content(&self, version: &semver::Version) -> Option<cairn_protocol::Digest> {
+        self.records().iter().find_map(|record| {
+            record
+                .envelope
+                .record()
+                .entries
+                .iter()
+                .find_map(|entry| match entry {
+                    PackageEntry::Release {
+                        version: released,
+                        content,
+                    } if released == version => Some(*content),
+                    _ => None,
+                })
+        })
+    }
+
     pub(crate) fn log_mut(&mut self) -> &mut VerifiedLog<PackageLogState> {
         &mut self.log
     }

@@ -93,6 +93,26 @@ impl Client {
         }
     }
 
+    /// A checkpoint request answered with something other than a warg error or checkpoint
+    /// (a web page, a 404 of a server that is no registry) becomes
+    /// [`ClientError::NotARegistry`].
+    fn not_a_registry(&self, error: ClientError) -> ClientError {
+        let url = self.config.registry_url.clone();
+        match error {
+            ClientError::Registry {
+                status, kind: None, ..
+            } if matches!(status, 404 | 405 | 400) => ClientError::NotARegistry {
+                url,
+                reason: format!("GET /v1/fetch/checkpoint answered HTTP {status}"),
+            },
+            ClientError::BadResponse { .. } => ClientError::NotARegistry {
+                url,
+                reason: "GET /v1/fetch/checkpoint did not answer with a checkpoint".into(),
+            },
+            other => other,
+        }
+    }
+
     /// The id of the first record of the operator log the client trusts.
     fn trusted_first_operator_record(&self) -> Option<RecordId> {
         self.state
@@ -136,7 +156,8 @@ impl Client {
         let signed: SignedCheckpoint = self
             .http
             .get_json("v1/fetch/checkpoint", "the checkpoint request")
-            .await?;
+            .await
+            .map_err(|error| self.not_a_registry(error))?;
         let previous = self.state.checkpoint.as_ref().map(|c| c.contents);
         check_against_trusted(previous.as_ref(), &signed.contents)?;
         if age == CheckpointAge::Checked {

@@ -152,6 +152,17 @@ async fn fetch_skips_yanked_versions() {
     assert_eq!(fetched.bytes, old);
     let error = consumer.fetch(&package, &req("=1.1.0")).await.unwrap_err();
     assert!(
+        matches!(&error, ClientError::Yanked { version, .. } if *version == v("1.1.0")),
+        "{error}"
+    );
+    // Asked for, a yanked release is fetched: the log still names its content.
+    let yanked = consumer
+        .fetch_allowing(&package, &req("=1.1.0"), cairn_client::Yanked::Allowed)
+        .await
+        .unwrap();
+    assert_eq!(yanked.version, v("1.1.0"));
+    let error = consumer.fetch(&package, &req("^3")).await.unwrap_err();
+    assert!(
         matches!(error, ClientError::NoMatchingRelease { .. }),
         "{error}"
     );
@@ -211,8 +222,18 @@ async fn a_granted_key_can_release_until_its_permission_is_revoked() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(error, ClientError::Rejected { .. }), "{error}");
-    assert!(error.to_string().contains("release"), "{error}");
+    // Refused before anything is signed or sent, naming the grant that would allow it.
+    assert!(
+        matches!(
+            &error,
+            ClientError::NotPermitted {
+                permission: PackagePermission::Release,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("cairn publish grant"), "{error}");
     registry.stop().await;
 }
 

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use cairn_client::Yanked;
 use cairn_protocol::PackageName;
 use clap::Args;
 use semver::VersionReq;
@@ -30,6 +31,9 @@ pub struct FetchCommand {
     /// Replace an existing file that holds other bytes.
     #[arg(long)]
     force: bool,
+    /// Take a yanked release when no other matches (its content is still in the log).
+    #[arg(long)]
+    allow_yanked: bool,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -64,7 +68,12 @@ impl FetchCommand {
             anyhow::bail!("`--json` prints the report on standard output: give `-o` a file");
         }
         let mut client = self.client.open(Some(&name))?;
-        let fetched = runtime()?.block_on(client.fetch(&name, &requirement))?;
+        let yanked = if self.allow_yanked {
+            Yanked::Allowed
+        } else {
+            Yanked::Skipped
+        };
+        let fetched = runtime()?.block_on(client.fetch_allowing(&name, &requirement, yanked))?;
         destination.write(&fetched.bytes, self.force)?;
         let report = Report {
             package: name.to_string(),

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use cairn_client::{PublishEntry, Published};
 use cairn_protocol::{KeyId, PackageName, PackagePermission, PublicKey};
 use clap::{Args, Subcommand};
@@ -87,8 +87,9 @@ pub struct Yank {
 pub struct Grant {
     #[command(flatten)]
     common: Common,
-    /// The public key receiving the permissions (`ecdsa-p256:...`).
-    public_key: PublicKey,
+    /// The key receiving the permissions: its public key (`ecdsa-p256:...`) or the name of one
+    /// of your keys.
+    public_key: KeyRef,
     /// A permission, `release` or `yank` (repeatable; default both).
     #[arg(long = "permission")]
     permissions: Vec<PackagePermission>,
@@ -98,8 +99,9 @@ pub struct Grant {
 pub struct Revoke {
     #[command(flatten)]
     common: Common,
-    /// The id of the key losing the permissions (`sha256:...`).
-    key_id: KeyId,
+    /// The key losing the permissions: its id (`sha256:...`), its public key, or the name of
+    /// one of your keys.
+    key_id: KeyRef,
     /// A permission, `release` or `yank` (repeatable; default both).
     #[arg(long = "permission")]
     permissions: Vec<PackagePermission>,
@@ -130,8 +132,81 @@ struct Report {
     blobs_skipped: u64,
 }
 
+/// Reads a file to release and checks that it is WebAssembly, before anything is signed.
 fn read(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut validator = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all());
+    if let Err(error) = validator.validate_all(&bytes) {
+        let reason = if !bytes.starts_with(b"\0asm") {
+            "it does not start with the WebAssembly magic bytes".to_owned()
+        } else {
+            format!("{} (at byte {:#x})", error.message(), error.offset())
+        };
+        bail!(
+            "{} is not a valid WebAssembly component or module: {reason}; nothing was signed \
+             or sent",
+            path.display()
+        );
+    }
+    Ok(bytes)
+}
+
+/// A key named the way people have it at hand: a key id (`sha256:...`), a public key
+/// (`ecdsa-p256:...`), or the name of one of your keys (`cairn key list`).
+#[derive(Clone, Debug)]
+pub struct KeyRef(String);
+
+impl std::str::FromStr for KeyRef {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(KeyRef(text.trim().to_owned()))
+    }
+}
+
+impl KeyRef {
+    /// The public key: given, or of the local key of that name.
+    fn public_key(&self) -> anyhow::Result<PublicKey> {
+        if let Ok(key) = self.0.parse::<PublicKey>() {
+            return Ok(key);
+        }
+        if self.0.starts_with("sha256:") {
+            bail!(
+                "{} is a key id; granting needs the public key (`ecdsa-p256:...`, which \
+                 `cairn key info` prints) or the name of one of your keys",
+                self.0
+            );
+        }
+        self.local()
+    }
+
+    /// The key id: given, of the public key given, or of the local key of that name.
+    fn key_id(&self) -> anyhow::Result<KeyId> {
+        if let Ok(id) = self.0.parse::<KeyId>() {
+            return Ok(id);
+        }
+        if let Ok(key) = self.0.parse::<PublicKey>() {
+            return Ok(key.fingerprint());
+        }
+        Ok(self.local()?.fingerprint())
+    }
+
+    fn local(&self) -> anyhow::Result<PublicKey> {
+        let known = crate::settings::key_names().unwrap_or_default();
+        if !known.contains(&self.0) {
+            bail!(
+                "`{}` is neither a key id (`sha256:...`), a public key (`ecdsa-p256:...`), nor \
+                 the name of one of your keys ({})",
+                self.0,
+                if known.is_empty() {
+                    "you have none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            );
+        }
+        Ok(crate::settings::load_key(&self.0)?.public_key().clone())
+    }
 }
 
 fn permissions_or_all(permissions: Vec<PackagePermission>) -> Vec<PackagePermission> {
@@ -170,27 +245,22 @@ impl PublishCommand {
             }
             PublishCommand::Grant(c) => {
                 let permissions = permissions_or_all(c.permissions);
-                let what = format!(
-                    "granted {} to {}",
-                    list(&permissions),
-                    c.public_key.fingerprint()
-                );
+                let key = c.public_key.public_key()?;
+                let what = format!("granted {} to {}", list(&permissions), key.fingerprint());
                 (
                     c.common,
-                    vec![PublishEntry::Grant {
-                        key: c.public_key,
-                        permissions,
-                    }],
+                    vec![PublishEntry::Grant { key, permissions }],
                     what,
                 )
             }
             PublishCommand::Revoke(c) => {
                 let permissions = permissions_or_all(c.permissions);
-                let what = format!("revoked {} from {}", list(&permissions), c.key_id);
+                let key_id = c.key_id.key_id()?;
+                let what = format!("revoked {} from {key_id}", list(&permissions));
                 (
                     c.common,
                     vec![PublishEntry::Revoke {
-                        key_id: c.key_id,
+                        key_id,
                         permissions,
                     }],
                     what,
@@ -223,9 +293,7 @@ impl PublishCommand {
         let key = common.key.load()?;
         let mut client = common.client.open(Some(&common.package))?;
         let package = common.package.clone();
-        let published: Published = runtime()?
-            .block_on(client.publish(&package, &key, entries))
-            .with_context(|| format!("cannot publish to `{package}`"))?;
+        let published: Published = runtime()?.block_on(client.publish(&package, &key, entries))?;
         let report = Report {
             package: package.to_string(),
             record_id: published.record_id.to_string(),
