@@ -33,7 +33,7 @@ mod http;
 mod progress;
 mod publish;
 mod referrers;
-mod registry_url;
+pub mod registry_url;
 pub mod state;
 mod update;
 

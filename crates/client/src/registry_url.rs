@@ -67,16 +67,21 @@ impl RegistryUrl {
             name.push('_');
             name.push_str(path);
         }
-        name.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
+        file_name_of(&name)
     }
+}
+
+/// `text` with every character but ASCII letters, digits, `.` and `-` replaced by `_`.
+pub fn file_name_of(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -232,7 +232,7 @@ impl tower_service::Service<Request> for Front {
 /// exists). Events of the target `cairn_server::requests`.
 struct RequestSeen {
     method: Method,
-    path: String,
+    uri: axum::http::Uri,
     started: std::time::Instant,
 }
 
@@ -240,7 +240,7 @@ impl RequestSeen {
     fn new(request: &Request) -> Self {
         RequestSeen {
             method: request.method().clone(),
-            path: request.uri().path().to_owned(),
+            uri: request.uri().clone(),
             started: std::time::Instant::now(),
         }
     }
@@ -249,7 +249,7 @@ impl RequestSeen {
         if status.as_u16() < 400 {
             return;
         }
-        let (method, path, status) = (self.method.as_str(), self.path.as_str(), status.as_u16());
+        let (method, path, status) = (self.method.as_str(), self.uri.path(), status.as_u16());
         let ms = self.started.elapsed().as_secs_f64() * 1000.0;
         let ms = (ms * 10.0).round() / 10.0;
         if status >= 500 {

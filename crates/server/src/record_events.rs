@@ -14,18 +14,11 @@ pub fn package_entries(entries: &[PackageEntry]) -> String {
         .iter()
         .map(|entry| match entry {
             PackageEntry::Init { .. } => "init".to_owned(),
-            PackageEntry::Grant { key, permissions } => format!(
-                "grant {} to {}",
-                join(permissions.iter().map(ToString::to_string)),
-                key.fingerprint()
-            ),
+            PackageEntry::Grant { key, permissions } => grant(permissions, &key.fingerprint()),
             PackageEntry::Revoke {
                 key_id,
                 permissions,
-            } => format!(
-                "revoke {} from {key_id}",
-                join(permissions.iter().map(ToString::to_string))
-            ),
+            } => revoke(permissions, key_id),
             PackageEntry::Release { version, .. } => format!("release {version}"),
             PackageEntry::Yank { version } => format!("yank {version}"),
         })
@@ -39,18 +32,11 @@ pub fn operator_entries(entries: &[OperatorEntry]) -> String {
         .iter()
         .map(|entry| match entry {
             OperatorEntry::Init { .. } => "init".to_owned(),
-            OperatorEntry::Grant { key, permissions } => format!(
-                "grant {} to {}",
-                join(permissions.iter().map(ToString::to_string)),
-                key.fingerprint()
-            ),
+            OperatorEntry::Grant { key, permissions } => grant(permissions, &key.fingerprint()),
             OperatorEntry::Revoke {
                 key_id,
                 permissions,
-            } => format!(
-                "revoke {} from {key_id}",
-                join(permissions.iter().map(ToString::to_string))
-            ),
+            } => revoke(permissions, key_id),
             OperatorEntry::DefineNamespace { namespace } => {
                 format!("define namespace {namespace}")
             }
@@ -65,8 +51,20 @@ pub fn operator_entries(entries: &[OperatorEntry]) -> String {
         .join(", ")
 }
 
-fn join(items: impl Iterator<Item = String>) -> String {
-    items.collect::<Vec<_>>().join("+")
+fn grant(permissions: &[impl ToString], key: &KeyId) -> String {
+    format!("grant {} to {key}", join(permissions))
+}
+
+fn revoke(permissions: &[impl ToString], key: &KeyId) -> String {
+    format!("revoke {} from {key}", join(permissions))
+}
+
+fn join(permissions: &[impl ToString]) -> String {
+    permissions
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("+")
 }
 
 /// Logs a record the registry accepted (queued for the sequencer, or waiting for content).

@@ -105,17 +105,10 @@ pub fn storage_dir(url: &RegistryUrl) -> anyhow::Result<PathBuf> {
 
 /// The folder name earlier versions used: the URL without its scheme.
 fn legacy_storage_name(url: &str) -> String {
-    url.trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    cairn_client::registry_url::file_name_of(
+        url.trim_start_matches("https://")
+            .trim_start_matches("http://"),
+    )
 }
 
 /// Whether `dir` holds the trusted state of the registry at `url`.
