@@ -161,7 +161,8 @@ fn main() {
         format!("oci://127.0.0.1:{}/bench/direct", registry.port)
             .parse()
             .unwrap(),
-    );
+    )
+    .unwrap();
     let digest = Digest::of(&bytes).to_string().parse().unwrap();
     direct.put(&digest, &bytes).unwrap();
     let direct_url = format!("{}/v2/bench/direct/blobs/{digest}", registry.url());

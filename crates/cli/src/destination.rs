@@ -10,6 +10,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use atomic_write_file::AtomicWriteFile;
 
 /// Where the bytes go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,44 +91,41 @@ impl Destination {
     }
 }
 
-/// Writes a regular file through a temporary one beside it.
+/// Writes a regular file through a temporary one beside it (`atomic-write-file`: synced,
+/// renamed over the file, the directory synced), unless the file holds other bytes and
+/// `force` is not given.
 fn write_file<T>(
     path: &Path,
     force: bool,
     write: impl FnOnce(&mut dyn Write) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let tmp = temporary_path(path);
-    let result = (|| {
-        let file =
-            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        let mut out = BufWriter::with_capacity(64 << 10, file);
-        let value = write(&mut out)?;
-        let file = out
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        file.sync_all()
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        if !force && fs::symlink_metadata(path).is_ok() && !same_bytes(&tmp, path)? {
-            bail!(
-                "{} exists and holds other bytes; `--force` replaces it",
-                path.display()
-            );
-        }
-        fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(value)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    let cannot = || format!("cannot write {}", path.display());
+    let mut options = AtomicWriteFile::options();
+    options.read(true);
+    let file = options.open(path).with_context(cannot)?;
+    let mut out = BufWriter::with_capacity(64 << 10, file);
+    let value = write(&mut out)?;
+    let mut file = out
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(cannot)?;
+    if !force && fs::symlink_metadata(path).is_ok() && !same_bytes(file.as_file_mut(), path)? {
+        // Dropped without a commit, the temporary file goes.
+        bail!(
+            "{} exists and holds other bytes; `--force` replaces it",
+            path.display()
+        );
     }
-    result
+    file.commit().with_context(cannot)?;
+    Ok(value)
 }
 
-/// Whether the files at `a` and `b` hold the same bytes.
-fn same_bytes(a: &Path, b: &Path) -> anyhow::Result<bool> {
-    let open =
-        |path: &Path| File::open(path).with_context(|| format!("cannot read {}", path.display()));
-    let (mut a_file, mut b_file) = (open(a)?, open(b)?);
+/// Whether `written` (read from its start) and the file at `b` hold the same bytes.
+fn same_bytes(written: &mut File, b: &Path) -> anyhow::Result<bool> {
+    use std::io::Seek as _;
+    written.rewind()?;
+    let a_file = written;
+    let mut b_file = File::open(b).with_context(|| format!("cannot read {}", b.display()))?;
     if a_file.metadata()?.len() != b_file.metadata()?.len() {
         return Ok(false);
     }
@@ -148,13 +146,6 @@ fn same_bytes(a: &Path, b: &Path) -> anyhow::Result<bool> {
 /// whatever is there.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     write_file(path, true, |out| Ok(out.write_all(bytes)?))
-}
-
-/// A temporary file name beside `path`, unique to this process.
-pub fn temporary_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp-{}", std::process::id()));
-    path.with_file_name(name)
 }
 
 #[cfg(test)]

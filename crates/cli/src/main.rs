@@ -3,6 +3,8 @@
 //! Each subcommand lives in `commands/<name>.rs` as a `clap` struct plus a `run` function that
 //! wires arguments to the libraries; the logic lives in the library crates.
 
+#![deny(unsafe_code)]
+
 mod commands;
 mod destination;
 mod logging;
@@ -104,7 +106,8 @@ fn main() -> ExitCode {
                     "error": format!("{error:#}"),
                     "kind": error_kind(&error),
                 });
-                println!("{report}");
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stdout(), "{report}");
             } else {
                 eprintln!("error: {error:#}");
             }
@@ -137,6 +140,69 @@ fn error_kind(error: &anyhow::Error) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every leaf command, by its path (`publish release`).
+    fn leaves() -> Vec<(String, clap::Command)> {
+        fn visit(command: &clap::Command, path: &str, out: &mut Vec<(String, clap::Command)>) {
+            for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+                let path = format!("{path} {}", sub.get_name()).trim().to_owned();
+                if sub.has_subcommands() {
+                    visit(sub, &path, out);
+                } else {
+                    out.push((path, sub.clone()));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        visit(&Cli::command(), "", &mut out);
+        out
+    }
+
+    fn takes(command: &clap::Command, flag: &str) -> bool {
+        command.get_arguments().any(|a| a.get_long() == Some(flag))
+    }
+
+    /// Every command that prints a result can print it as JSON; the server prints logs (its
+    /// `--log-format json`), `completions` and `man` print the artefact asked for.
+    #[test]
+    fn every_command_that_prints_takes_json() {
+        for (path, command) in leaves() {
+            let prints_artefact = matches!(path.as_str(), "serve" | "completions" | "man");
+            assert_eq!(
+                takes(&command, "json"),
+                !prints_artefact,
+                "`cairn {path}` and --json"
+            );
+        }
+    }
+
+    /// Flags only where they apply: `--concurrency` on the commands that move content, the
+    /// connection's options on the commands that talk to a registry.
+    #[test]
+    fn flags_only_where_they_apply() {
+        let moves_content = ["fetch", "publish release", "publish record"];
+        let talks_to_registry = ["update", "info", "log", "fetch"];
+        for (path, command) in leaves() {
+            let moves = moves_content.contains(&path.as_str());
+            let talks =
+                moves || talks_to_registry.contains(&path.as_str()) || path.starts_with("publish ");
+            assert_eq!(
+                takes(&command, "concurrency"),
+                moves,
+                "`cairn {path}` and --concurrency"
+            );
+            for flag in ["ca-cert", "max-checkpoint-age"] {
+                assert_eq!(takes(&command, flag), talks, "`cairn {path}` and --{flag}");
+            }
+            let per_registry =
+                talks || matches!(path.as_str(), "login" | "logout" | "reset" | "config");
+            assert_eq!(
+                takes(&command, "registry"),
+                per_registry,
+                "`cairn {path}` and --registry"
+            );
+        }
+    }
 
     /// Every command has examples in its `--help`, and each example (up to a pipe or a
     /// redirection) is a command line `cairn` accepts.

@@ -15,9 +15,20 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
+/// Prints a line on standard output, returning the error of a failed write (a reader that
+/// went away: `cairn log NS:NAME | head -1`) where `println!` would panic; `main` ends such
+/// a command quietly.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?
+    }};
+}
+
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    crate::outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 

@@ -14,28 +14,28 @@ use anyhow::{bail, Context};
 use cairn_protocol::PrivateKey;
 use serde::{Deserialize, Serialize};
 
+/// The XDG base folders (on every platform, as command-line tools keep them), from `etcetera`.
+fn base_dirs() -> anyhow::Result<etcetera::base_strategy::Xdg> {
+    etcetera::base_strategy::Xdg::new()
+        .context("cannot find your home folder: set HOME (or XDG_CONFIG_HOME and XDG_DATA_HOME)")
+}
+
 /// The folder holding `config.json` and `keys/`.
 pub fn config_dir() -> anyhow::Result<PathBuf> {
+    use etcetera::BaseStrategy as _;
     if let Some(dir) = std::env::var_os("CAIRN_CONFIG_DIR") {
         return Ok(PathBuf::from(dir));
     }
-    if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir).join("cairn"));
-    }
-    let home = std::env::var_os("HOME").context("neither XDG_CONFIG_HOME nor HOME is set")?;
-    Ok(PathBuf::from(home).join(".config").join("cairn"))
+    Ok(base_dirs()?.config_dir().join("cairn"))
 }
 
 /// The folder for the client's trusted state and fragment cache (`$XDG_DATA_HOME/cairn`).
 pub fn data_dir() -> anyhow::Result<PathBuf> {
+    use etcetera::BaseStrategy as _;
     if let Some(dir) = std::env::var_os("CAIRN_DATA_DIR") {
         return Ok(PathBuf::from(dir));
     }
-    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir).join("cairn"));
-    }
-    let home = std::env::var_os("HOME").context("neither XDG_DATA_HOME nor HOME is set")?;
-    Ok(PathBuf::from(home).join(".local/share/cairn"))
+    Ok(base_dirs()?.data_dir().join("cairn"))
 }
 
 /// `config.json`.
@@ -189,11 +189,8 @@ fn save_tokens(tokens: &BTreeMap<String, String>) -> anyhow::Result<PathBuf> {
     let path = tokens_path()?;
     let dir = path.parent().expect("a file in a folder");
     std::fs::create_dir_all(dir)?;
-    let temporary = dir.join(".tokens.json.new");
-    let _ = std::fs::remove_file(&temporary);
-    cairn_server::write_secret(&temporary, &serde_json::to_string_pretty(tokens)?)
-        .with_context(|| format!("cannot write {}", temporary.display()))?;
-    std::fs::rename(&temporary, &path)
+    let json = serde_json::to_string_pretty(tokens)?;
+    write_secret_atomically(&path, json.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }
@@ -216,4 +213,18 @@ pub fn set_token(url: &str, token: Option<&str>) -> anyhow::Result<PathBuf> {
         None => tokens.remove(&url),
     };
     save_tokens(&tokens)
+}
+
+/// Writes `bytes` to `path` atomically as a secret: readable by its owner only (mode 0600).
+fn write_secret_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = atomic_write_file::AtomicWriteFile::options();
+    #[cfg(unix)]
+    {
+        use atomic_write_file::unix::OpenOptionsExt as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.preserve_mode(false).mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.commit()
 }

@@ -8,53 +8,12 @@ use std::process::Command;
 
 use support::*;
 
-struct User {
-    config: std::path::PathBuf,
-    data: std::path::PathBuf,
-}
-
-impl User {
-    fn new(root: &std::path::Path, name: &str) -> Self {
-        User {
-            config: root.join(name).join("config"),
-            data: root.join(name).join("data"),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let output = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .args(args)
-            .env("CAIRN_CONFIG_DIR", &self.config)
-            .env("CAIRN_DATA_DIR", &self.data)
-            .env_remove("CAIRN_KEY")
-            .env_remove("CAIRN_REGISTRY")
-            .env_remove("CAIRN_MAX_CHECKPOINT_AGE")
-            .output()
-            .unwrap();
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (ok, stdout, stderr) = self.run(args);
-        assert!(ok, "cairn {args:?} failed:\n{stdout}{stderr}");
-        stdout
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        serde_json::from_str(&self.ok(args)).unwrap()
-    }
-}
-
 #[test]
 fn publish_fetch_yank_grant_and_revoke_from_the_command_line() {
     let root = temp_dir("client-cli");
     let server = TestServer::start(&root.join("registry"), &["--namespace", "example"]);
-    let alice = User::new(&root, "alice");
-    let bob = User::new(&root, "bob");
+    let alice = CliUser::new(&root, "alice");
+    let bob = CliUser::new(&root, "bob");
     for user in [&alice, &bob] {
         user.ok(&["config", "--registry", &server.url]);
     }
@@ -63,7 +22,7 @@ fn publish_fetch_yank_grant_and_revoke_from_the_command_line() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(alice.config.join("keys/default.key"))
+        let mode = std::fs::metadata(alice.config().join("keys/default.key"))
             .unwrap()
             .permissions()
             .mode();
@@ -197,21 +156,28 @@ fn publish_fetch_yank_grant_and_revoke_from_the_command_line() {
         ]
     );
     let log = bob.json(&["log", "example:calc", "--json"]);
-    let entries: Vec<String> = log
+    // Each entry is fields, named by its kind.
+    let entries: Vec<serde_json::Value> = log
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|r| {
-            r["entries"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e.as_str().unwrap().to_owned())
-        })
+        .flat_map(|r| r["entries"].as_array().unwrap().clone())
         .collect();
-    assert!(entries[0].starts_with("init"));
-    assert!(entries.iter().any(|e| e == "yank 1.1.0"));
-    assert!(entries.iter().any(|e| e.starts_with("revoke release from")));
+    assert_eq!(entries[0]["kind"], "init", "{log}");
+    assert_eq!(entries[0]["hashAlgorithm"], "sha256");
+    assert!(entries[0]["publicKey"]
+        .as_str()
+        .unwrap()
+        .starts_with("ecdsa-p256:"));
+    assert!(entries
+        .iter()
+        .any(|e| e["kind"] == "yank" && e["version"] == "1.1.0"));
+    assert!(entries.iter().any(|e| e["kind"] == "release"
+        && e["version"] == "2.0.0"
+        && e["content"].as_str().unwrap().starts_with("sha256:")));
+    assert!(entries.iter().any(|e| e["kind"] == "revoke"
+        && e["permissions"] == serde_json::json!(["release"])
+        && e["keyId"].as_str().unwrap().starts_with("sha256:")));
     assert!(log[0]["time"].as_str().unwrap().ends_with('Z'));
 
     // A key from the environment, without a file.
@@ -242,7 +208,7 @@ fn publish_fetch_yank_grant_and_revoke_from_the_command_line() {
 fn update_refuses_a_checkpoint_older_than_the_maximum_age() {
     let root = temp_dir("client-cli-age");
     let server = TestServer::start(&root.join("registry"), &["--namespace", "example"]);
-    let carol = User::new(&root, "carol");
+    let carol = CliUser::new(&root, "carol");
     carol.ok(&["config", "--registry", &server.url]);
     // Nothing is published, so the registry's checkpoint from its start ages.
     std::thread::sleep(std::time::Duration::from_millis(2100));

@@ -866,17 +866,18 @@ fn with_custom_section(bytes: &[u8], name: &str) -> Vec<u8> {
     out
 }
 
-fn blob_status(client: &Client, digest: &cairn_split::Digest) -> u16 {
+fn blob_status(client: &Client, digest: &cairn_split::BlobId) -> u16 {
     client
         .get(&format!("v1/cairn/blobs/{digest}"))
         .status()
         .as_u16()
 }
 
-/// Whether the content store (a directory) holds `digest`.
-fn blob_stored(server: &TestServer, digest: &cairn_split::Digest) -> bool {
+/// Whether the content store (a directory) holds `digest`, as it is or compressed.
+fn blob_stored(server: &TestServer, digest: &cairn_split::BlobId) -> bool {
     let hex = &digest.to_string()[7..];
-    server.data.join("content/blobs/sha256").join(hex).is_file()
+    let dir = server.data.join("content/blobs/sha256");
+    dir.join(hex).is_file() || dir.join(format!("{hex}.zst")).is_file()
 }
 
 #[test]

@@ -401,7 +401,7 @@ fn the_store_puts_heads_streams_and_deletes_blobs() {
             ..Default::default()
         },
     );
-    let store = OciContentStore::new(registry.content_location().parse().unwrap());
+    let store = OciContentStore::new(registry.content_location().parse().unwrap()).unwrap();
     store.ping().unwrap();
     let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let digest = blob_digest(&bytes);
@@ -446,7 +446,7 @@ fn a_registry_with_deletes_disabled_keeps_the_blob_without_failing() {
         return;
     };
     let registry = DockerRegistry::start(&binary, "oci-content-nodelete", Default::default());
-    let store = OciContentStore::new(registry.content_location().parse().unwrap());
+    let store = OciContentStore::new(registry.content_location().parse().unwrap()).unwrap();
     let bytes = b"kept".to_vec();
     let digest = blob_digest(&bytes);
     store.put(&digest, &bytes).unwrap();

@@ -8,7 +8,7 @@
 mod docker_registry;
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use base64::Engine as _;
@@ -840,38 +840,6 @@ fn the_token_flow_issues_tokens_scoped_to_repositories() {
 // ---------------------------------------------------------------------------------------
 // Peers: `wkg publish`, `warg login`.
 
-/// A peer binary: `$VAR`, then `$CAIRN_PEERS/bin/NAME` (default `~/.cache/cairn-peers`),
-/// then `PATH`. Without it the test says so loudly, and fails in CI.
-fn peer(name: &str, var: &str) -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os(var) {
-        return Some(PathBuf::from(path));
-    }
-    let peers = std::env::var_os("CAIRN_PEERS")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache/cairn-peers"))
-        });
-    if let Some(found) = peers
-        .map(|dir| dir.join("bin").join(name))
-        .filter(|p| p.is_file())
-    {
-        return Some(found);
-    }
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .ok()?;
-    let path = String::from_utf8_lossy(&found.stdout).trim().to_owned();
-    if path.is_empty() {
-        let message =
-            format!("SKIPPED: {name} is not installed; its interoperability test did not run");
-        assert!(std::env::var_os("CI").is_none(), "{message}, and CI is set");
-        eprintln!("\n{}\n{message}\n{}\n", "!".repeat(72), "!".repeat(72));
-        return None;
-    }
-    Some(PathBuf::from(path))
-}
-
 /// A command run in its own home, with the XDG folders under it.
 fn in_home(program: &Path, home: &Path) -> Command {
     let mut command = Command::new(program);
@@ -1200,6 +1168,13 @@ fn a_registry_that_requires_tokens_publishes_only_for_accounts() {
     use std::io::Write as _;
     writeln!(login.stdin.take().unwrap(), "{}", alice.token).unwrap();
     assert!(login.wait().unwrap().success());
+    // The saved token is readable by its owner only.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let tokens = home.join("cairn-config/tokens.json");
+        let mode = std::fs::metadata(&tokens).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", tokens.display());
+    }
     let run = in_home(cairn_bin, &home)
         .args([
             "publish",

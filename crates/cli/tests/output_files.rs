@@ -278,3 +278,37 @@ fn fetch_writes_to_standard_output_a_directory_and_refuses_to_clobber() {
         fixture(COMPONENT)
     );
 }
+
+/// A reader that went away (`cairn inspect app.wasm | head -1`) ends a command quietly: no
+/// panic, no error, success; for commands that print lines and for those that write a file.
+#[test]
+fn a_closed_standard_output_ends_a_command_quietly() {
+    let dir = temp_dir("closed-stdout");
+    let component = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(COMPONENT);
+    let component = component.to_str().unwrap();
+    let blobs = split_fixture(&dir);
+    let blobs = blobs.to_str().unwrap();
+    for args in [
+        vec!["inspect", component],
+        vec!["hash", component, component],
+        vec!["inspect", component, "--json"],
+        vec!["join", blobs, "-o", "-"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(&args)
+            .current_dir(&dir)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = stderr(&output);
+        assert!(
+            output.status.success() && !stderr.contains("panicked"),
+            "cairn {args:?}: {:?}\n{stderr}",
+            output.status
+        );
+    }
+}

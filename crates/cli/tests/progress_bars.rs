@@ -5,8 +5,8 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 
 use support::*;
 
@@ -24,59 +24,41 @@ fn component() -> Vec<u8> {
         .unwrap_or_else(|| fixture("b03-rs-calc.wac.component.wasm"))
 }
 
-struct User {
-    home: PathBuf,
+/// Runs `cairn ARGS` in a pseudo-terminal of 24 rows and `columns`; returns everything it
+/// printed, with the terminal's control sequences removed, cut at carriage returns and
+/// newlines.
+fn in_terminal(user: &CliUser, columns: usize, args: &[&str]) -> Vec<String> {
+    let line = format!(
+        "stty rows 24 cols {columns}; {} {}",
+        env!("CARGO_BIN_EXE_cairn"),
+        args.join(" ")
+    );
+    let output = user
+        .command("script")
+        .args(["-qec", &line, "/dev/null"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "cairn {args:?} in a terminal:\n{text}"
+    );
+    strip_controls(&text)
+        .split(['\r', '\n'])
+        .map(str::to_owned)
+        .filter(|line| !line.trim().is_empty())
+        .collect()
 }
 
-impl User {
-    fn command(&self, program: &str) -> Command {
-        let mut command = Command::new(program);
-        command
-            .env("CAIRN_CONFIG_DIR", self.home.join("config"))
-            .env("CAIRN_DATA_DIR", self.home.join("data"))
-            .env_remove("CAIRN_KEY")
-            .env_remove("CAIRN_REGISTRY")
-            .env_remove("CAIRN_TOKEN")
-            .current_dir(&self.home)
-            .stdin(Stdio::null());
-        command
-    }
-
-    /// Runs `cairn ARGS` in a pseudo-terminal of 24 rows and `columns`; returns everything it
-    /// printed, with the terminal's control sequences removed, cut at carriage returns and
-    /// newlines.
-    fn in_terminal(&self, columns: usize, args: &[&str]) -> Vec<String> {
-        let line = format!(
-            "stty rows 24 cols {columns}; {} {}",
-            env!("CARGO_BIN_EXE_cairn"),
-            args.join(" ")
-        );
-        let output = self
-            .command("script")
-            .args(["-qec", &line, "/dev/null"])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(
-            output.status.success(),
-            "cairn {args:?} in a terminal:\n{text}"
-        );
-        strip_controls(&text)
-            .split(['\r', '\n'])
-            .map(str::to_owned)
-            .filter(|line| !line.trim().is_empty())
-            .collect()
-    }
-
-    fn ok(&self, args: &[&str]) -> std::process::Output {
-        let output = self
-            .command(env!("CARGO_BIN_EXE_cairn"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "cairn {args:?}: {output:?}");
-        output
-    }
+/// Runs `cairn ARGS` off a terminal; it must succeed.
+fn run_ok(user: &CliUser, args: &[&str]) -> std::process::Output {
+    let output = user
+        .command(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "cairn {args:?}: {output:?}");
+    output
 }
 
 /// `text` without ANSI escape sequences (`ESC [ ... letter`).
@@ -117,18 +99,21 @@ fn bars_label_stream_and_fit_a_terminal_and_stay_off_otherwise() {
     }
     let root = temp_dir("progress-bars");
     let server = TestServer::start(&root.join("registry"), &["--namespace", "example"]);
-    let home = root.join("alice");
-    std::fs::create_dir_all(&home).unwrap();
-    let alice = User { home: home.clone() };
+    let alice = CliUser::new(&root, "alice");
+    let home = alice.home.clone();
     let file = home.join("app.wasm");
     let bytes = component();
     std::fs::write(&file, &bytes).unwrap();
     let registry = ["--registry", server.url.as_str()];
-    alice.ok(&["key", "new"]);
-    alice.ok(&[&["publish", "init", "example:app"][..], &registry].concat());
+    run_ok(&alice, &["key", "new"]);
+    run_ok(
+        &alice,
+        &[&["publish", "init", "example:app"][..], &registry].concat(),
+    );
 
     let file_arg = file.to_str().unwrap();
-    let up = alice.in_terminal(
+    let up = in_terminal(
+        &alice,
         80,
         &[
             &[
@@ -158,7 +143,8 @@ fn bars_label_stream_and_fit_a_terminal_and_stay_off_otherwise() {
     let out = home.join("fetched.wasm");
     let out_arg = out.to_str().unwrap();
     // A narrower terminal: the label gives way, the line still fits.
-    let down = alice.in_terminal(
+    let down = in_terminal(
+        &alice,
         64,
         &[&["fetch", "example:app", "-o", out_arg][..], &registry].concat(),
     );
@@ -182,7 +168,8 @@ fn bars_label_stream_and_fit_a_terminal_and_stay_off_otherwise() {
     }
 
     // `--json` in a terminal: JSON and no bar.
-    let json = alice.in_terminal(
+    let json = in_terminal(
+        &alice,
         80,
         &[
             &["fetch", "example:app", "-o", out_arg, "--json"][..],
@@ -192,7 +179,10 @@ fn bars_label_stream_and_fit_a_terminal_and_stay_off_otherwise() {
     );
     assert!(bars(&json).is_empty(), "{json:#?}");
     // Not a terminal: no bar.
-    let plain = alice.ok(&[&["fetch", "example:app", "-o", out_arg][..], &registry].concat());
+    let plain = run_ok(
+        &alice,
+        &[&["fetch", "example:app", "-o", out_arg][..], &registry].concat(),
+    );
     assert!(!String::from_utf8_lossy(&plain.stderr).contains(" left"));
     let _ = Path::new(out_arg);
 }

@@ -117,7 +117,7 @@ fn publishing_and_fetching_a_component_round_trips_byte_for_byte() {
         .get(&format!("v1/cairn/blobs/{}", module.digest))
         .bytes()
         .unwrap();
-    assert_eq!(cairn_split::Digest::of(&by_digest), module.digest);
+    assert_eq!(cairn_split::BlobId::of(&by_digest), module.digest);
     let by_cid = client
         .get(&format!("v1/cairn/blobs/{}", module.digest.to_cid()))
         .bytes()
@@ -134,7 +134,7 @@ fn publishing_and_fetching_a_component_round_trips_byte_for_byte() {
         assert_eq!(listed["locations"][1]["cid"], entry.digest.to_cid());
         let url = listed["locations"][0]["url"].as_str().unwrap();
         let bytes = client.http.get(url).send().unwrap().bytes().unwrap();
-        assert_eq!(cairn_split::Digest::of(&bytes), entry.digest);
+        assert_eq!(cairn_split::BlobId::of(&bytes), entry.digest);
     }
 }
 
@@ -597,7 +597,7 @@ fn audit_passes_after_a_restart_and_offline_administration_works() {
     let (ok, _, stderr) = cairn(&["admin", "define-namespace", "--data", data_arg, "other"]);
     assert!(!ok && stderr.contains("already defined"), "{stderr}");
     let extra = cairn_protocol::PrivateKey::generate().unwrap();
-    let (ok, _, stderr) = cairn(&[
+    let (ok, stdout, stderr) = cairn(&[
         "admin",
         "grant",
         "--data",
@@ -605,8 +605,15 @@ fn audit_passes_after_a_restart_and_offline_administration_works() {
         &extra.public_key().to_string(),
         "--permission",
         "commit",
+        "--json",
     ]);
     assert!(ok, "{stderr}");
+    let granted: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(granted["granted"], serde_json::json!(["commit"]));
+    assert_eq!(
+        granted["keyId"],
+        extra.public_key().fingerprint().to_string()
+    );
     let (ok, _, stderr) = cairn(&[
         "admin",
         "revoke",
@@ -618,12 +625,20 @@ fn audit_passes_after_a_restart_and_offline_administration_works() {
     ]);
     assert!(ok, "{stderr}");
     let old_key = std::fs::read_to_string(data.join("operator.key")).unwrap();
-    let (ok, stdout, stderr) = cairn(&["admin", "rotate-key", "--data", data_arg]);
+    let (ok, stdout, stderr) = cairn(&["admin", "rotate-key", "--data", data_arg, "--json"]);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("rotated"));
-    assert_ne!(
-        std::fs::read_to_string(data.join("operator.key")).unwrap(),
-        old_key
+    let rotated: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let new_text = std::fs::read_to_string(data.join("operator.key")).unwrap();
+    assert_ne!(new_text, old_key);
+    let old: cairn_protocol::PrivateKey = old_key.trim().parse().unwrap();
+    assert_eq!(
+        rotated["previousKeyId"],
+        old.public_key().fingerprint().to_string()
+    );
+    let rotated_to: cairn_protocol::PrivateKey = new_text.trim().parse().unwrap();
+    assert_eq!(
+        rotated["keyId"],
+        rotated_to.public_key().fingerprint().to_string()
     );
     let (ok, _, stderr) = cairn(&["audit", "--data", data_arg]);
     assert!(ok, "{stderr}");
@@ -744,4 +759,81 @@ fn publish_answers_alike_whether_its_path_is_escaped_or_not() {
         |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap()["recordId"].clone();
     assert_eq!(id(&first), json!(init.record_id().to_string()));
     assert_eq!(id(&again), id(&first));
+}
+
+#[test]
+fn the_audit_fails_on_a_changed_blob_and_names_the_content() {
+    let data = temp_dir("audit-tampered");
+    let server = TestServer::start(&data, &["--namespace", "example"]);
+    let client = server.client();
+    let bytes = fixture("b01-fac.component.wasm");
+    let mut publisher = Publisher::new("example:fac");
+    publisher.publish_init(&client);
+    publisher.publish_release(&client, "1.0.0", &bytes);
+    assert!(server.stop().success());
+
+    // Change one byte of every stored blob.
+    let blobs = data.join("content/blobs/sha256");
+    for entry in std::fs::read_dir(&blobs).unwrap() {
+        let path = entry.unwrap().path();
+        let mut stored = std::fs::read(&path).unwrap();
+        let last = stored.len() - 1;
+        stored[last] ^= 1;
+        std::fs::write(&path, stored).unwrap();
+    }
+    let data_arg = data.to_str().unwrap();
+    let (ok, _, stderr) = cairn(&["audit", "--data", data_arg]);
+    assert!(!ok, "the audit passed over changed blobs");
+    let content = cairn_protocol::Digest::of(&bytes).to_string();
+    assert!(
+        stderr.contains(&format!("content {content} does not join")),
+        "{stderr}"
+    );
+    // The log itself is intact.
+    let (ok, stdout, stderr) = cairn(&["audit", "--data", data_arg, "--skip-content"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("audit passed"), "{stdout}");
+}
+
+#[test]
+fn blobs_are_sent_in_zstd_as_stored_to_clients_that_accept_it() {
+    let data = temp_dir("blobs-zstd");
+    let server = TestServer::start(&data, &["--namespace", "example"]);
+    let client = server.client();
+    let bytes = fixture("b03-rs-calc.wac.component.wasm");
+    let mut publisher = Publisher::new("example:calc");
+    publisher.publish_init(&client);
+    publisher.publish_release(&client, "1.0.0", &bytes);
+    let split = cairn_split::split(&bytes).unwrap();
+    let largest = split
+        .blobs()
+        .iter()
+        .max_by_key(|blob| blob.bytes.len())
+        .unwrap();
+    let url = format!("{}/v1/cairn/blobs/{}", server.url, largest.digest);
+    let get = |accept: Option<&str>| {
+        let mut request = client.http.get(&url);
+        if let Some(accept) = accept {
+            request = request.header("Accept-Encoding", accept);
+        }
+        let response = request.send().unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(header(&response, "vary"), "accept-encoding");
+        let encoding = response
+            .headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (encoding, response.bytes().unwrap().to_vec())
+    };
+    // Asked for zstd: the stored frame, smaller, which decompresses to the blob.
+    let (encoding, body) = get(Some("gzip, zstd"));
+    assert_eq!(encoding.as_deref(), Some("zstd"));
+    assert!(body.len() < largest.bytes.len(), "{} bytes", body.len());
+    assert_eq!(zstd::decode_all(&body[..]).unwrap(), &largest.bytes[..]);
+    // Not asked, or refused with q=0: the blob as it is, byte for byte.
+    for accept in [None, Some("gzip"), Some("zstd;q=0")] {
+        let (encoding, body) = get(accept);
+        assert_eq!(encoding, None, "{accept:?}");
+        assert_eq!(body, &largest.bytes[..], "{accept:?}");
+    }
 }

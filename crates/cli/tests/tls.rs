@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -145,35 +145,20 @@ fn start_proxy(dir: &Path, port: u16, backend: &str) -> TlsProxy {
     TlsProxy { child, port }
 }
 
-struct User {
-    home: PathBuf,
-}
-
-impl User {
-    fn run(&self, args: &[&str], env: &[(&str, &Path)]) -> (bool, String) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
-        command
-            .args(args)
-            .env("CAIRN_CONFIG_DIR", self.home.join("config"))
-            .env("CAIRN_DATA_DIR", self.home.join("data"))
-            .env_remove("CAIRN_KEY")
-            .env_remove("CAIRN_CA_CERT")
-            .env_remove("SSL_CERT_FILE")
-            .env_remove("CAIRN_REGISTRY")
-            .env_remove("CAIRN_TOKEN")
-            .current_dir(&self.home)
-            .stdin(Stdio::null());
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let output = command.output().unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.success(), text)
+/// Runs `cairn ARGS` as `user` with `env` set: (success, everything it printed).
+fn run(user: &CliUser, args: &[&str], env: &[(&str, &Path)]) -> (bool, String) {
+    let mut command = user.command(env!("CARGO_BIN_EXE_cairn"));
+    command.args(args);
+    for (name, value) in env {
+        command.env(name, value);
     }
+    let output = command.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
 }
 
 #[test]
@@ -203,13 +188,11 @@ fn a_registry_behind_a_tls_proxy_is_trusted_with_its_ca() {
     assert_eq!(server.url, url);
     let proxy = start_proxy(&dir, port, &server.local_url);
     assert_eq!(proxy.port, port);
-    let home = dir.join("alice");
-    std::fs::create_dir_all(&home).unwrap();
-    let alice = User { home };
+    let alice = CliUser::new(&dir, "alice");
     let ca = dir.join("ca.pem");
 
     // Not trusted: one clear error that says what to do.
-    let (ok, text) = alice.run(&["update", "--registry", &url], &[]);
+    let (ok, text) = run(&alice, &["update", "--registry", &url], &[]);
     assert!(!ok, "{text}");
     eprintln!("without --ca-cert: {text}");
     assert!(
@@ -247,11 +230,12 @@ fn a_registry_behind_a_tls_proxy_is_trusted_with_its_ca() {
             ca_arg,
         ],
     ] {
-        let (ok, text) = alice.run(&args, &[]);
+        let (ok, text) = run(&alice, &args, &[]);
         assert!(ok, "cairn {args:?}: {text}");
     }
     let out = dir.join("fetched.wasm");
-    let (ok, text) = alice.run(
+    let (ok, text) = run(
+        &alice,
         &[
             "fetch",
             "example:calc",
@@ -268,10 +252,15 @@ fn a_registry_behind_a_tls_proxy_is_trusted_with_its_ca() {
         fixture("b01-fac.component.wasm")
     );
     // SSL_CERT_FILE names the roots to trust, as for other tools.
-    let (ok, text) = alice.run(&["update", "--registry", &url], &[("SSL_CERT_FILE", &ca)]);
+    let (ok, text) = run(
+        &alice,
+        &["update", "--registry", &url],
+        &[("SSL_CERT_FILE", &ca)],
+    );
     assert!(ok, "{text}");
     // A file that holds no certificate is refused as such.
-    let (ok, text) = alice.run(
+    let (ok, text) = run(
+        &alice,
         &[
             "update",
             "--registry",

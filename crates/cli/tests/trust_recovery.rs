@@ -6,58 +6,10 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
 use support::*;
 
-struct User {
-    config: PathBuf,
-    data: PathBuf,
-}
-
-impl User {
-    fn new(root: &Path, name: &str) -> Self {
-        User {
-            config: root.join(name).join("config"),
-            data: root.join(name).join("data"),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let output = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .args(args)
-            .env("CAIRN_CONFIG_DIR", &self.config)
-            .env("CAIRN_DATA_DIR", &self.data)
-            .env_remove("CAIRN_KEY")
-            .env_remove("CAIRN_REGISTRY")
-            .env_remove("CAIRN_TOKEN")
-            .env_remove("CAIRN_MAX_CHECKPOINT_AGE")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (ok, stdout, stderr) = self.run(args);
-        assert!(ok, "cairn {args:?} failed:\n{stdout}{stderr}");
-        stdout
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let (ok, stdout, stderr) = self.run(args);
-        assert!(!ok, "cairn {args:?} succeeded:\n{stdout}");
-        stderr
-    }
-}
-
-fn publish_calc(user: &User, version: &str) {
-    let file = user.config.parent().unwrap().join("calc.wasm");
+fn publish_calc(user: &CliUser, version: &str) {
+    let file = user.home.join("calc.wasm");
     std::fs::write(&file, fixture("b01-fac.component.wasm")).unwrap();
     user.ok(&[
         "publish",
@@ -75,13 +27,13 @@ fn a_registry_with_another_history_is_named_once_and_reset_recovers() {
     let first = TestServer::start(&root.join("first"), &["--namespace", "example"]);
     let url = first.url.clone();
     let port = url.rsplit(':').next().unwrap().to_owned();
-    let alice = User::new(&root, "alice");
+    let alice = CliUser::new(&root, "alice");
     alice.ok(&["config", "--registry", &url]);
     alice.ok(&["key", "new"]);
     alice.ok(&["publish", "init", "example:calc"]);
     publish_calc(&alice, "1.0.0");
     // Another user cannot init it again: the registry says it exists.
-    let bob = User::new(&root, "bob");
+    let bob = CliUser::new(&root, "bob");
     bob.ok(&["config", "--registry", &url]);
     bob.ok(&["key", "new"]);
     let error = bob.fails(&["publish", "init", "example:calc"]);
@@ -134,11 +86,11 @@ fn a_registry_with_another_history_is_named_once_and_reset_recovers() {
 fn state_is_kept_per_origin_and_an_earlier_folder_is_taken_over() {
     let root = temp_dir("trust-origin");
     let server = TestServer::start(&root.join("registry"), &["--namespace", "example"]);
-    let alice = User::new(&root, "alice");
+    let alice = CliUser::new(&root, "alice");
     alice.ok(&["config", "--registry", &server.url]);
     alice.ok(&["key", "new"]);
     alice.ok(&["publish", "init", "example:calc"]);
-    let registries = alice.data.join("registries");
+    let registries = alice.data().join("registries");
     let port = server.url.rsplit(':').next().unwrap();
     let current = registries.join(format!("http_127.0.0.1_{port}"));
     assert!(current.join("trust.json").exists());

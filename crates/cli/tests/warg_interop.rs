@@ -3,8 +3,9 @@
 //! second key, and a release by that key refused after the revoke.
 //!
 //! The `warg` binary is found through `CAIRN_WARG`, then `$CAIRN_PEERS/bin/warg` (default
-//! `~/.cache/cairn-peers`), then `PATH`. `.ci/run` installs it there when it is missing. Without
-//! it, this test says so loudly and passes, except in CI (`CI` set), where it fails.
+//! `~/.cache/cairn-peers`), then `PATH` (`.ci/run` installs it with
+//! `cargo install --locked warg-cli --root ~/.cache/cairn-peers`). Without it, this test says
+//! so loudly and passes, except in CI (`CI` set), where it fails.
 
 mod support;
 
@@ -12,29 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use support::*;
-
-fn find_warg() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("CAIRN_WARG") {
-        return Some(PathBuf::from(path));
-    }
-    let peers = std::env::var_os("CAIRN_PEERS")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache/cairn-peers"))
-        });
-    if let Some(candidate) = peers
-        .map(|dir| dir.join("bin/warg"))
-        .filter(|p| p.is_file())
-    {
-        return Some(candidate);
-    }
-    let found = Command::new("sh")
-        .args(["-c", "command -v warg"])
-        .output()
-        .ok()?;
-    let path = String::from_utf8_lossy(&found.stdout).trim().to_owned();
-    (!path.is_empty()).then(|| PathBuf::from(path))
-}
 
 /// One `warg` user: their own home, config and flat-file keyring.
 struct WargUser {
@@ -128,13 +106,7 @@ impl WargUser {
 
 #[test]
 fn the_reference_warg_cli_works_against_cairn() {
-    let Some(warg) = find_warg() else {
-        let message = "\n\n*** warg CLI NOT FOUND: the interop test against the reference `warg` 0.10.0 did NOT run ***\n\
-                       *** install it with: cargo install --locked warg-cli --root ~/.cache/cairn-peers ***\n";
-        if std::env::var_os("CI").is_some() {
-            panic!("{message}");
-        }
-        eprintln!("{message}");
+    let Some(warg) = peer("warg", "CAIRN_WARG") else {
         return;
     };
     let root = temp_dir("warg-interop");

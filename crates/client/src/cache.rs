@@ -6,10 +6,10 @@
 //! fails a join instead of producing wrong bytes. Files are written to a temporary name
 //! and renamed, so a reader never sees half a blob.
 
-use std::io::{self, Read, Write as _};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use cairn_split::{BlobEntry, BlobSource, Digest};
+use cairn_split::{BlobEntry, BlobId, BlobSource};
 
 /// A directory of verified blobs, `<dir>/sha256/<hex>`.
 #[derive(Debug, Clone)]
@@ -29,44 +29,28 @@ impl FragmentCache {
     }
 
     /// Where the blob `digest` is kept.
-    pub fn path(&self, digest: &Digest) -> PathBuf {
+    pub fn path(&self, digest: &BlobId) -> PathBuf {
         self.dir.join("sha256").join(digest.to_hex())
     }
 
     /// Whether the cache holds the blob `digest`.
-    pub fn contains(&self, digest: &Digest) -> bool {
+    pub fn contains(&self, digest: &BlobId) -> bool {
         self.path(digest).is_file()
     }
 
     /// Stores a blob whose bytes the caller has checked against `digest`.
-    pub(crate) fn put(&self, digest: &Digest, bytes: &[u8]) -> io::Result<()> {
-        debug_assert_eq!(Digest::of(bytes), *digest);
+    pub(crate) fn put(&self, digest: &BlobId, bytes: &[u8]) -> io::Result<()> {
+        debug_assert_eq!(BlobId::of(bytes), *digest);
         let path = self.path(digest);
         if path.is_file() {
             return Ok(());
         }
-        let dir = self.dir.join("sha256");
-        std::fs::create_dir_all(&dir)?;
-        let temp = dir.join(format!(
-            ".{}.{}.{:?}.tmp",
-            digest.to_hex(),
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let result = (|| {
-            let mut file = std::fs::File::create(&temp)?;
-            file.write_all(bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&temp, &path)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&temp);
-        }
-        result
+        std::fs::create_dir_all(self.dir.join("sha256"))?;
+        crate::state::write_file_atomically(&path, bytes)
     }
 
     /// Removes a blob (one found damaged).
-    pub(crate) fn remove(&self, digest: &Digest) {
+    pub(crate) fn remove(&self, digest: &BlobId) {
         let _ = std::fs::remove_file(self.path(digest));
     }
 }

@@ -256,13 +256,21 @@ impl Client {
             reason,
         };
         let url = self.http.url(&format!("v1/cairn/blobs/{}", entry.digest))?;
-        let response = self.http.send(Method::GET, url.clone(), None).await?;
+        let response = self
+            .http
+            .send_accepting_encoding(Method::GET, url.clone(), "zstd")
+            .await?;
         if !response.status().is_success() {
             return Err(
                 crate::http::registry_error(response, &format!("blob {}", entry.digest)).await,
             );
         }
-        let bytes = read_body(response, entry.size, Some(&self.config.progress))
+        let zstd = response
+            .headers()
+            .get(reqwest::header::CONTENT_ENCODING)
+            .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"zstd"));
+        // A compressed blob is smaller than the blob (the registry stores it so only then).
+        let body = read_body(response, entry.size, Some(&self.config.progress))
             .await
             .map_err(|e| match e {
                 BodyError::TooLong => ClientError::from(tampered(format!(
@@ -274,6 +282,17 @@ impl Client {
                     reason,
                 },
             })?;
+        let bytes = if zstd {
+            let received = body.len() as u64;
+            let bytes = decode_zstd(&body, entry.size).map_err(tampered)?;
+            // The bar counts the blob's bytes.
+            self.config
+                .progress
+                .advance((bytes.len() as u64).saturating_sub(received));
+            bytes
+        } else {
+            body
+        };
         if bytes.len() as u64 != entry.size {
             return Err(tampered(format!(
                 "it has {} bytes instead of {}",
@@ -282,7 +301,7 @@ impl Client {
             ))
             .into());
         }
-        let actual = cairn_split::Digest::of(&bytes);
+        let actual = cairn_split::BlobId::of(&bytes);
         if actual != entry.digest {
             return Err(tampered(format!("its bytes hash to {actual}")).into());
         }
@@ -424,5 +443,47 @@ fn cache_blobs_of(cache: &FragmentCache, bytes: &[u8]) {
         for blob in split.blobs() {
             let _ = cache.put(&blob.digest, &blob.bytes);
         }
+    }
+}
+
+/// Decompresses a blob sent in zstd, which must decompress to at most `size` bytes: a body
+/// that expands past the blob's declared size (a decompression bomb) is refused once it has
+/// produced one byte too many, never decompressed whole.
+fn decode_zstd(body: &[u8], size: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let decoder = zstd::stream::read::Decoder::new(body)
+        .map_err(|e| format!("its zstd encoding does not decode: {e}"))?;
+    let mut bytes = Vec::with_capacity(size.min(64 << 20) as usize);
+    decoder
+        .take(size + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("its zstd encoding does not decode: {e}"))?;
+    if bytes.len() as u64 > size {
+        return Err(format!("its zstd encoding expands past its {size} bytes"));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod zstd_tests {
+    use super::decode_zstd;
+
+    #[test]
+    fn a_zstd_body_decodes_to_the_blob() {
+        let blob = vec![3u8; 10_000];
+        let body = zstd::encode_all(&blob[..], 3).unwrap();
+        assert_eq!(decode_zstd(&body, 10_000).unwrap(), blob);
+    }
+
+    #[test]
+    fn a_body_that_expands_past_the_declared_size_is_refused() {
+        // A small body that expands to 256 MiB: refused after the declared size plus a byte.
+        let bomb = zstd::encode_all(std::io::Read::take(std::io::repeat(0), 256 << 20), 3).unwrap();
+        assert!(bomb.len() < 64 << 10, "{} bytes", bomb.len());
+        let error = decode_zstd(&bomb, 4096).unwrap_err();
+        assert!(error.contains("expands past its 4096 bytes"), "{error}");
+        assert!(decode_zstd(b"not zstd", 100)
+            .unwrap_err()
+            .contains("does not decode"));
     }
 }

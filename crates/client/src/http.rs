@@ -58,7 +58,8 @@ pub(crate) enum BodyError {
 
 impl Http {
     /// A transport for the registry at `url`, trusting the system's roots (and
-    /// `SSL_CERT_FILE`), the bundled Mozilla roots, and the PEM certificates in `ca_certificates`.
+    /// `SSL_CERT_FILE`, through the platform verifier) and the PEM certificates in
+    /// `ca_certificates`.
     pub(crate) fn new(
         url: &str,
         limits: Limits,
@@ -90,9 +91,7 @@ impl Http {
                     reason: "it holds no PEM certificate".into(),
                 });
             }
-            for certificate in certificates {
-                builder = builder.add_root_certificate(certificate);
-            }
+            builder = builder.tls_certs_merge(certificates);
         }
         let client = builder.build().map_err(|e| bad(e.to_string()))?;
         Ok(Http {
@@ -160,6 +159,21 @@ impl Http {
             .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
                 chunks,
             )));
+        self.send_with(request, url, None).await
+    }
+
+    /// Sends a bodiless request with an `Accept-Encoding` header, whatever the response's
+    /// status.
+    pub(crate) async fn send_accepting_encoding(
+        &self,
+        method: Method,
+        url: Url,
+        encoding: &str,
+    ) -> Result<reqwest::Response, ClientError> {
+        let request = self
+            .client
+            .request(method, url.clone())
+            .header(reqwest::header::ACCEPT_ENCODING, encoding);
         self.send_with(request, url, None).await
     }
 

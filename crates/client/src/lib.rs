@@ -26,6 +26,8 @@
 //! Storage directory layout: `trust.json` (the [`TrustState`], see [`state`]) and
 //! `fragments/sha256/<hex>` (the fragment cache). One directory per registry.
 
+#![forbid(unsafe_code)]
+
 mod cache;
 mod error;
 mod fetch;
@@ -94,6 +96,9 @@ impl std::fmt::Debug for AuthToken {
 }
 
 impl ClientConfig {
+    /// How many blobs move at once unless configured.
+    pub const DEFAULT_CONCURRENCY: usize = 8;
+
     /// The defaults for the registry at `registry_url`, storing in `storage_dir`: 8 transfers
     /// at once, polling every 250 ms for up to 2 minutes, no maximum checkpoint age.
     pub fn new(registry_url: impl Into<String>, storage_dir: impl Into<PathBuf>) -> Self {
@@ -101,7 +106,7 @@ impl ClientConfig {
             registry_url: registry_url.into(),
             storage_dir: storage_dir.into(),
             limits: Limits::default(),
-            concurrency: 8,
+            concurrency: Self::DEFAULT_CONCURRENCY,
             poll_interval: Duration::from_millis(250),
             publish_timeout: Duration::from_secs(120),
             max_checkpoint_age: None,

@@ -76,12 +76,12 @@ pub struct Published {
 
 #[derive(Serialize)]
 struct MissingBlobsRequest<'a> {
-    digests: &'a [cairn_split::Digest],
+    digests: &'a [cairn_split::BlobId],
 }
 
 #[derive(Deserialize)]
 struct MissingBlobsResponse {
-    missing: Vec<cairn_split::Digest>,
+    missing: Vec<cairn_split::BlobId>,
 }
 
 /// What an upload moved.
@@ -402,7 +402,7 @@ impl Client {
         let Ok(split) = cairn_split::split(bytes) else {
             return Ok(None);
         };
-        let digests: Vec<cairn_split::Digest> = split.blobs().iter().map(|b| b.digest).collect();
+        let digests: Vec<cairn_split::BlobId> = split.blobs().iter().map(|b| b.digest).collect();
         let missing: MissingBlobsResponse = match self
             .http
             .post_json(

@@ -357,34 +357,14 @@ impl StateStore {
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory, synced before
-/// the rename, and syncs the directory after it.
+/// it replaces `path`, the directory synced after (`atomic-write-file`).
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&temp, path)?;
-        sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result.map_err(ClientError::io("write", path))
+    write_file_atomically(path, bytes).map_err(ClientError::io("write", path))
 }
 
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> std::io::Result<()> {
-    Ok(())
+/// [`write_atomically`], for callers that keep I/O errors as they are.
+pub(crate) fn write_file_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = atomic_write_file::AtomicWriteFile::open(path)?;
+    file.write_all(bytes)?;
+    file.commit()
 }

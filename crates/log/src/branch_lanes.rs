@@ -5,6 +5,8 @@
 //! computes four branch hashes in about the time of 1.6. On x86-64 CPUs with the SHA extensions
 //! this module does that with intrinsics; everywhere else it falls back to one hash at a time.
 //! Results are always identical to [`branch_hash`]: this module may only change speed.
+//! It is the crate's one module with unsafe code (the intrinsics).
+#![allow(unsafe_code)]
 
 use crate::hash::{branch_hash, Hash};
 

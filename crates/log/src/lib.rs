@@ -15,6 +15,8 @@
 //! Hashing is shared by both (warg-v1 sections 4.1 and 4.2): leaves `SHA256(0x00 ‖ data)`,
 //! branches `SHA256(0x01 ‖ left ‖ right)`. The protobuf form of proofs lives in another crate.
 
+#![deny(unsafe_code)]
+
 pub mod audit_path;
 mod branch_lanes;
 mod bundle;

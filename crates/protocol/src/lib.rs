@@ -15,6 +15,8 @@
 //!
 //! Nothing here does I/O.
 
+#![forbid(unsafe_code)]
+
 pub mod api;
 mod checkpoint;
 mod crypto;

@@ -178,7 +178,8 @@ pub enum HashAlgorithm {
 }
 
 impl HashAlgorithm {
-    fn as_str(self) -> &'static str {
+    /// The algorithm's name in records: `sha256`.
+    pub fn as_str(self) -> &'static str {
         "sha256"
     }
 

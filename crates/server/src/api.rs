@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -23,94 +23,21 @@ use cairn_protocol::{
     SignedCheckpoint,
 };
 use cairn_split::Manifest;
-use cairn_store::{
-    BlobStore, InsertOutcome, NewRecord, RecordRow, RecordStatus, RecordStore, SqliteStore,
-    StoreError,
-};
+use cairn_store::{RecordRow, RecordStatus, RecordStore};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use tokio::sync::Notify;
 
+use crate::app::{accept_record, content_stored, read_state, served_length, AppState};
 use crate::content::{self, ByteRange};
 use crate::error::ApiError;
 use crate::state::RegistryState;
 
-/// Everything a handler needs. Cloned for every request (by the router and [`Front`]),
-/// so it is one shared allocation: a clone is one reference count.
-#[derive(Clone)]
-pub struct AppState(Arc<AppStateParts>);
-
-impl AppState {
-    /// Shares `parts` among the handlers.
-    pub fn new(parts: AppStateParts) -> Self {
-        AppState(Arc::new(parts))
-    }
-}
-
-impl std::ops::Deref for AppState {
-    type Target = AppStateParts;
-
-    fn deref(&self) -> &AppStateParts {
-        &self.0
-    }
-}
-
-/// What [`AppState`] shares.
-pub struct AppStateParts {
-    /// Records, logs, checkpoints, content rows.
-    pub store: SqliteStore,
-    /// Blobs.
-    pub blobs: Arc<dyn BlobStore>,
-    /// The verifiable state.
-    pub state: Arc<RwLock<RegistryState>>,
-    /// Wakes the sequencer.
-    pub wake: Arc<Notify>,
-    /// Settings.
-    pub settings: Arc<ApiSettings>,
-    /// Content digests known to be stored (content is never removed, so this only grows).
-    pub stored_content: Arc<RwLock<std::collections::HashSet<Digest>>>,
-    /// Signatures checked at acceptance, for the sequencer.
-    pub verified: Arc<crate::state::VerifiedSignatures>,
-    /// Uploads being received and blobs staged for records.
-    pub uploads: crate::upload::Uploads,
-    /// Turns to hold a whole upload in memory (to validate and split it), so that a burst
-    /// of uploads cannot hold more than a few contents in memory at once.
-    pub ingests: tokio::sync::Semaphore,
-    /// Publisher accounts.
-    pub accounts: Arc<crate::publishers::Accounts>,
-    /// Counts the sequencer's committed rounds: changes once a round's records are published
-    /// or rejected.
-    pub rounds: tokio::sync::watch::Receiver<u64>,
-}
-
-/// Settings the routes need.
-#[derive(Debug, Clone)]
-pub struct ApiSettings {
-    /// The registry's own URL, e.g. `http://127.0.0.1:8090` (no trailing slash).
-    pub base_url: String,
-    /// Names under which clients may address this registry in a `Warg-Registry` header.
-    pub registry_names: Vec<String>,
-    /// The largest content upload, in bytes.
-    pub max_content_size: u64,
-    /// Whether every publish needs a publisher account's token.
-    pub require_publisher_token: bool,
-}
-
 /// The media type of split manifests.
 const MANIFEST_MEDIA_TYPE: &str = cairn_split::manifest::MANIFEST_MEDIA_TYPE;
 
-/// Builds the service `cairn serve` runs: the routes, behind [`Front`]. OCI pushes follow
-/// `push`.
-pub fn service(app: AppState, push: crate::oci::PushSettings) -> Front {
-    Front {
-        router: router(app.clone(), push),
-        app,
-    }
-}
-
-/// Builds the router.
-fn router(app: AppState, push: crate::oci::PushSettings) -> Router {
+/// The routes of the warg API, cairn's split extensions, static content and discovery.
+pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/fetch/checkpoint", get(fetch_checkpoint))
         .route("/v1/fetch/logs", post(fetch_logs))
@@ -142,233 +69,7 @@ fn router(app: AppState, push: crate::oci::PushSettings) -> Router {
         .route("/v1/{*rest}", axum::routing::any(v1_not_found))
         .route("/content/{file}", get(serve_content))
         .route("/.well-known/wasm-pkg/registry.json", get(well_known))
-        .merge(crate::oci::router(app.clone()).layer(axum::Extension(push)))
-        .with_state(app)
 }
-
-/// What every request passes before routing: a CORS preflight (any `OPTIONS` request) is
-/// answered; a `Warg-Registry` header naming another registry gets the reference's 501 (one
-/// naming this registry is accepted, where the reference refuses every one); and every answer
-/// lets pages of any origin read it. One service in front of the router rather than router
-/// layers, which axum clones, layer by layer, for each request: in the publish benchmark those
-/// clones took about 5% of the server's CPU per record. For the same reason a publish goes
-/// straight to its handler, past the router.
-#[derive(Clone)]
-pub struct Front {
-    router: Router,
-    app: AppState,
-}
-
-impl tower_service::Service<Request> for Front {
-    type Response = Response;
-    type Error = std::convert::Infallible;
-    type Future =
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Self::Error>> + Send>>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        let seen = RequestSeen::new(&request);
-        let early = if request.method() == Method::OPTIONS {
-            Some(preflight_answer())
-        } else if names_another_registry(&self.app, request.headers()) {
-            Some(
-                ApiError::Message(
-                    StatusCode::NOT_IMPLEMENTED,
-                    "`Warg-Registry` header is not supported".into(),
-                )
-                .into_response(),
-            )
-        } else {
-            None
-        };
-        if let Some(mut response) = early {
-            allow_any_origin(response.headers_mut());
-            seen.answered(response.status());
-            return Box::pin(std::future::ready(Ok(response)));
-        }
-        // The publish route, the busiest, straight to its handler, without the router's
-        // per-request work (matching, a boxed clone of the route, its parameters' map).
-        if request.method() == Method::POST {
-            if let Some(log_id) = publish_log_id(request.uri().path()) {
-                let (app, log_id) = (self.app.clone(), log_id.to_owned());
-                return Box::pin(async move {
-                    let headers = request.headers().clone();
-                    let mut response = match ApiJson::from_request(request, &()).await {
-                        Ok(body) => publish(State(app), Path(log_id), headers, body)
-                            .await
-                            .into_response(),
-                        Err(error) => error.into_response(),
-                    };
-                    allow_any_origin(response.headers_mut());
-                    seen.answered(response.status());
-                    Ok(response)
-                });
-            }
-        }
-        let is_head = request.method() == Method::HEAD;
-        let is_oci = request.uri().path() == "/v2" || request.uri().path().starts_with("/v2/");
-        let answer = tower_service::Service::call(&mut self.router, request);
-        Box::pin(async move {
-            let mut response = answer.await?;
-            if response.status().as_u16() >= 400 && !is_head && !has_json_body(&response) {
-                response = with_json_error_body(response, is_oci).await;
-            }
-            allow_any_origin(response.headers_mut());
-            seen.answered(response.status());
-            Ok(response)
-        })
-    }
-}
-
-/// A request as the server's log names it if it fails: one line per failed request, with its
-/// method, path, status and time (`warn` for the server's own failures, `info` for a client's
-/// errors, `debug` for a `HEAD` that finds nothing, which is how clients ask whether a blob
-/// exists). Events of the target `cairn_server::requests`.
-struct RequestSeen {
-    method: Method,
-    uri: axum::http::Uri,
-    started: std::time::Instant,
-}
-
-impl RequestSeen {
-    fn new(request: &Request) -> Self {
-        RequestSeen {
-            method: request.method().clone(),
-            uri: request.uri().clone(),
-            started: std::time::Instant::now(),
-        }
-    }
-
-    fn answered(&self, status: StatusCode) {
-        if status.as_u16() < 400 {
-            return;
-        }
-        let (method, path, status) = (self.method.as_str(), self.uri.path(), status.as_u16());
-        let ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        let ms = (ms * 10.0).round() / 10.0;
-        if status >= 500 {
-            tracing::warn!(target: "cairn_server::requests", method, path, status, ms, "request failed");
-        } else if status == 404 && self.method == Method::HEAD {
-            tracing::debug!(target: "cairn_server::requests", method, path, status, ms, "request failed");
-        } else {
-            tracing::info!(target: "cairn_server::requests", method, path, status, ms, "request failed");
-        }
-    }
-}
-
-/// Whether an answer's body is JSON (`application/json` or a `+json` type).
-fn has_json_body(response: &Response) -> bool {
-    response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim())
-        .is_some_and(|v| v.eq_ignore_ascii_case("application/json") || v.ends_with("+json"))
-}
-
-/// Gives an error answer that has no JSON body (the router's own 404 and 405, a rejected
-/// path parameter or body, in plain text or empty) the JSON error body of its API: the
-/// distribution spec's under `/v2/`, `docs/api.md`'s elsewhere. Its text, if any, becomes
-/// the message.
-async fn with_json_error_body(response: Response, is_oci: bool) -> Response {
-    let (mut parts, body) = response.into_parts();
-    let text = axum::body::to_bytes(body, 16 * 1024)
-        .await
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
-        .map(|text| text.trim().to_owned())
-        .filter(|text| !text.is_empty());
-    let status = parts.status;
-    let message = text.unwrap_or_else(|| match status {
-        StatusCode::NOT_FOUND => "the requested resource was not found".to_owned(),
-        StatusCode::METHOD_NOT_ALLOWED => {
-            let allowed = parts
-                .headers
-                .get(header::ALLOW)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned();
-            if allowed.is_empty() {
-                "this method is not allowed here".to_owned()
-            } else {
-                format!("this method is not allowed here; allowed: {allowed}")
-            }
-        }
-        other => other
-            .canonical_reason()
-            .unwrap_or("the request failed")
-            .to_ascii_lowercase(),
-    });
-    let answer = if is_oci {
-        crate::oci::generic_error(status, message)
-    } else {
-        ApiError::Message(status, message).into_response()
-    };
-    let (answer_parts, body) = answer.into_parts();
-    parts.headers.remove(header::CONTENT_LENGTH);
-    for (name, value) in &answer_parts.headers {
-        parts.headers.insert(name, value.clone());
-    }
-    Response::from_parts(parts, body)
-}
-
-/// The log id in a publish path, `/v1/package/{logId}/record`, if it needs no decoding; any
-/// other path, or one with escapes, goes through the router.
-fn publish_log_id(path: &str) -> Option<&str> {
-    let log_id = path.strip_prefix("/v1/package/")?.strip_suffix("/record")?;
-    (!log_id.is_empty() && !log_id.contains(['/', '%'])).then_some(log_id)
-}
-
-/// The answer to a CORS preflight: pages may send GET and POST requests with JSON bodies.
-fn preflight_answer() -> Response {
-    let mut response = Response::new(Body::empty());
-    let headers = response.headers_mut();
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET,POST"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("content-type,accept"),
-    );
-    response
-}
-
-/// Lets pages of any origin read an answer; says that answers depend on the CORS request
-/// headers (added to any `Vary` the answer has, not in place of it).
-fn allow_any_origin(headers: &mut HeaderMap) {
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    headers.append(
-        header::VARY,
-        HeaderValue::from_static(
-            "origin, access-control-request-method, access-control-request-headers",
-        ),
-    );
-}
-
-/// Whether a `Warg-Registry` header names a registry other than this one.
-fn names_another_registry(app: &AppState, headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get("warg-registry") else {
-        return false;
-    };
-    let named = value.to_str().unwrap_or("").trim().trim_end_matches('/');
-    !app.settings
-        .registry_names
-        .iter()
-        .any(|name| name.eq_ignore_ascii_case(named))
-}
-
-// ---------------------------------------------------------------------------------------
-// Plumbing: JSON bodies, path parameters.
 
 /// The largest split manifest an upload may send (as the other JSON bodies).
 const MAX_MANIFEST_BODY: usize = 2 << 20;
@@ -442,17 +143,6 @@ async fn v1_not_found() -> ApiError {
         StatusCode::NOT_FOUND,
         "the requested resource was not found".into(),
     )
-}
-
-fn read_state(app: &AppState) -> std::sync::RwLockReadGuard<'_, RegistryState> {
-    app.state.read().expect("state lock poisoned")
-}
-
-pub(crate) fn served_length(app: &AppState) -> u64 {
-    read_state(app)
-        .latest_checkpoint()
-        .map(|c| c.contents.log_length)
-        .unwrap_or(0)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -764,95 +454,6 @@ async fn publisher_may_publish(
     Ok(())
 }
 
-/// Checks `envelope`'s signature by `key`, notes the content it waits for, and stores it
-/// as accepted (or finds it stored already). Returns its row.
-pub(crate) async fn accept_record(
-    app: &AppState,
-    name: &PackageName,
-    envelope: PackageEnvelope,
-    key: &cairn_protocol::PublicKey,
-) -> Result<RecordRow, ApiError> {
-    let log_id = name.log_id();
-    let proof = envelope.verify_signature(key).map_err(|_| {
-        ApiError::Message(
-            StatusCode::UNAUTHORIZED,
-            format!("signature `{}` verification failed", envelope.signature()),
-        )
-    })?;
-    let mut missing = Vec::new();
-    for entry in &envelope.record().entries {
-        if let PackageEntry::Release { content, .. } = entry {
-            if !missing.contains(content) && !content_is_stored(app, content).await? {
-                missing.push(*content);
-            }
-        }
-    }
-    // Remembered before the insert, because the sequencer may take the record as soon as it
-    // is committed; forgotten again unless this request inserted it.
-    let record_id = *envelope.record_id();
-    app.verified.remember(proof);
-    let outcome = app
-        .store
-        .insert_record(NewRecord {
-            record_id: *envelope.record_id(),
-            log_id,
-            package_name: Some(name),
-            envelope: &envelope.to_protobuf(),
-            missing_content: &missing,
-            is_init: matches!(
-                envelope.record().entries.first(),
-                Some(PackageEntry::Init { .. })
-            ),
-        })
-        .await
-        .inspect_err(|_| {
-            app.verified.take(&record_id);
-        })
-        .map_err(|e| match e {
-            StoreError::NameConflict { .. } => {
-                ApiError::Message(StatusCode::CONFLICT, e.to_string())
-            }
-            other => ApiError::from(other),
-        })?;
-    match outcome {
-        InsertOutcome::Inserted(row) => {
-            if crate::record_events::enabled() {
-                crate::record_events::accepted(
-                    &name.to_string(),
-                    &record_id,
-                    &crate::record_events::package_entries(&envelope.record().entries),
-                    envelope.key_id(),
-                    row.status == RecordStatus::Sourcing,
-                );
-            }
-            Ok(row)
-        }
-        InsertOutcome::AlreadyThere(row) => {
-            app.verified.take(&record_id);
-            if row.log_id != log_id {
-                return Err(published_elsewhere(app, name, &row.log_id).await);
-            }
-            Ok(row)
-        }
-    }
-}
-
-/// 409 for a record already sent to another package's log: a record (its id is the hash of
-/// its bytes) belongs to one log, so the same bytes cannot be published under a second name.
-async fn published_elsewhere(app: &AppState, name: &PackageName, other: &LogId) -> ApiError {
-    let other_name = match app.store.log_name(other).await {
-        Ok(Some(Some(other_name))) => format!("`{other_name}`"),
-        _ => format!("log `{other}`"),
-    };
-    ApiError::Message(
-        StatusCode::CONFLICT,
-        format!(
-            "this record was already published to {other_name}, and a record belongs to one \
-             package only; sign a new record for `{name}`"
-        ),
-    )
-}
-
 /// A record's row with the content it still waits for. Content may arrive between reading
 /// the row and reading what it misses: a `sourcing` row that misses nothing any more is read
 /// again, so an answer never says `sourcing` with nothing to upload.
@@ -873,26 +474,6 @@ async fn with_missing_content(
         .await?
         .ok_or_else(|| ApiError::Internal(format!("record {} vanished", row.record_id)))?;
     Ok((again, Vec::new()))
-}
-
-/// Whether content is stored, asking the store only until the answer is yes.
-pub(crate) async fn content_is_stored(app: &AppState, digest: &Digest) -> Result<bool, ApiError> {
-    if app
-        .stored_content
-        .read()
-        .expect("content cache lock")
-        .contains(digest)
-    {
-        return Ok(true);
-    }
-    let stored = app.store.content(digest).await?.is_some();
-    if stored {
-        app.stored_content
-            .write()
-            .expect("content cache lock")
-            .insert(*digest);
-    }
-    Ok(stored)
 }
 
 /// The key an init entry at the start of `envelope` names, if it signed the record.
@@ -953,21 +534,6 @@ async fn needed_content(app: &AppState, row: &RecordRow, digest: &str) -> Result
         )));
     }
     Ok(digest)
-}
-
-/// Records content that is now stored (provisionally, until a record that waited for it is
-/// published) and queues the records that waited for it.
-pub(crate) async fn content_stored(
-    app: &AppState,
-    row: cairn_store::ContentRow,
-) -> Result<(), ApiError> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    if !app.store.content_uploaded(&row, now).await?.is_empty() {
-        app.wake.notify_one();
-    }
-    Ok(())
 }
 
 async fn reject_for_content(
@@ -1043,9 +609,9 @@ async fn accept_content(
     Ok(StatusCode::CREATED)
 }
 
-fn blob_id(text: &str) -> Result<cairn_split::Digest, ApiError> {
+fn blob_id(text: &str) -> Result<cairn_split::BlobId, ApiError> {
     if text.starts_with("bafk") {
-        cairn_split::Digest::from_cid(text)
+        cairn_split::BlobId::from_cid(text)
             .map_err(|e| ApiError::bad_request(format!("Invalid URL: {e}")))
     } else {
         path_param(text)
@@ -1067,7 +633,7 @@ async fn upload_blob(
         return Err(ApiError::Status(StatusCode::METHOD_NOT_ALLOWED));
     }
     let received = receive(&app, request, app.settings.max_content_size).await?;
-    if cairn_split::Digest::from_bytes(received.sha256) != digest {
+    if cairn_split::BlobId::from_bytes(received.sha256) != digest {
         return Err(ApiError::bad_request(format!(
             "blob digest mismatch: the body does not hash to `{digest}`"
         )));
@@ -1276,10 +842,7 @@ async fn serve_content(
         },
     };
     let rx = content::stream_join(app.blobs.clone(), manifest, range);
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    let mut response = Response::new(Body::from_stream(stream));
+    let mut response = Response::new(content::body_of(rx));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -1326,7 +889,7 @@ struct ContentLocations {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct BlobLocations {
-    digest: cairn_split::Digest,
+    digest: cairn_split::BlobId,
     kind: cairn_split::BlobKind,
     size: u64,
     locations: Vec<Location>,
@@ -1381,9 +944,12 @@ async fn content_locations(
     }))
 }
 
+/// `GET /v1/cairn/blobs/{blob}`: the blob, in zstd as stored (`Content-Encoding: zstd`) when
+/// the request accepts it and the store keeps it so, else as it is.
 async fn get_blob(
     State(app): State<AppState>,
     Path(blob): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let digest = blob_id(&blob)?;
     // Only blobs of content that is kept: not those of content uploaded for records none of
@@ -1391,20 +957,36 @@ async fn get_blob(
     if !app.store.blob_is_published(&digest.to_string()).await? {
         return Err(ApiError::not_found("blob", digest));
     }
+    let vary = HeaderValue::from_static("accept-encoding");
+    if content::accepts_encoding(&headers, "zstd") {
+        let blobs = app.blobs.clone();
+        let stored = tokio::task::spawn_blocking(move || blobs.open_zstd(&digest.into())).await??;
+        if let Some((reader, length)) = stored {
+            let rx = content::stream_reader(reader);
+            let mut response = Response::new(content::body_of(rx));
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("zstd"));
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+            headers.insert(header::VARY, vary);
+            return Ok(response);
+        }
+    }
     let blobs = app.blobs.clone();
     let size = tokio::task::spawn_blocking(move || blobs.size(&digest.into()))
         .await??
         .ok_or_else(|| ApiError::not_found("blob", digest))?;
     let rx = content::stream_blob(app.blobs.clone(), digest.into(), None);
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    let mut response = Response::new(Body::from_stream(stream));
+    let mut response = Response::new(content::body_of(rx));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
     content::set_length_and_range(&mut response, size, None);
+    response.headers_mut().insert(header::VARY, vary);
     Ok(response)
 }
 
@@ -1412,12 +994,12 @@ async fn get_blob(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MissingBlobsRequest {
-    digests: Vec<cairn_split::Digest>,
+    digests: Vec<cairn_split::BlobId>,
 }
 
 #[derive(Debug, Serialize)]
 struct MissingBlobsResponse {
-    missing: Vec<cairn_split::Digest>,
+    missing: Vec<cairn_split::BlobId>,
 }
 
 async fn missing_blobs(

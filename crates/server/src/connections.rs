@@ -50,6 +50,7 @@ const RESERVED_FILES: u64 = 256;
 /// Raises the soft open-file limit to the hard limit and returns the limit now in force
 /// (`None` where it cannot be read).
 #[allow(clippy::unnecessary_cast)] // `rlim_t` is not `u64` everywhere.
+#[allow(unsafe_code)] // The two libc calls; see the SAFETY note.
 pub fn raise_open_file_limit() -> Option<u64> {
     #[cfg(unix)]
     {

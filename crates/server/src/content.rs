@@ -275,6 +275,42 @@ pub fn stream_blob(
     })
 }
 
+/// Streams what `reader` reads (a blob as the store keeps it compressed, opened already).
+pub fn stream_reader(mut reader: Box<dyn io::Read + Send>) -> mpsc::Receiver<io::Result<Bytes>> {
+    spawn_body(None, 0, move |writer| {
+        io::copy(&mut reader, writer).map(|_| ())
+    })
+}
+
+/// An HTTP body that reads a streamed file from its channel.
+pub fn body_of(rx: mpsc::Receiver<io::Result<Bytes>>) -> axum::body::Body {
+    axum::body::Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+/// Whether a request's `Accept-Encoding` takes `encoding` (named, with a quality above 0).
+pub fn accepts_encoding(headers: &axum::http::HeaderMap, encoding: &str) -> bool {
+    headers
+        .get_all(axum::http::header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let named = parts
+                .next()
+                .is_some_and(|name| name.eq_ignore_ascii_case(encoding));
+            let refused = parts.any(|parameter| {
+                parameter
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            named && !refused
+        })
+}
+
 /// Runs `produce` on a blocking thread, writing into a [`BodyWriter`] for `range` whose first
 /// byte is byte `start` of the file, and returns the channel an HTTP body reads. `produce`
 /// stopping with [`RANGE_DONE`] is success; any other error ends the stream with it.

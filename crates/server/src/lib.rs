@@ -8,10 +8,16 @@
 //! new operator records. [`Registry::serve`] runs the HTTP server and the sequencer until
 //! the shutdown signal, then stops gracefully.
 
+#![deny(unsafe_code)]
+
 pub mod api;
+pub mod app;
+pub mod audit;
 pub mod connections;
 pub mod content;
 mod error;
+pub mod front;
+pub mod key_rotation;
 pub mod oci;
 pub mod publishers;
 pub mod record_events;
@@ -35,8 +41,10 @@ use cairn_store::{
 };
 use tokio::sync::{watch, Notify};
 
-pub use api::{service, ApiSettings, AppState, AppStateParts, Front};
+pub use app::{ApiSettings, AppState, AppStateParts};
 pub use error::ApiError;
+pub use front::{service, Front};
+pub use key_rotation::NEW_OPERATOR_KEY_FILE;
 pub use sequencer::Sequencer;
 pub use state::{RegistryState, ReplayError};
 
@@ -185,7 +193,7 @@ pub struct Registry {
     rounds: Arc<watch::Sender<u64>>,
 }
 
-fn io_error<'a>(
+pub(crate) fn io_error<'a>(
     what: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(std::io::Error) -> ServerError + 'a {
@@ -272,7 +280,7 @@ impl Registry {
             .await
             .map_err(|e| ServerError::Operator(e.to_string()))?;
         let state = RegistryState::replay(&store.validated().await?, &store.checkpoints().await?)?;
-        let operator_key = finish_key_rotation(dir, operator_key, &state)?;
+        let operator_key = key_rotation::finish(dir, operator_key, &state)?;
         tracing::info!(
             log_length = state.log().len(),
             checkpoints = state
@@ -478,7 +486,7 @@ impl Registry {
         }
         connections::serve(
             listener,
-            api::service(app, push),
+            front::service(app, push),
             limits,
             SHUTDOWN_GRACE,
             async move {
@@ -503,42 +511,6 @@ impl Registry {
 
 /// How long requests in flight may take to finish once the server is asked to stop.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-
-/// The name of a new operator key during a rotation.
-pub const NEW_OPERATOR_KEY_FILE: &str = "operator.key.new";
-
-/// Completes a key rotation that stopped half-way: if the operator log no longer lets the
-/// current key sign checkpoints but lets the new key do so, the new key file replaces it.
-fn finish_key_rotation(
-    dir: &Path,
-    current: PrivateKey,
-    state: &RegistryState,
-) -> Result<PrivateKey, ServerError> {
-    let new_path = dir.join(NEW_OPERATOR_KEY_FILE);
-    if !new_path.is_file() {
-        return Ok(current);
-    }
-    let text = std::fs::read_to_string(&new_path).map_err(io_error("cannot read", &new_path))?;
-    let new: PrivateKey = text.trim().parse().map_err(|source| ServerError::BadKey {
-        path: new_path.clone(),
-        source,
-    })?;
-    let operator = state.operator();
-    if operator.head().is_none() || operator.can_commit(&current.public_key().fingerprint()) {
-        // The rotation never reached the log: drop the new key.
-        std::fs::remove_file(&new_path).map_err(io_error("cannot remove", &new_path))?;
-        return Ok(current);
-    }
-    if !operator.can_commit(&new.public_key().fingerprint()) {
-        return Ok(current);
-    }
-    let key_path = dir.join(OPERATOR_KEY_FILE);
-    let old_path = dir.join(format!("{OPERATOR_KEY_FILE}.old"));
-    std::fs::rename(&key_path, &old_path).map_err(io_error("cannot move", &key_path))?;
-    std::fs::rename(&new_path, &key_path).map_err(io_error("cannot move", &new_path))?;
-    tracing::info!(key_id = %new.public_key().fingerprint(), "finished rotating the operator key");
-    Ok(new)
-}
 
 /// The names a `Warg-Registry` header may use for this registry: the base URL's host (with
 /// and without port) and the listening address.

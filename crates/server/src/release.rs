@@ -17,7 +17,7 @@ use cairn_protocol::{
 use cairn_store::{Publisher, RecordStatus, RecordStore as _};
 use semver::Version;
 
-use crate::api::AppState;
+use crate::app::AppState;
 use crate::content;
 use crate::error::ApiError;
 
@@ -166,7 +166,7 @@ pub(crate) async fn make(
         };
         let envelope = Envelope::signed(record, &key);
         let record_id = *envelope.record_id();
-        let row = crate::api::accept_record(app, package, envelope, key.public_key()).await?;
+        let row = crate::app::accept_record(app, package, envelope, key.public_key()).await?;
         if let (RecordStatus::Sourcing, Change::Release { content, .. }, Some(wasm)) =
             (row.status, change, wasm)
         {
@@ -230,7 +230,7 @@ async fn store_content(
         .map_err(ApiError::from)?;
     match ingested {
         Ok(row) => {
-            crate::api::content_stored(app, row).await?;
+            crate::app::content_stored(app, row).await?;
             Ok(())
         }
         Err(content::ContentError::Invalid(reason)) => Err(ChangeError::InvalidWasm(reason)),
@@ -265,7 +265,7 @@ async fn outcome(app: &AppState, record_id: &RecordId) -> Result<Outcome, ApiErr
             RecordStatus::Validated => {
                 if let Some(index) = row
                     .registry_index
-                    .filter(|index| *index < crate::api::served_length(app))
+                    .filter(|index| *index < crate::app::served_length(app))
                 {
                     return Ok(Outcome::Published(index));
                 }

@@ -25,7 +25,7 @@ use cairn_store::{CommitBatch, RecordStore, RejectedRecord, SequencedRecord, Sql
 use tokio::sync::{watch, Notify};
 
 use crate::record_events::{self, Decided};
-use crate::state::{RegistryState, ValidRecord, VerifiedSignatures};
+use crate::state::{DecodedRecord, RegistryState, VerifiedSignatures};
 
 /// Most records one round takes.
 const ROUND_LIMIT: u32 = 20_000;
@@ -223,7 +223,7 @@ fn sequence(
     // readers (fetch, proofs, publish checks) are never held up for a whole round.
     let decoded: Vec<_> = pending
         .iter()
-        .map(|row| (row, ValidRecord::decode(row)))
+        .map(|row| (row, DecodedRecord::decode(row)))
         .collect();
     let mut appended = Vec::new();
     for chunk in decoded.chunks(VALIDATION_CHUNK) {
@@ -304,15 +304,15 @@ fn sequence(
 /// The log line's view of a record the round decided on.
 fn describe_record(
     row: &cairn_store::RecordRow,
-    record: Option<&ValidRecord>,
+    record: Option<&DecodedRecord>,
     outcome: Result<u64, &String>,
 ) -> Decided {
     let (entries, key) = match record {
-        Some(ValidRecord::Package(envelope)) => (
+        Some(DecodedRecord::Package(envelope)) => (
             record_events::package_entries(&envelope.record().entries),
             Some(*envelope.key_id()),
         ),
-        Some(ValidRecord::Operator(envelope)) => (
+        Some(DecodedRecord::Operator(envelope)) => (
             record_events::operator_entries(&envelope.record().entries),
             Some(*envelope.key_id()),
         ),

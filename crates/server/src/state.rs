@@ -115,25 +115,26 @@ impl VerifiedSignatures {
     }
 }
 
-/// A validated record on its way into the log.
+/// A stored record decoded into its envelope, on its way into the log: the signature and the
+/// log's rules are checked when it is appended (`RegistryState::validate_and_append`).
 #[derive(Debug, Clone)]
-pub enum ValidRecord {
+pub enum DecodedRecord {
     /// A package record.
     Package(PackageEnvelope),
     /// An operator record.
     Operator(OperatorEnvelope),
 }
 
-impl ValidRecord {
+impl DecodedRecord {
     /// Decodes a stored record of `log_id`.
     pub fn decode(row: &RecordRow) -> Result<Self, String> {
         if row.log_id == LogId::operator_log() {
             OperatorEnvelope::from_protobuf(&row.envelope)
-                .map(ValidRecord::Operator)
+                .map(DecodedRecord::Operator)
                 .map_err(|e| e.to_string())
         } else {
             PackageEnvelope::from_protobuf(&row.envelope)
-                .map(ValidRecord::Package)
+                .map(DecodedRecord::Package)
                 .map_err(|e| e.to_string())
         }
     }
@@ -141,8 +142,8 @@ impl ValidRecord {
     /// The record's id.
     pub fn record_id(&self) -> RecordId {
         match self {
-            ValidRecord::Package(e) => *e.record_id(),
-            ValidRecord::Operator(e) => *e.record_id(),
+            DecodedRecord::Package(e) => *e.record_id(),
+            DecodedRecord::Operator(e) => *e.record_id(),
         }
     }
 }
@@ -166,10 +167,11 @@ impl RegistryState {
                     found: index,
                 });
             }
-            let record = ValidRecord::decode(row).map_err(|message| ReplayError::Undecodable {
-                record_id: row.record_id,
-                message,
-            })?;
+            let record =
+                DecodedRecord::decode(row).map_err(|message| ReplayError::Undecodable {
+                    record_id: row.record_id,
+                    message,
+                })?;
             let (log_id, update) = state
                 .validate_and_append(&row.log_id, &record, None)
                 .map_err(|error| ReplayError::Invalid {
@@ -248,7 +250,7 @@ impl RegistryState {
     pub fn validate_and_append(
         &mut self,
         log_id: &LogId,
-        record: &ValidRecord,
+        record: &DecodedRecord,
         verified: Option<&VerifiedSignature>,
     ) -> Result<(KeyPath, MapValue), ValidationError> {
         let appended = self.append_valid(log_id, record, verified)?;
@@ -263,15 +265,15 @@ impl RegistryState {
     pub fn append_valid(
         &mut self,
         log_id: &LogId,
-        record: &ValidRecord,
+        record: &DecodedRecord,
         verified: Option<&VerifiedSignature>,
     ) -> Result<Appended, ValidationError> {
         let record_id = record.record_id();
         match record {
-            ValidRecord::Operator(envelope) => {
+            DecodedRecord::Operator(envelope) => {
                 self.operator.validate_verified(envelope, verified)?
             }
-            ValidRecord::Package(envelope) => match self.packages.get_mut(log_id) {
+            DecodedRecord::Package(envelope) => match self.packages.get_mut(log_id) {
                 Some(package) => package.validate_verified(envelope, verified)?,
                 // A new log exists only once its first record is valid.
                 None => {
@@ -368,6 +370,36 @@ impl RegistryState {
         &self.operator
     }
 
+    /// The log length of the latest checkpoint: how much of the log is served (0 before the
+    /// first checkpoint).
+    pub fn served_length(&self) -> u64 {
+        self.latest_checkpoint()
+            .map(|c| c.contents.log_length)
+            .unwrap_or(0)
+    }
+
+    /// Every content digest released (and not yanked) in any package, each once, in log order.
+    pub fn released_contents(&self) -> Vec<Digest> {
+        let mut digests = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for index in 0..self.log().len() {
+            let Some((log_id, _)) = self.leaf(index) else {
+                continue;
+            };
+            let Some(package) = self.package(log_id) else {
+                continue;
+            };
+            for release in package.releases().values() {
+                if let cairn_protocol::ReleaseState::Released { content } = release.state {
+                    if seen.insert(content) {
+                        digests.push(content);
+                    }
+                }
+            }
+        }
+        digests
+    }
+
     /// A package log's state.
     pub fn package(&self, log_id: &LogId) -> Option<&PackageLogState> {
         self.packages.get(log_id)
@@ -385,10 +417,10 @@ pub struct Appended {
 
 impl Appended {
     /// The record as `fetch/logs` serves it.
-    pub fn published_json(&self, record: &ValidRecord) -> PublishedJson {
+    pub fn published_json(&self, record: &DecodedRecord) -> PublishedJson {
         let envelope = match record {
-            ValidRecord::Operator(envelope) => EnvelopeBody::from(envelope),
-            ValidRecord::Package(envelope) => EnvelopeBody::from(envelope),
+            DecodedRecord::Operator(envelope) => EnvelopeBody::from(envelope),
+            DecodedRecord::Package(envelope) => EnvelopeBody::from(envelope),
         };
         let published = PublishedRecord {
             envelope,
@@ -412,6 +444,6 @@ pub fn map_update(log_id: &LogId, record_id: &RecordId) -> (KeyPath, MapValue) {
 }
 
 /// The content digest as a split blob digest (same bytes).
-pub fn blob_digest(digest: &Digest) -> cairn_split::Digest {
-    cairn_split::Digest::from_bytes(*digest.as_bytes())
+pub fn blob_digest(digest: &Digest) -> cairn_split::BlobId {
+    cairn_split::BlobId::from_bytes(*digest.as_bytes())
 }

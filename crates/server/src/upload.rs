@@ -301,7 +301,7 @@ impl Uploads {
     }
 
     /// The staged blob `digest` of `record_id`, if there is one.
-    pub fn staged(&self, record_id: &RecordId, digest: &cairn_split::Digest) -> Option<PathBuf> {
+    pub fn staged(&self, record_id: &RecordId, digest: &cairn_split::BlobId) -> Option<PathBuf> {
         let path = self
             .record_folder(record_id)
             .join(digest.to_string().replace(':', "-"));
@@ -313,7 +313,7 @@ impl Uploads {
     pub fn stage(
         &self,
         record_id: &RecordId,
-        digest: &cairn_split::Digest,
+        digest: &cairn_split::BlobId,
         blob: Received,
         per_record: u64,
     ) -> Result<(), ReceiveError> {

@@ -16,7 +16,7 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cairn_split::{join, split, BlobEntry, BlobSource, Digest};
+use cairn_split::{join, split, BlobEntry, BlobId, BlobSource};
 
 fn largest_wasm(dir: &Path) -> Option<PathBuf> {
     let entries = std::fs::read_dir(dir).ok()?;
@@ -101,7 +101,7 @@ fn main() {
     );
 
     let sha = median(runs, || {
-        black_box(Digest::of(black_box(&bytes)));
+        black_box(BlobId::of(black_box(&bytes)));
     });
     let split_time = median(runs, || {
         let split = split(black_box(&bytes)).unwrap();
@@ -117,7 +117,7 @@ fn main() {
     );
 
     let split = split(&bytes).unwrap();
-    let mut blobs: HashMap<Digest, Vec<u8>> = split
+    let mut blobs: HashMap<BlobId, Vec<u8>> = split
         .blobs()
         .iter()
         .map(|b| (b.digest, b.bytes.to_vec()))

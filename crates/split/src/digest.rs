@@ -1,6 +1,6 @@
 //! Digests that name blobs and whole split trees.
 //!
-//! A [`Digest`] is the plain SHA-256 of one blob's bytes (a core module fragment or a
+//! A [`BlobId`] is the plain SHA-256 of one blob's bytes (a core module fragment or a
 //! skeleton). A [`TreeDigest`] names a whole split tree; it is computed over a domain-separated
 //! listing (see [`crate::manifest`]) and so never equals the plain digest of any file.
 
@@ -95,7 +95,7 @@ macro_rules! sha256_name {
 
 sha256_name!(
     /// The SHA-256 of one blob's bytes, written `sha256:<hex>`.
-    Digest
+    BlobId
 );
 
 sha256_name!(
@@ -103,7 +103,7 @@ sha256_name!(
     TreeDigest
 );
 
-impl Digest {
+impl BlobId {
     /// The SHA-256 of `bytes`.
     pub fn of(bytes: &[u8]) -> Self {
         Self(Sha256::digest(bytes).into())
@@ -120,7 +120,7 @@ const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 #[error("not a raw CIDv1 over SHA-256 (`bafkrei...`)")]
 pub struct CidError;
 
-impl Digest {
+impl BlobId {
     /// The blob's raw CIDv1 in base32 (`bafkrei...`), the IPFS name of the same bytes.
     pub fn to_cid(&self) -> String {
         let mut bytes = CID_PREFIX.to_vec();
@@ -163,6 +163,6 @@ impl Digest {
         if buffer != 0 || bytes.len() != 36 || bytes[..4] != CID_PREFIX {
             return Err(CidError);
         }
-        Ok(Digest(bytes[4..].try_into().expect("32 bytes")))
+        Ok(BlobId(bytes[4..].try_into().expect("32 bytes")))
     }
 }

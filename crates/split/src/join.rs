@@ -15,7 +15,7 @@ use std::io::{self, Read, Write};
 
 use sha2::{Digest as _, Sha256};
 
-use crate::digest::Digest;
+use crate::digest::BlobId;
 use crate::limits::MAX_NESTING_DEPTH;
 use crate::manifest::{BlobEntry, BlobKind, Manifest};
 use crate::skeleton::{Piece, Skeleton, SkeletonError};
@@ -49,7 +49,7 @@ impl BlobSource for Split<'_> {
     }
 }
 
-impl BlobSource for HashMap<Digest, Vec<u8>> {
+impl BlobSource for HashMap<BlobId, Vec<u8>> {
     fn open(&mut self, entry: &BlobEntry) -> io::Result<Box<dyn Read + '_>> {
         match self.get(&entry.digest) {
             Some(bytes) => Ok(Box::new(&bytes[..])),
@@ -67,7 +67,7 @@ pub enum JoinError {
         /// The blob's kind.
         kind: &'static str,
         /// The blob's digest.
-        digest: Digest,
+        digest: BlobId,
         /// The underlying error.
         source: io::Error,
     },
@@ -78,15 +78,15 @@ pub enum JoinError {
     #[error("blob {expected} is corrupt: its bytes hash to {actual}")]
     DigestMismatch {
         /// The digest the manifest names.
-        expected: Digest,
+        expected: BlobId,
         /// The digest of the bytes read.
-        actual: Digest,
+        actual: BlobId,
     },
     /// A blob is shorter or longer than the manifest says.
     #[error("blob {digest} should have {expected} bytes but has {actual_description}")]
     SizeMismatch {
         /// The blob's digest.
-        digest: Digest,
+        digest: BlobId,
         /// The size the manifest names.
         expected: u64,
         /// What was found ("12 bytes", "more").
@@ -96,7 +96,7 @@ pub enum JoinError {
     #[error("skeleton {digest} is invalid")]
     Skeleton {
         /// The skeleton's digest.
-        digest: Digest,
+        digest: BlobId,
         /// What is wrong with it.
         source: SkeletonError,
     },
@@ -109,7 +109,7 @@ pub enum JoinError {
         /// The kind the reference implies.
         kind: &'static str,
         /// The referenced digest.
-        digest: Digest,
+        digest: BlobId,
         /// The referenced size.
         size: u64,
     },
@@ -129,7 +129,7 @@ pub enum JoinError {
     #[error("skeleton {digest} of {size} bytes is larger than the {joined} bytes it would join to allow")]
     SkeletonTooLarge {
         /// The skeleton's digest.
-        digest: Digest,
+        digest: BlobId,
         /// Its size according to the manifest.
         size: u64,
         /// The joined size it stands for.
@@ -194,11 +194,11 @@ const COPY_BUFFER_SIZE: usize = 256 * 1024;
 
 struct Joiner<'m, 's, W> {
     manifest: &'m Manifest,
-    entries: HashMap<Digest, (usize, BlobEntry)>,
+    entries: HashMap<BlobId, (usize, BlobEntry)>,
     /// Position in the manifest of the next blob that has not been used yet.
     next_new_position: usize,
     /// Skeleton blobs already read and verified, by digest.
-    skeletons: HashMap<Digest, Vec<u8>>,
+    skeletons: HashMap<BlobId, Vec<u8>>,
     buffer: Vec<u8>,
     summary: JoinSummary,
     source: &'s mut dyn BlobSource,
@@ -210,7 +210,7 @@ impl<W: Write> Joiner<'_, '_, W> {
     fn lookup(
         &mut self,
         kind: BlobKind,
-        digest: Digest,
+        digest: BlobId,
         size: u64,
     ) -> Result<BlobEntry, JoinError> {
         let unlisted = || JoinError::UnlistedBlob {
@@ -415,7 +415,7 @@ impl<W: Write> Joiner<'_, '_, W> {
             });
         }
         if let Some(hasher) = hasher {
-            let actual = Digest::from_bytes(hasher.finalize().into());
+            let actual = BlobId::from_bytes(hasher.finalize().into());
             if actual != entry.digest {
                 return Err(JoinError::DigestMismatch {
                     expected: entry.digest,

@@ -19,6 +19,8 @@
 //! I/O of its own and never panics on input; errors carry the offset of the problem. The
 //! format is specified in `docs/split-format.md`.
 
+#![forbid(unsafe_code)]
+
 pub mod binary;
 mod digest;
 mod error;
@@ -29,7 +31,7 @@ pub mod skeleton;
 mod split;
 
 pub use binary::BinaryKind;
-pub use digest::{CidError, Digest, DigestParseError, TreeDigest};
+pub use digest::{BlobId, CidError, DigestParseError, TreeDigest};
 pub use error::SplitError;
 pub use join::{join, BlobSource, JoinError, JoinSummary};
 pub use manifest::{BlobEntry, BlobKind, Manifest, ManifestError};

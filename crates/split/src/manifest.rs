@@ -23,7 +23,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::digest::{Digest, TreeDigest};
+use crate::digest::{BlobId, TreeDigest};
 use crate::limits::MAX_BLOBS;
 
 /// The media type of a split manifest in JSON.
@@ -65,7 +65,7 @@ pub struct BlobEntry {
     /// What the blob holds.
     pub kind: BlobKind,
     /// SHA-256 of the blob's bytes.
-    pub digest: Digest,
+    pub digest: BlobId,
     /// The blob's size in bytes.
     pub size: u64,
 }
@@ -92,7 +92,7 @@ pub enum ManifestError {
     },
     /// A blob is listed twice.
     #[error("blob {0} is listed twice")]
-    DuplicateBlob(Digest),
+    DuplicateBlob(BlobId),
     /// A module root with other blobs, or a size that disagrees with the root module's.
     #[error("a core module's manifest must list exactly the module, of the joined size")]
     BadModuleRoot,

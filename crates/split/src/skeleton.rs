@@ -22,7 +22,7 @@ use crate::binary::{
     read_u32_leb, COMPONENT_SECTION, COMPONENT_VERSION, CORE_MODULE_SECTION, PREAMBLE_LEN,
     WASM_MAGIC,
 };
-use crate::digest::Digest;
+use crate::digest::BlobId;
 
 /// The 8 bytes every skeleton starts with.
 pub const SKELETON_MAGIC: [u8; 8] = *b"\0csk\x01\0\0\0";
@@ -40,15 +40,15 @@ pub enum Piece<'a> {
     Module {
         /// Size of the module in bytes.
         size: u32,
-        /// Digest of the module blob.
-        digest: Digest,
+        /// BlobId of the module blob.
+        digest: BlobId,
     },
     /// A nested component: the skeleton blob with this digest, joining to `size` bytes.
     Component {
         /// Size of the joined nested component in bytes.
         size: u32,
-        /// Digest of the nested component's skeleton blob.
-        digest: Digest,
+        /// BlobId of the nested component's skeleton blob.
+        digest: BlobId,
     },
 }
 
@@ -147,7 +147,7 @@ impl<'a> Skeleton<'a> {
                         .try_into()
                         .expect("slice of 32");
                     pos += 32;
-                    let digest = Digest::from_bytes(digest_bytes);
+                    let digest = BlobId::from_bytes(digest_bytes);
                     if tag == MODULE_REF {
                         framing.reference(CORE_MODULE_SECTION, value)?;
                         Piece::Module {
@@ -247,15 +247,15 @@ impl SkeletonWriter {
         self.bytes.extend_from_slice(literal);
     }
 
-    pub(crate) fn module(&mut self, size: u32, digest: &Digest) {
+    pub(crate) fn module(&mut self, size: u32, digest: &BlobId) {
         self.reference(MODULE_REF, size, digest);
     }
 
-    pub(crate) fn component(&mut self, size: u32, digest: &Digest) {
+    pub(crate) fn component(&mut self, size: u32, digest: &BlobId) {
         self.reference(COMPONENT_REF, size, digest);
     }
 
-    fn reference(&mut self, tag: u8, size: u32, digest: &Digest) {
+    fn reference(&mut self, tag: u8, size: u32, digest: &BlobId) {
         self.bytes.push(tag);
         write_u32_leb(&mut self.bytes, size);
         self.bytes.extend_from_slice(digest.as_bytes());

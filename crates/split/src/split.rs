@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use crate::binary::{
     binary_kind, check_module_framing, BinaryKind, Sections, COMPONENT_SECTION, CORE_MODULE_SECTION,
 };
-use crate::digest::{Digest, TreeDigest};
+use crate::digest::{BlobId, TreeDigest};
 use crate::error::SplitError;
 use crate::limits::{MAX_FRAGMENTS, MAX_INPUT_SIZE, MAX_NESTING_DEPTH};
 use crate::manifest::{BlobEntry, BlobKind, Manifest};
@@ -18,7 +18,7 @@ pub struct Blob<'a> {
     /// What the blob holds.
     pub kind: BlobKind,
     /// SHA-256 of [`Blob::bytes`].
-    pub digest: Digest,
+    pub digest: BlobId,
     /// The blob's bytes.
     pub bytes: Cow<'a, [u8]>,
 }
@@ -64,7 +64,7 @@ impl<'a> Split<'a> {
     }
 
     /// The blob with this digest, if the split has it.
-    pub fn blob(&self, digest: &Digest) -> Option<&Blob<'a>> {
+    pub fn blob(&self, digest: &BlobId) -> Option<&Blob<'a>> {
         self.blobs.iter().find(|blob| blob.digest == *digest)
     }
 }
@@ -86,7 +86,7 @@ pub fn split(input: &[u8]) -> Result<Split<'_>, SplitError> {
         BinaryKind::Module => {
             check_module_framing(input, 0)?;
             Node::Module {
-                digest: Digest::of(input),
+                digest: BlobId::of(input),
                 bytes: input,
             }
         }
@@ -113,25 +113,25 @@ pub fn split(input: &[u8]) -> Result<Split<'_>, SplitError> {
 /// The tree of one split before it is listed in join order.
 enum Node<'a> {
     Module {
-        digest: Digest,
+        digest: BlobId,
         bytes: &'a [u8],
     },
     Component {
-        digest: Digest,
+        digest: BlobId,
         skeleton: Vec<u8>,
         children: Vec<Node<'a>>,
     },
 }
 
 impl<'a> Node<'a> {
-    fn digest(&self) -> Digest {
+    fn digest(&self) -> BlobId {
         match self {
             Node::Module { digest, .. } | Node::Component { digest, .. } => *digest,
         }
     }
 
     /// Appends this node's blobs, depth first, skipping blobs already listed.
-    fn list(self, blobs: &mut Vec<Blob<'a>>, seen: &mut HashSet<Digest>) {
+    fn list(self, blobs: &mut Vec<Blob<'a>>, seen: &mut HashSet<BlobId>) {
         if !seen.insert(self.digest()) {
             return;
         }
@@ -218,7 +218,7 @@ fn split_component<'a>(bytes: &'a [u8], offset: usize) -> Result<Node<'a>, Split
         literal_start = section.end() - offset;
         let size = section.payload.len() as u32;
         if section.id == CORE_MODULE_SECTION {
-            let digest = Digest::of(section.payload);
+            let digest = BlobId::of(section.payload);
             skeleton.module(size, &digest);
             children.push(Node::Module {
                 digest,
@@ -235,7 +235,7 @@ fn split_component<'a>(bytes: &'a [u8], offset: usize) -> Result<Node<'a>, Split
     }
     let skeleton = skeleton.finish();
     Ok(Node::Component {
-        digest: Digest::of(&skeleton),
+        digest: BlobId::of(&skeleton),
         skeleton,
         children,
     })

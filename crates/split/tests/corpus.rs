@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use cairn_split::{join, split, BlobKind, Digest};
+use cairn_split::{join, split, BlobId, BlobKind};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -31,13 +31,13 @@ fn outcome(bytes: &[u8]) -> String {
             format!(
                 "{}\t{}\t{}\t{} skeletons, {} modules",
                 bytes.len(),
-                Digest::of(bytes),
+                BlobId::of(bytes),
                 split.tree_digest(),
                 skeletons,
                 modules
             )
         }
-        Err(error) => format!("{}\t{}\terror: {error}", bytes.len(), Digest::of(bytes)),
+        Err(error) => format!("{}\t{}\terror: {error}", bytes.len(), BlobId::of(bytes)),
     }
 }
 
@@ -177,5 +177,5 @@ fn components_from_the_same_toolchain_share_their_runtime_fragments() {
     let graphviz_core = std::fs::read(corpus.join("r09-graphviz.wasip1.core.wasm")).unwrap();
     let graphviz_component = std::fs::read(corpus.join("b02-graphviz.component.wasm")).unwrap();
     let component = split(&graphviz_component).unwrap();
-    assert!(component.blob(&Digest::of(&graphviz_core)).is_some());
+    assert!(component.blob(&BlobId::of(&graphviz_core)).is_some());
 }

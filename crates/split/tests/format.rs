@@ -3,7 +3,7 @@
 
 mod support;
 
-use cairn_split::{split, BlobKind, Digest};
+use cairn_split::{split, BlobId, BlobKind};
 use sha2::{Digest as _, Sha256};
 use support::*;
 
@@ -29,9 +29,9 @@ fn a_component_holding_one_module_has_the_documented_skeleton() {
     expected.extend(COMPONENT_PREAMBLE);
     expected.extend([0x01, 0x08]);
     expected.extend([0x01, 0x08]);
-    expected.extend(Digest::of(&EMPTY_MODULE).as_bytes());
+    expected.extend(BlobId::of(&EMPTY_MODULE).as_bytes());
     assert_eq!(&split.blobs()[0].bytes[..], &expected[..]);
-    assert_eq!(split.blobs()[1].digest, Digest::of(&EMPTY_MODULE));
+    assert_eq!(split.blobs()[1].digest, BlobId::of(&EMPTY_MODULE));
 }
 
 /// The tree digest as section 5 defines it.
@@ -70,7 +70,7 @@ fn the_tree_digest_follows_the_documented_definition() {
     let module = cairn_split::split(&EMPTY_MODULE).unwrap();
     assert_eq!(
         module.tree_digest().as_bytes(),
-        &documented_tree_digest(8, &[(1, 8, *Digest::of(&EMPTY_MODULE).as_bytes())])
+        &documented_tree_digest(8, &[(1, 8, *BlobId::of(&EMPTY_MODULE).as_bytes())])
     );
 }
 
@@ -79,16 +79,16 @@ fn blobs_are_also_named_by_raw_cids() {
     // Values from the specification (oci-wasm.md section 6), cross-checked there with
     // the `multiformats` package.
     assert_eq!(
-        Digest::of(b"hello world").to_cid(),
+        BlobId::of(b"hello world").to_cid(),
         "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"
     );
-    let empty_module = Digest::of(&EMPTY_MODULE);
+    let empty_module = BlobId::of(&EMPTY_MODULE);
     assert_eq!(
         empty_module.to_cid(),
         "bafkreieturf3xfwhkeqy4taa2r46jqkdlajcuoe2zsqwebnr4tinyx4uoy"
     );
     assert_eq!(
-        Digest::from_cid(&empty_module.to_cid()).unwrap(),
+        BlobId::from_cid(&empty_module.to_cid()).unwrap(),
         empty_module
     );
     for bad in [
@@ -98,6 +98,6 @@ fn blobs_are_also_named_by_raw_cids() {
         "Bafkreieturf3xfwhkeqy4taa2r46jqkdlajcuoe2zsqwebnr4tinyx4uoy",
         "bafybeieturf3xfwhkeqy4taa2r46jqkdlajcuoe2zsqwebnr4tinyx4uoy",
     ] {
-        assert!(Digest::from_cid(bad).is_err(), "{bad:?} was accepted");
+        assert!(BlobId::from_cid(bad).is_err(), "{bad:?} was accepted");
     }
 }

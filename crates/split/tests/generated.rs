@@ -3,7 +3,7 @@
 
 mod support;
 
-use cairn_split::{split, BlobKind, Digest};
+use cairn_split::{split, BlobId, BlobKind};
 use proptest::prelude::*;
 use support::*;
 use wasm_encoder::{
@@ -94,13 +94,13 @@ fn the_same_module_anywhere_is_one_fragment_with_the_module_file_digest() {
         .filter(|b| b.kind == BlobKind::Module)
         .collect();
     assert_eq!(module_blobs.len(), 1);
-    assert_eq!(module_blobs[0].digest, Digest::of(&m));
+    assert_eq!(module_blobs[0].digest, BlobId::of(&m));
     // The same nested component is one skeleton too.
     assert_eq!(split.blobs().len(), 3);
     // And the plain module splits to exactly that fragment.
     let alone = split_ok(&m);
     assert_eq!(alone.blobs().len(), 1);
-    assert_eq!(alone.blobs()[0].digest, Digest::of(&m));
+    assert_eq!(alone.blobs()[0].digest, BlobId::of(&m));
 }
 
 fn split_ok(bytes: &[u8]) -> cairn_split::Split<'_> {
@@ -118,15 +118,15 @@ fn manifest_lists_blobs_in_join_order_each_once() {
     ]);
     let split = assert_round_trip(&outer);
     let inner_skeleton = split_ok(&inner).manifest().root().digest;
-    let order: Vec<Digest> = split.manifest().blobs().iter().map(|b| b.digest).collect();
+    let order: Vec<BlobId> = split.manifest().blobs().iter().map(|b| b.digest).collect();
     assert_eq!(
         order,
         vec![
             split.manifest().root().digest,
-            Digest::of(&a),
+            BlobId::of(&a),
             inner_skeleton,
-            Digest::of(&b),
-            Digest::of(&c),
+            BlobId::of(&b),
+            BlobId::of(&c),
         ]
     );
 }
@@ -206,7 +206,7 @@ fn the_tree_digest_never_equals_the_file_digest() {
         let split = split_ok(&bytes);
         assert_ne!(
             split.tree_digest().as_bytes(),
-            Digest::of(&bytes).as_bytes()
+            BlobId::of(&bytes).as_bytes()
         );
     }
 }

@@ -6,7 +6,7 @@ mod support;
 use std::collections::HashMap;
 
 use cairn_split::skeleton::SkeletonError;
-use cairn_split::{join, split, BlobEntry, BlobKind, Digest, JoinError, Manifest, ManifestError};
+use cairn_split::{join, split, BlobEntry, BlobId, BlobKind, JoinError, Manifest, ManifestError};
 use support::*;
 
 struct Fixture {
@@ -25,7 +25,7 @@ impl Fixture {
         Fixture { bytes }
     }
 
-    fn blobs(&self) -> (Manifest, HashMap<Digest, Vec<u8>>) {
+    fn blobs(&self) -> (Manifest, HashMap<BlobId, Vec<u8>>) {
         let split = split(&self.bytes).unwrap();
         let blobs = split
             .blobs()
@@ -38,7 +38,7 @@ impl Fixture {
 
 fn join_to_vec(
     manifest: &Manifest,
-    blobs: &mut HashMap<Digest, Vec<u8>>,
+    blobs: &mut HashMap<BlobId, Vec<u8>>,
 ) -> Result<Vec<u8>, JoinError> {
     let mut out = Vec::new();
     join(manifest, blobs, &mut out).map(|_| out)
@@ -143,10 +143,10 @@ fn reordered_or_extra_manifest_entries_are_refused() {
     let mut entries = manifest.blobs().to_vec();
     entries.push(BlobEntry {
         kind: BlobKind::Module,
-        digest: Digest::of(&stray),
+        digest: BlobId::of(&stray),
         size: stray.len() as u64,
     });
-    blobs.insert(Digest::of(&stray), stray);
+    blobs.insert(BlobId::of(&stray), stray);
     let extra = Manifest::new(manifest.size(), entries).unwrap();
     assert!(matches!(
         join_to_vec(&extra, &mut blobs),
@@ -175,7 +175,7 @@ fn a_well_hashed_but_invalid_skeleton_is_refused() {
     skeleton.push(0x00);
     skeleton.extend(leb(literal.len() as u32, 1));
     skeleton.extend(&literal);
-    let digest = Digest::of(&skeleton);
+    let digest = BlobId::of(&skeleton);
     let manifest = Manifest::new(
         literal.len() as u64,
         vec![BlobEntry {
@@ -198,7 +198,7 @@ fn a_well_hashed_but_invalid_skeleton_is_refused() {
 #[test]
 fn a_module_blob_listed_as_a_skeleton_is_refused() {
     let m = small_module(4);
-    let digest = Digest::of(&m);
+    let digest = BlobId::of(&m);
     let manifest = Manifest::new(
         m.len() as u64,
         vec![BlobEntry {
@@ -220,7 +220,7 @@ fn a_module_blob_listed_as_a_skeleton_is_refused() {
 
 #[test]
 fn a_skeleton_far_larger_than_its_joined_size_is_refused_before_reading() {
-    let digest = Digest::of(b"never read");
+    let digest = BlobId::of(b"never read");
     let manifest = Manifest::new(
         10,
         vec![BlobEntry {
@@ -271,8 +271,8 @@ fn skeletons_are_canonical() {
 
 /// A source that remembers which blobs a join verified, and vouches for them later.
 struct RememberingSource {
-    blobs: HashMap<Digest, Vec<u8>>,
-    intact: std::collections::HashSet<Digest>,
+    blobs: HashMap<BlobId, Vec<u8>>,
+    intact: std::collections::HashSet<BlobId>,
     hashed: usize,
 }
 
@@ -317,7 +317,7 @@ fn a_source_learns_which_blobs_verified_and_only_those() {
     let mut out = Vec::new();
     join(&manifest, &mut source, &mut out).unwrap();
     assert_eq!(out, fixture.bytes);
-    let all: std::collections::HashSet<Digest> =
+    let all: std::collections::HashSet<BlobId> =
         manifest.blobs().iter().map(|b| b.digest).collect();
     assert_eq!(source.intact, all);
     // Again: nothing is hashed, the bytes are the same.

@@ -2,8 +2,12 @@
 //! filesystem implementation.
 //!
 //! Layout on disk: `<dir>/blobs/<algorithm>/<hex>` (`sha256`, and `sha512` for OCI blobs
-//! pushed with that algorithm). A blob is written to a temporary file, fsynced,
-//! renamed into place and its directory fsynced, so a blob that exists is complete. Joins
+//! pushed with that algorithm), or `<hex>.zst` for a blob stored compressed: the blobs of the
+//! split (`put`) are compressed with zstd at [`STORED_LEVEL`] when that makes them smaller,
+//! in one frame that records their size and a checksum; blobs moved in whole (`put_file`:
+//! uploads of OCI scratch repositories) stay as they came. Either way a blob is named, and
+//! verified, by the digest of its uncompressed bytes. A blob is written to a temporary file,
+//! fsynced, renamed into place and its directory fsynced, so a blob that exists is complete. Joins
 //! verify every blob's digest as they stream, unless this process verified that very file
 //! before and it has not changed since ([`BlobStore::known_intact`]). Blobs of OCI scratch
 //! repositories are served as stored; OCI clients check their digests.
@@ -11,7 +15,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use cairn_split::Digest;
+use cairn_split::BlobId;
 use sha2::Digest as _;
 
 /// The name of a blob: its digest under one of the algorithms the OCI image spec registers.
@@ -62,22 +66,22 @@ impl BlobDigest {
     }
 
     /// The SHA-256 this is, if it is one.
-    pub fn as_sha256(&self) -> Option<Digest> {
+    pub fn as_sha256(&self) -> Option<BlobId> {
         match self {
-            BlobDigest::Sha256(bytes) => Some(Digest::from_bytes(*bytes)),
+            BlobDigest::Sha256(bytes) => Some(BlobId::from_bytes(*bytes)),
             BlobDigest::Sha512(_) => None,
         }
     }
 }
 
-impl From<Digest> for BlobDigest {
-    fn from(digest: Digest) -> Self {
+impl From<BlobId> for BlobDigest {
+    fn from(digest: BlobId) -> Self {
         BlobDigest::Sha256(*digest.as_bytes())
     }
 }
 
-impl From<&Digest> for BlobDigest {
-    fn from(digest: &Digest) -> Self {
+impl From<&BlobId> for BlobDigest {
+    fn from(digest: &BlobId) -> Self {
         BlobDigest::Sha256(*digest.as_bytes())
     }
 }
@@ -145,6 +149,16 @@ pub trait BlobStore: Send + Sync + 'static {
     }
     /// A blob's size, if stored.
     fn size(&self, digest: &BlobDigest) -> io::Result<Option<u64>>;
+    /// The blob as the store keeps it compressed with zstd, and that form's length: what an
+    /// answer with `Content-Encoding: zstd` sends as it is, compressing nothing. `None` when
+    /// the store keeps the blob uncompressed (the default).
+    fn open_zstd(
+        &self,
+        digest: &BlobDigest,
+    ) -> io::Result<Option<(Box<dyn io::Read + Send>, u64)>> {
+        let _ = digest;
+        Ok(None)
+    }
     /// Whether the stored bytes of `digest` are known to match it: this process saw them
     /// verified and they have not changed since. Stores that cannot tell say no, and their
     /// blobs are hashed on every read.
@@ -181,6 +195,12 @@ pub struct FsContentStore {
 
 /// How long a blob's file must have been unchanged before its verification is remembered.
 pub const STABLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The zstd level blobs are stored at. Over the corpus (`cargo bench -p cairn-split --bench
+/// fragment_compression`) the split store at level 3 is 0.277 of the whole files, against
+/// 0.312 at level 1 and 0.247 at level 9, compressing at about 250 MiB/s against 400 and 57;
+/// every level decompresses at about 800 MiB/s.
+pub const STORED_LEVEL: i32 = 3;
 
 /// What identifies a file's current contents without reading them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,6 +252,36 @@ impl FsContentStore {
         self.blobs.join(digest.algorithm()).join(digest.to_hex())
     }
 
+    /// Where the blob is stored compressed.
+    fn packed_path(&self, digest: &BlobDigest) -> PathBuf {
+        self.blobs
+            .join(digest.algorithm())
+            .join(format!("{}.zst", digest.to_hex()))
+    }
+
+    /// The blob's file and whether it is compressed, if it is stored.
+    fn stored(&self, digest: &BlobDigest) -> Option<(PathBuf, bool)> {
+        let raw = self.path(digest);
+        if raw.is_file() {
+            return Some((raw, false));
+        }
+        let packed = self.packed_path(digest);
+        packed.is_file().then_some((packed, true))
+    }
+
+    /// Writes `bytes` to `target` through a temporary file, synced, renamed, the directory
+    /// synced.
+    fn write_into_place(&self, digest: &BlobDigest, target: &Path, bytes: &[u8]) -> io::Result<()> {
+        use std::io::Write as _;
+        let tmp = self.tmp_path(digest);
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, target)?;
+        std::fs::File::open(self.blobs.join(digest.algorithm()))?.sync_all()
+    }
+
     /// A temporary file for a blob being written, unique to this process and thread, on the
     /// blobs' file system (so it can be renamed into place).
     fn tmp_path(&self, digest: &BlobDigest) -> PathBuf {
@@ -246,27 +296,28 @@ impl FsContentStore {
 
 impl BlobStore for FsContentStore {
     fn has(&self, digest: &BlobDigest) -> io::Result<bool> {
-        Ok(self.path(digest).is_file())
+        Ok(self.stored(digest).is_some())
     }
 
+    /// Stores the blob compressed when that makes it smaller, else as it is.
     fn put(&self, digest: &BlobDigest, bytes: &[u8]) -> io::Result<()> {
-        use std::io::Write as _;
-        let path = self.path(digest);
-        if path.is_file() {
+        if self.stored(digest).is_some() {
             return Ok(());
         }
-        let tmp = self.tmp_path(digest);
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, &path)?;
-        std::fs::File::open(self.blobs.join(digest.algorithm()))?.sync_all()
+        let mut compressor = zstd::bulk::Compressor::new(STORED_LEVEL)?;
+        compressor.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
+        compressor.set_parameter(zstd::zstd_safe::CParameter::ContentSizeFlag(true))?;
+        let packed = compressor.compress(bytes)?;
+        if packed.len() < bytes.len() {
+            self.write_into_place(digest, &self.packed_path(digest), &packed)
+        } else {
+            self.write_into_place(digest, &self.path(digest), bytes)
+        }
     }
 
     fn put_file(&self, digest: &BlobDigest, path: &Path) -> io::Result<()> {
         let target = self.path(digest);
-        if target.is_file() {
+        if self.stored(digest).is_some() {
             return Ok(());
         }
         std::fs::File::open(path)?.sync_all()?;
@@ -284,22 +335,74 @@ impl BlobStore for FsContentStore {
         }
     }
 
+    /// The blob's bytes, decompressed as they are read when it is stored compressed (a
+    /// frame whose checksum does not match fails the read at its end).
     fn open(&self, digest: &BlobDigest) -> io::Result<Box<dyn io::Read + Send>> {
-        Ok(Box::new(std::fs::File::open(self.path(digest))?))
+        match self.stored(digest) {
+            Some((path, false)) => Ok(Box::new(std::fs::File::open(path)?)),
+            Some((path, true)) => Ok(Box::new(zstd::stream::read::Decoder::new(
+                std::fs::File::open(path)?,
+            )?)),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("blob {digest} is not stored"),
+            )),
+        }
     }
 
     fn open_at(&self, digest: &BlobDigest, offset: u64) -> io::Result<Box<dyn io::Read + Send>> {
         use std::io::Seek as _;
-        let mut file = std::fs::File::open(self.path(digest))?;
-        file.seek(io::SeekFrom::Start(offset))?;
-        Ok(Box::new(file))
+        match self.stored(digest) {
+            Some((path, false)) => {
+                let mut file = std::fs::File::open(path)?;
+                file.seek(io::SeekFrom::Start(offset))?;
+                Ok(Box::new(file))
+            }
+            // Compressed: decompressed from the start, up to the offset.
+            _ => {
+                let mut reader = self.open(digest)?;
+                io::copy(&mut io::Read::take(&mut reader, offset), &mut io::sink())?;
+                Ok(reader)
+            }
+        }
+    }
+
+    fn open_zstd(
+        &self,
+        digest: &BlobDigest,
+    ) -> io::Result<Option<(Box<dyn io::Read + Send>, u64)>> {
+        match self.stored(digest) {
+            Some((path, true)) => {
+                let file = std::fs::File::open(path)?;
+                let length = file.metadata()?.len();
+                Ok(Some((Box::new(file), length)))
+            }
+            _ => Ok(None),
+        }
     }
 
     fn size(&self, digest: &BlobDigest) -> io::Result<Option<u64>> {
-        match std::fs::metadata(self.path(digest)) {
-            Ok(meta) => Ok(Some(meta.len())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+        use std::io::Read as _;
+        match self.stored(digest) {
+            Some((path, false)) => Ok(Some(std::fs::metadata(path)?.len())),
+            Some((path, true)) => {
+                // The frame header records the size (at most 18 bytes).
+                let mut header = Vec::with_capacity(18);
+                std::fs::File::open(&path)?
+                    .take(18)
+                    .read_to_end(&mut header)?;
+                match zstd::zstd_safe::get_frame_content_size(&header) {
+                    Ok(Some(size)) => Ok(Some(size)),
+                    _ => Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{} does not start with a zstd frame header that records its size",
+                            path.display()
+                        ),
+                    )),
+                }
+            }
+            None => Ok(None),
         }
     }
 
@@ -310,7 +413,11 @@ impl BlobStore for FsContentStore {
             .expect("intact lock poisoned")
             .get(digest)
             .copied();
-        remembered.is_some_and(|stamp| FileStamp::of(&self.path(digest)) == Some(stamp))
+        remembered.is_some_and(|stamp| {
+            self.stored(digest)
+                .and_then(|(path, _)| FileStamp::of(&path))
+                == Some(stamp)
+        })
     }
 
     fn mark_intact(&self, digest: &BlobDigest) {
@@ -327,7 +434,10 @@ impl BlobStore for FsContentStore {
             now.checked_sub(changed)
                 .is_some_and(|age| age >= STABLE_FOR)
         };
-        if let Some(stamp) = FileStamp::of(&self.path(digest)).filter(stable) {
+        let stamp = self
+            .stored(digest)
+            .and_then(|(path, _)| FileStamp::of(&path));
+        if let Some(stamp) = stamp.filter(stable) {
             let mut intact = self.intact.lock().expect("intact lock poisoned");
             if intact.len() < LIMIT || intact.contains_key(digest) {
                 intact.insert(*digest, stamp);
@@ -340,11 +450,14 @@ impl BlobStore for FsContentStore {
             .lock()
             .expect("intact lock poisoned")
             .remove(digest);
-        match std::fs::remove_file(self.path(digest)) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
+        for path in [self.path(digest), self.packed_path(digest)] {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
         }
+        Ok(())
     }
 }
 
@@ -371,6 +484,90 @@ mod tests {
         assert!(!store.known_intact(&digest));
         store.delete(&digest).unwrap();
         assert!(!store.known_intact(&digest));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn test_store(name: &str) -> (PathBuf, FsContentStore) {
+        let dir = std::env::temp_dir().join(format!("cairn-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = FsContentStore::open(&dir).unwrap();
+        (dir, store)
+    }
+
+    fn read_all(store: &FsContentStore, digest: &BlobDigest) -> io::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut store.open(digest)?, &mut bytes)?;
+        Ok(bytes)
+    }
+
+    #[test]
+    fn a_blob_that_compresses_is_stored_compressed_and_read_back_byte_for_byte() {
+        let (dir, store) = test_store("packed");
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8 / 3).collect();
+        let digest = BlobDigest::Sha256(sha2::Sha256::digest(&bytes).into());
+        store.put(&digest, &bytes).unwrap();
+        assert!(!store.path(&digest).exists());
+        let packed = std::fs::metadata(store.packed_path(&digest)).unwrap().len();
+        assert!(packed < bytes.len() as u64 / 4, "{packed} bytes stored");
+        assert!(store.has(&digest).unwrap());
+        assert_eq!(store.size(&digest).unwrap(), Some(bytes.len() as u64));
+        assert_eq!(read_all(&store, &digest).unwrap(), bytes);
+        let mut tail = Vec::new();
+        io::Read::read_to_end(&mut store.open_at(&digest, 150_000).unwrap(), &mut tail).unwrap();
+        assert_eq!(tail, bytes[150_000..]);
+        // As stored, for answers in zstd: the frame, which decompresses to the blob.
+        let (mut frame, length) = store.open_zstd(&digest).unwrap().unwrap();
+        assert_eq!(length, packed);
+        let mut framed = Vec::new();
+        io::Read::read_to_end(&mut frame, &mut framed).unwrap();
+        assert_eq!(zstd::decode_all(&framed[..]).unwrap(), bytes);
+        // Stored once: a second put changes nothing.
+        store.put(&digest, &bytes).unwrap();
+        assert!(!store.path(&digest).exists());
+        store.delete(&digest).unwrap();
+        assert!(!store.has(&digest).unwrap());
+        assert_eq!(store.size(&digest).unwrap(), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_blob_that_does_not_compress_and_a_moved_file_are_stored_as_they_are() {
+        let (dir, store) = test_store("raw");
+        // Bytes zstd cannot shrink: a SHA-256 chain.
+        let mut bytes = Vec::new();
+        let mut block = sha2::Sha256::digest(b"seed");
+        for _ in 0..1000 {
+            bytes.extend_from_slice(&block);
+            block = sha2::Sha256::digest(block);
+        }
+        let digest = BlobDigest::Sha256(sha2::Sha256::digest(&bytes).into());
+        store.put(&digest, &bytes).unwrap();
+        assert_eq!(std::fs::read(store.path(&digest)).unwrap(), bytes);
+        assert!(!store.packed_path(&digest).exists());
+        assert!(store.open_zstd(&digest).unwrap().is_none());
+
+        let text = vec![b'a'; 100_000];
+        let file = dir.join("upload");
+        std::fs::write(&file, &text).unwrap();
+        let moved = BlobDigest::Sha256(sha2::Sha256::digest(&text).into());
+        store.put_file(&moved, &file).unwrap();
+        assert_eq!(std::fs::read(store.path(&moved)).unwrap(), text);
+        assert_eq!(read_all(&store, &moved).unwrap(), text);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_changed_compressed_blob_fails_its_read() {
+        let (dir, store) = test_store("packed-changed");
+        let bytes = vec![7u8; 100_000];
+        let digest = BlobDigest::Sha256(sha2::Sha256::digest(&bytes).into());
+        store.put(&digest, &bytes).unwrap();
+        let path = store.packed_path(&digest);
+        let mut packed = std::fs::read(&path).unwrap();
+        let last = packed.len() - 1;
+        packed[last] ^= 0x55; // the frame's checksum
+        std::fs::write(&path, packed).unwrap();
+        assert!(read_all(&store, &digest).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -18,6 +18,8 @@
 //! they become power-loss safe with the next synced commit; a record is published only by
 //! the sequencer's commit, after which the WAL file is fsynced (outside SQLite's write lock).
 
+#![forbid(unsafe_code)]
+
 mod claims;
 mod content;
 mod location;
@@ -39,5 +41,6 @@ pub use oci_content::{
 pub use publishers::{NewPublisher, Publisher, PublisherScope, PublisherStore};
 pub use records::{
     is_disk_full, CommitBatch, ContentRow, InsertOutcome, NewRecord, RecordRow, RecordStatus,
-    RecordStore, RejectedRecord, SequencedRecord, SqliteStore, StoreError, StoredLogRecord,
+    RecordStore, RejectedRecord, SequencedRecord, SqliteStore, StoreError, StoreErrorKind,
+    StoredLogRecord,
 };

@@ -144,7 +144,7 @@ impl ContentLocation {
                 Ok(Arc::new(FsContentStore::open(path).map_err(unavailable)?))
             }
             ContentLocation::Oci(location) => {
-                let store = OciContentStore::new(location.clone());
+                let store = OciContentStore::new(location.clone()).map_err(unavailable)?;
                 store.ping().map_err(unavailable)?;
                 tracing::info!(store = %location, "content blobs are kept in an OCI registry");
                 Ok(Arc::new(store))
@@ -248,25 +248,21 @@ pub fn record_content_location(
     Ok(())
 }
 
-/// Writes the record file (temporary file, fsync, rename, fsync of the directory).
+/// Writes the record file atomically (a temporary file, synced, renamed over it, the
+/// directory synced: `atomic-write-file`).
 fn write_record(data_dir: &Path, text: &str) -> Result<(), ContentLocationError> {
     use std::io::Write as _;
     let path = data_dir.join(CONTENT_LOCATION_FILE);
-    let error = |reason| ContentLocationError::Record {
+    let write = || {
+        let mut file = atomic_write_file::AtomicWriteFile::open(&path)?;
+        file.write_all(format!("{text}\n").as_bytes())?;
+        file.commit()
+    };
+    write().map_err(|reason| ContentLocationError::Record {
         what: "cannot write",
         path: path.clone(),
         reason,
-    };
-    let tmp = data_dir.join(format!("{CONTENT_LOCATION_FILE}.tmp"));
-    let mut file = std::fs::File::create(&tmp).map_err(error)?;
-    file.write_all(format!("{text}\n").as_bytes())
-        .map_err(error)?;
-    file.sync_all().map_err(error)?;
-    drop(file);
-    std::fs::rename(&tmp, &path).map_err(error)?;
-    std::fs::File::open(data_dir)
-        .and_then(|dir| dir.sync_all())
-        .map_err(error)
+    })
 }
 
 #[cfg(test)]

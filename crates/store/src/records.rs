@@ -50,6 +50,15 @@ pub enum StoreError {
     /// A write failed together with others committed in the same transaction.
     #[error("store write failed: {0}")]
     Failed(String),
+    /// A write failed because the transaction it shared with others failed, for a reason of
+    /// this kind.
+    #[error("store write failed: {message}")]
+    FailedTogether {
+        /// Why the transaction failed.
+        message: String,
+        /// The kind of that failure.
+        kind: StoreErrorKind,
+    },
     /// A publisher account of this name exists already.
     #[error("a publisher account named `{0}` exists already (names stay taken after a revoke)")]
     PublisherExists(String),
@@ -107,8 +116,61 @@ impl StoreError {
     fn shared(&self) -> StoreError {
         match self {
             StoreError::DiskFull(message) => StoreError::DiskFull(message.clone()),
-            other => StoreError::Failed(other.to_string()),
+            other => StoreError::FailedTogether {
+                message: other.to_string(),
+                kind: other.kind(),
+            },
         }
+    }
+
+    /// What the failure means for the request that met it.
+    pub fn kind(&self) -> StoreErrorKind {
+        match self {
+            StoreError::DiskFull(_) => StoreErrorKind::DiskFull,
+            StoreError::NotDurable { disk_full, .. } => match disk_full {
+                true => StoreErrorKind::DiskFull,
+                false => StoreErrorKind::Retryable,
+            },
+            StoreError::Database(error) if is_busy(error) => StoreErrorKind::Retryable,
+            StoreError::Database(_) | StoreError::Corrupt(_) | StoreError::Failed(_) => {
+                StoreErrorKind::Fault
+            }
+            StoreError::FailedTogether { kind, .. } => *kind,
+            StoreError::PublisherExists(_) | StoreError::NameConflict { .. } => {
+                StoreErrorKind::Conflict
+            }
+        }
+    }
+}
+
+/// What a store failure means for the request that met it, whatever the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// No room: nothing of the write was kept, and it can succeed once there is room.
+    DiskFull,
+    /// The database was busy, or could not make the write durable: the same request can
+    /// succeed when sent again.
+    Retryable,
+    /// The request names something that conflicts with what is stored (a name taken).
+    Conflict,
+    /// The database failed otherwise, or stored data does not parse: the operator's to
+    /// look into.
+    Fault,
+}
+
+/// Whether the database answered that it was busy: a lock held by another connection
+/// (SQLite's `SQLITE_BUSY`, `SQLITE_LOCKED` and their extended codes; PostgreSQL's
+/// serialization failures, deadlocks and lock timeouts), or no connection free in time.
+fn is_busy(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(database) => {
+            let code = database.code();
+            let code = code.as_deref().unwrap_or("");
+            let sqlite_busy = code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+            sqlite_busy || matches!(code, "40001" | "40P01" | "55P03")
+        }
+        _ => false,
     }
 }
 
@@ -1280,7 +1342,7 @@ async fn insert_statements(
                     requested: requested.clone(),
                     existing: existing.clone(),
                 },
-                other => StoreError::Failed(other.to_string()),
+                other => other.shared(),
             }));
         }
     }

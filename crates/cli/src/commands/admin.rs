@@ -3,15 +3,12 @@
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use cairn_protocol::{
-    Envelope, KeyId, Namespace, OperatorEntry, OperatorPermission, PrivateKey, PublicKey, Record,
-    Timestamp,
-};
-use cairn_server::{Registry, Settings};
-use cairn_store::{RecordStatus, RecordStore};
+use cairn_protocol::{KeyId, Namespace, OperatorEntry, OperatorPermission, PublicKey};
+use cairn_server::{key_rotation, Registry, Settings};
 use clap::{Args, Subcommand};
 
 use super::DataDir;
+use crate::output::print_json;
 
 /// Change the operator log of a stopped registry.
 ///
@@ -45,6 +42,9 @@ pub enum AdminCommand {
 pub struct DefineNamespace {
     #[command(flatten)]
     dir: DataDir,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    json: bool,
     /// The namespace.
     namespace: Namespace,
 }
@@ -53,6 +53,9 @@ pub struct DefineNamespace {
 pub struct Grant {
     #[command(flatten)]
     dir: DataDir,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    json: bool,
     /// The public key (`ecdsa-p256:...`).
     key: PublicKey,
     /// A permission: commit, defineNamespace or importNamespace (repeatable).
@@ -64,6 +67,9 @@ pub struct Grant {
 pub struct Revoke {
     #[command(flatten)]
     dir: DataDir,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    json: bool,
     /// The key id (`sha256:...`).
     key_id: KeyId,
     /// A permission: commit, defineNamespace or importNamespace (repeatable).
@@ -75,6 +81,9 @@ pub struct Revoke {
 pub struct RotateKey {
     #[command(flatten)]
     dir: DataDir,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    json: bool,
 }
 
 impl AdminCommand {
@@ -89,7 +98,12 @@ impl AdminCommand {
                         }])
                     })
                     .await?;
-                    println!("defined namespace {}", c.namespace);
+                    if c.json {
+                        return print_json(&serde_json::json!({
+                            "defined": c.namespace.to_string(),
+                        }));
+                    }
+                    crate::outln!("defined namespace {}", c.namespace);
                 }
                 AdminCommand::Grant(c) => {
                     let entries = vec![OperatorEntry::Grant {
@@ -97,7 +111,14 @@ impl AdminCommand {
                         permissions: c.permissions.clone(),
                     }];
                     append(&c.dir.data, |_| Ok(entries)).await?;
-                    println!(
+                    if c.json {
+                        return print_json(&serde_json::json!({
+                            "granted": strings(&c.permissions),
+                            "key": c.key.to_string(),
+                            "keyId": c.key.fingerprint().to_string(),
+                        }));
+                    }
+                    crate::outln!(
                         "granted {} to {}",
                         list(&c.permissions),
                         c.key.fingerprint()
@@ -109,9 +130,15 @@ impl AdminCommand {
                         permissions: c.permissions.clone(),
                     }];
                     append(&c.dir.data, |_| Ok(entries)).await?;
-                    println!("revoked {} from {}", list(&c.permissions), c.key_id);
+                    if c.json {
+                        return print_json(&serde_json::json!({
+                            "revoked": strings(&c.permissions),
+                            "keyId": c.key_id.to_string(),
+                        }));
+                    }
+                    crate::outln!("revoked {} from {}", list(&c.permissions), c.key_id);
                 }
-                AdminCommand::RotateKey(c) => rotate(&c.dir.data).await?,
+                AdminCommand::RotateKey(c) => rotate(&c.dir.data, c.json).await?,
                 AdminCommand::Publisher(c) => super::publisher::run(c).await?,
             }
             anyhow::Ok(())
@@ -119,12 +146,12 @@ impl AdminCommand {
     }
 }
 
+fn strings(permissions: &[OperatorPermission]) -> Vec<String> {
+    permissions.iter().map(|p| p.to_string()).collect()
+}
+
 fn list(permissions: &[OperatorPermission]) -> String {
-    permissions
-        .iter()
-        .map(|p| p.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+    strings(permissions).join(", ")
 }
 
 async fn open(dir: &Path) -> anyhow::Result<(std::fs::File, Registry)> {
@@ -160,91 +187,27 @@ async fn append(
     let (_lock, mut registry) = open(dir).await?;
     let entries = make(&registry)?;
     let key = registry.operator_key().clone();
-    append_to(&mut registry, entries, &key, None).await?;
+    key_rotation::append_operator_record(&mut registry, entries, &key, None).await?;
     Ok(registry)
 }
 
-/// Signs a record of `entries` with `key`, links it to the operator log's head, and sequences
-/// it; the covering checkpoint is signed by `checkpoint_key` if given (key rotation), else by
-/// the operator key.
-async fn append_to(
-    registry: &mut Registry,
-    entries: Vec<OperatorEntry>,
-    key: &PrivateKey,
-    checkpoint_key: Option<PrivateKey>,
-) -> anyhow::Result<()> {
-    let head = registry
-        .state()
-        .read()
-        .expect("state lock")
-        .operator()
-        .head()
-        .map(|h| h.record_id);
-    let record = Record {
-        prev: head,
-        version: 0,
-        time: Timestamp::now(),
-        entries,
-    };
-    let envelope = Envelope::signed(record, key);
-    let record_id = *envelope.record_id();
-    registry.queue_operator_record(envelope).await?;
-    if let Some(checkpoint_key) = checkpoint_key {
-        registry.set_operator_key(checkpoint_key);
-    }
-    registry.sequence_pending().await?;
-    let row = registry
-        .store()
-        .record(&record_id)
-        .await?
-        .context("the operator record was not stored")?;
-    match row.status {
-        RecordStatus::Validated => Ok(()),
-        _ => bail!(
-            "the operator record was refused: {}",
-            row.reason.unwrap_or_default()
-        ),
-    }
-}
-
-async fn rotate(dir: &Path) -> anyhow::Result<()> {
+async fn rotate(dir: &Path, json: bool) -> anyhow::Result<()> {
     let (_lock, mut registry) = open(dir).await?;
-    let old = registry.operator_key().clone();
-    let new = PrivateKey::generate()?;
-    // The new key is on disk before the log names it; a restart finishes a rotation that
-    // stopped after the record was sequenced (see `cairn_server::Registry::open`).
-    let new_file = dir.join(cairn_server::NEW_OPERATOR_KEY_FILE);
-    let _ = std::fs::remove_file(&new_file);
-    cairn_server::write_secret(&new_file, &new.to_secret_text())
-        .with_context(|| format!("cannot write {}", new_file.display()))?;
-    let all = OperatorPermission::ALL.to_vec();
-    let entries = vec![
-        OperatorEntry::Grant {
-            key: new.public_key().clone(),
-            permissions: all.clone(),
-        },
-        OperatorEntry::Revoke {
-            key_id: old.public_key().fingerprint(),
-            permissions: all,
-        },
-    ];
-    // The old key signs the record; the checkpoint that covers it must be signed by the new
-    // key, the only one that holds `commit` once the record applies.
-    if let Err(error) = append_to(&mut registry, entries, &old, Some(new.clone())).await {
-        let _ = std::fs::remove_file(&new_file);
-        return Err(error);
+    let rotation = key_rotation::rotate(dir, &mut registry).await?;
+    let (new, old) = (rotation.new_key.public_key(), rotation.old_key.public_key());
+    if json {
+        return print_json(&serde_json::json!({
+            "keyId": new.fingerprint().to_string(),
+            "publicKey": new.to_string(),
+            "previousKeyId": old.fingerprint().to_string(),
+            "previousKeyFile": rotation.old_key_file,
+        }));
     }
-    let key_file = dir.join(cairn_server::OPERATOR_KEY_FILE);
-    let old_file = dir.join(format!("{}.old", cairn_server::OPERATOR_KEY_FILE));
-    std::fs::rename(&key_file, &old_file)
-        .with_context(|| format!("cannot move {}", key_file.display()))?;
-    std::fs::rename(&new_file, &key_file)
-        .with_context(|| format!("cannot move {}", new_file.display()))?;
-    println!(
+    crate::outln!(
         "rotated the operator key: {} replaces {} (kept in {})",
-        new.public_key().fingerprint(),
-        old.public_key().fingerprint(),
-        old_file.display()
+        new.fingerprint(),
+        old.fingerprint(),
+        rotation.old_key_file.display()
     );
     Ok(())
 }

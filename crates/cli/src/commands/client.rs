@@ -10,15 +10,19 @@ use clap::Args;
 
 use crate::settings::{self, ClientSettings};
 
-/// Options every client command takes.
+/// The registry a command is about: every command that keeps state per registry.
 #[derive(Args, Clone)]
-pub struct ClientArgs {
+pub struct RegistryArg {
     /// The registry URL (default: from `cairn config`).
     #[arg(long, env = "CAIRN_REGISTRY", value_name = "URL")]
     pub registry: Option<String>,
-    /// Blobs downloaded or uploaded at once.
-    #[arg(long, default_value_t = 8)]
-    pub concurrency: usize,
+}
+
+/// Options of the commands that talk to a registry.
+#[derive(Args, Clone)]
+pub struct ClientArgs {
+    #[command(flatten)]
+    pub registry: RegistryArg,
     /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
@@ -38,6 +42,14 @@ pub struct ClientArgs {
     pub ca_cert: Option<PathBuf>,
 }
 
+/// The option of the commands that move content.
+#[derive(Args, Clone)]
+pub struct TransferArg {
+    /// Fragments downloaded or uploaded at once.
+    #[arg(long, default_value_t = ClientConfig::DEFAULT_CONCURRENCY, value_name = "N")]
+    pub concurrency: usize,
+}
+
 /// The signing key option of the publishing commands.
 #[derive(Args, Clone)]
 pub struct KeyArg {
@@ -52,9 +64,9 @@ impl KeyArg {
     }
 }
 
-impl ClientArgs {
+impl RegistryArg {
     /// The registry for `package` (or the default one).
-    pub fn registry_url(&self, package: Option<&PackageName>) -> anyhow::Result<RegistryUrl> {
+    pub fn url(&self, package: Option<&PackageName>) -> anyhow::Result<RegistryUrl> {
         let text = match &self.registry {
             Some(url) => url.clone(),
             None => ClientSettings::load()?.registry_for(package.map(|p| p.namespace()))?,
@@ -62,12 +74,33 @@ impl ClientArgs {
         Ok(text.parse()?)
     }
 
+    /// Opens what the client trusts about the registry, without talking to it.
+    pub fn open_offline(&self) -> anyhow::Result<Client> {
+        let url = self.url(None)?;
+        let config = ClientConfig::new(url.to_string(), storage_dir(&url)?);
+        Client::open(config).with_context(|| format!("cannot open the client state for {url}"))
+    }
+}
+
+impl ClientArgs {
     /// Opens the client for `package`'s registry; its trusted state lives in the XDG data
     /// folder, one directory per registry.
     pub fn open(&self, package: Option<&PackageName>) -> anyhow::Result<Client> {
-        let url = self.registry_url(package)?;
+        self.open_moving(package, None)
+    }
+
+    /// Opens the client for a command that moves content, `transfer.concurrency` fragments
+    /// at once.
+    pub fn open_moving(
+        &self,
+        package: Option<&PackageName>,
+        transfer: Option<&TransferArg>,
+    ) -> anyhow::Result<Client> {
+        let url = self.registry.url(package)?;
         let mut config = ClientConfig::new(url.to_string(), storage_dir(&url)?);
-        config.concurrency = self.concurrency.max(1);
+        if let Some(transfer) = transfer {
+            config.concurrency = transfer.concurrency.max(1);
+        }
         config.max_checkpoint_age = self.max_checkpoint_age;
         config.auth_token = settings::token_for(&url.to_string())?.map(cairn_client::AuthToken);
         if let Some(path) = &self.ca_cert {

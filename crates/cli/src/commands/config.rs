@@ -51,18 +51,18 @@ impl ConfigCommand {
         if changed {
             let path = settings.save()?;
             if !self.json {
-                println!("saved {}", path.display());
+                crate::outln!("saved {}", path.display());
             }
         }
         if self.json {
             return output::print_json(&settings);
         }
-        println!(
+        crate::outln!(
             "registry: {}",
             settings.registry.as_deref().unwrap_or("(none)")
         );
         for (namespace, url) in &settings.namespaces {
-            println!("namespace {namespace}: {url}");
+            crate::outln!("namespace {namespace}: {url}");
         }
         Ok(())
     }

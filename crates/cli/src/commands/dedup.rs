@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use cairn_split::{BlobKind, Digest};
+use cairn_split::{BlobId, BlobKind};
 use clap::Args;
 use serde::Serialize;
 
@@ -40,7 +40,7 @@ struct DedupReport {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SharedBlob {
-    digest: Digest,
+    digest: BlobId,
     kind: BlobKind,
     size: u64,
     files: Vec<String>,
@@ -49,8 +49,8 @@ struct SharedBlob {
 impl DedupCommand {
     pub fn run(self) -> anyhow::Result<()> {
         let mut whole_bytes = 0;
-        // Digest -> (kind, size, files holding it), ordered for stable output.
-        let mut blobs: BTreeMap<Digest, (BlobKind, u64, Vec<String>)> = BTreeMap::new();
+        // BlobId -> (kind, size, files holding it), ordered for stable output.
+        let mut blobs: BTreeMap<BlobId, (BlobKind, u64, Vec<String>)> = BTreeMap::new();
         for path in &self.files {
             let bytes = read_input(path)?;
             let split = split_file(path, &bytes)?;
@@ -87,29 +87,29 @@ impl DedupCommand {
         if self.json {
             return output::print_json(&report);
         }
-        println!(
+        crate::outln!(
             "whole: {} in {} files",
             output::size(report.whole_bytes),
             report.files
         );
-        println!(
+        crate::outln!(
             "split: {} in {} distinct blobs, shared blobs counted once",
             output::size(report.split_bytes),
             report.distinct_blobs
         );
         if report.whole_bytes > 0 {
             let saved = report.whole_bytes as i128 - report.split_bytes as i128;
-            println!(
+            crate::outln!(
                 "saved: {saved} B ({:.1}% of whole)",
                 saved as f64 * 100.0 / report.whole_bytes as f64
             );
         }
         if report.shared.is_empty() {
-            println!("no blob is shared by two or more files");
+            crate::outln!("no blob is shared by two or more files");
         } else {
-            println!("shared blobs:");
+            crate::outln!("shared blobs:");
             for blob in &report.shared {
-                println!(
+                crate::outln!(
                     "  {} {} {}  in {}",
                     blob.kind.as_str(),
                     blob.digest,

@@ -9,7 +9,7 @@ use clap::Args;
 use semver::VersionReq;
 use serde::Serialize;
 
-use super::client::{runtime, ClientArgs};
+use super::client::{runtime, ClientArgs, TransferArg};
 use crate::destination::Destination;
 use crate::output;
 
@@ -34,6 +34,8 @@ pub struct FetchCommand {
     /// Take a yanked release when no other matches (its content is still in the log).
     #[arg(long)]
     allow_yanked: bool,
+    #[command(flatten)]
+    transfer: TransferArg,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -67,7 +69,7 @@ impl FetchCommand {
         if destination.is_stdout() && self.client.json {
             anyhow::bail!("`--json` prints the report on standard output: give `-o` a file");
         }
-        let mut client = self.client.open(Some(&name))?;
+        let mut client = self.client.open_moving(Some(&name), Some(&self.transfer))?;
         let yanked = if self.allow_yanked {
             Yanked::Allowed
         } else {
@@ -105,7 +107,7 @@ impl FetchCommand {
         if destination.is_stdout() {
             eprintln!("{text}");
         } else {
-            println!("{text}");
+            crate::outln!("{text}");
         }
         Ok(())
     }

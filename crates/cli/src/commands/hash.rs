@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use cairn_split::Digest;
+use cairn_split::BlobId;
 use clap::Args;
 use serde::Serialize;
 
@@ -32,7 +32,7 @@ struct FileHashes {
     path: String,
     kind: &'static str,
     size: u64,
-    sha256: Digest,
+    sha256: BlobId,
     tree_digest: cairn_split::TreeDigest,
 }
 
@@ -44,7 +44,7 @@ impl HashCommand {
             // The file's SHA-256 on a second thread while the split hashes its blobs: the
             // two digests cost about one pass.
             let (sha256, split) = std::thread::scope(|scope| {
-                let whole = scope.spawn(|| Digest::of(&bytes));
+                let whole = scope.spawn(|| BlobId::of(&bytes));
                 let split = split_file(path, &bytes);
                 (whole.join().expect("the hashing thread panicked"), split)
             });
@@ -62,11 +62,11 @@ impl HashCommand {
         }
         for (i, file) in all.iter().enumerate() {
             if i > 0 {
-                println!();
+                crate::outln!();
             }
-            println!("{}: {}, {}", file.path, file.kind, output::size(file.size));
-            println!("  sha256: {}", file.sha256);
-            println!("  tree:   {}", file.tree_digest);
+            crate::outln!("{}: {}, {}", file.path, file.kind, output::size(file.size));
+            crate::outln!("  sha256: {}", file.sha256);
+            crate::outln!("  tree:   {}", file.tree_digest);
         }
         Ok(())
     }

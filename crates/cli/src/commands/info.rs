@@ -145,21 +145,21 @@ impl InfoCommand {
             return output::print_json(&packages);
         }
         if let Some(checkpoint) = trusted.checkpoint() {
-            println!(
+            crate::outln!(
                 "registry {} at log length {}",
                 client.config().registry_url,
                 checkpoint.contents.log_length
             );
         }
         for package in &packages {
-            println!("{}", package.name);
+            crate::outln!("{}", package.name);
             for version in &package.versions {
                 match &version.content {
-                    Some(content) => println!("  {}  {content}", version.version),
-                    None => println!("  {}  (yanked)", version.version),
+                    Some(content) => crate::outln!("  {}  {content}", version.version),
+                    None => crate::outln!("  {}  (yanked)", version.version),
                 }
                 for referrer in &version.referrers {
-                    println!(
+                    crate::outln!(
                         "    referrer {} {} ({})",
                         referrer
                             .artifact_type
@@ -176,7 +176,7 @@ impl InfoCommand {
                 } else {
                     key.permissions.join(", ")
                 };
-                println!("  key {}: {permissions}", key.key_id);
+                crate::outln!("  key {}: {permissions}", key.key_id);
             }
         }
         Ok(())

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use cairn_split::binary::{custom_sections, CustomSection};
 use cairn_split::skeleton::{Piece, Skeleton};
-use cairn_split::{BlobKind, Digest, Split};
+use cairn_split::{BlobId, BlobKind, Split};
 use clap::Args;
 use serde::Serialize;
 
@@ -33,7 +33,7 @@ enum Node {
     #[serde(rename_all = "camelCase")]
     Module {
         size: u64,
-        digest: Digest,
+        digest: BlobId,
         /// True when the same module appeared earlier in the tree (stored once).
         repeated: bool,
         custom_sections: Vec<CustomSectionJson>,
@@ -41,7 +41,7 @@ enum Node {
     #[serde(rename_all = "camelCase")]
     Component {
         size: u64,
-        skeleton_digest: Digest,
+        skeleton_digest: BlobId,
         skeleton_size: u64,
         repeated: bool,
         children: Vec<Node>,
@@ -82,19 +82,19 @@ impl InspectCommand {
         if self.json {
             return output::print_json(&inspection);
         }
-        println!("{}: {}", inspection.path, output::size(inspection.size));
-        println!("tree: {}", inspection.tree_digest);
-        println!(
+        crate::outln!("{}: {}", inspection.path, output::size(inspection.size));
+        crate::outln!("tree: {}", inspection.tree_digest);
+        crate::outln!(
             "stored split: {} in {} distinct blobs",
             output::size(inspection.stored_size),
             inspection.blobs
         );
-        print_node(&inspection.root, "", "");
+        print_node(&inspection.root, "", "")?;
         Ok(())
     }
 }
 
-fn node(split: &Split<'_>, digest: &Digest, seen: &mut HashSet<Digest>) -> anyhow::Result<Node> {
+fn node(split: &Split<'_>, digest: &BlobId, seen: &mut HashSet<BlobId>) -> anyhow::Result<Node> {
     let blob = split
         .blob(digest)
         .with_context(|| format!("the split lacks blob {digest}"))?;
@@ -134,7 +134,7 @@ fn node(split: &Split<'_>, digest: &Digest, seen: &mut HashSet<Digest>) -> anyho
     }
 }
 
-fn print_node(node: &Node, first_prefix: &str, rest_prefix: &str) {
+fn print_node(node: &Node, first_prefix: &str, rest_prefix: &str) -> std::io::Result<()> {
     match node {
         Node::Module {
             size,
@@ -143,7 +143,7 @@ fn print_node(node: &Node, first_prefix: &str, rest_prefix: &str) {
             custom_sections,
         } => {
             let again = if *repeated { "  (repeated)" } else { "" };
-            println!(
+            crate::outln!(
                 "{first_prefix}module {}  {digest}{again}",
                 output::size(*size)
             );
@@ -152,7 +152,7 @@ fn print_node(node: &Node, first_prefix: &str, rest_prefix: &str) {
                     .iter()
                     .map(|s| format!("{} {}", s.name, output::size(s.size)))
                     .collect();
-                println!("{rest_prefix}    custom sections: {}", list.join(", "));
+                crate::outln!("{rest_prefix}    custom sections: {}", list.join(", "));
             }
         }
         Node::Component {
@@ -163,7 +163,7 @@ fn print_node(node: &Node, first_prefix: &str, rest_prefix: &str) {
             children,
         } => {
             let again = if *repeated { "  (repeated)" } else { "" };
-            println!(
+            crate::outln!(
                 "{first_prefix}component {}  skeleton {skeleton_digest}, {}{again}",
                 output::size(*size),
                 output::size(*skeleton_size)
@@ -179,8 +179,9 @@ fn print_node(node: &Node, first_prefix: &str, rest_prefix: &str) {
                     child,
                     &format!("{rest_prefix}{branch}"),
                     &format!("{rest_prefix}{continuation}"),
-                );
+                )?;
             }
         }
     }
+    Ok(())
 }

@@ -118,7 +118,7 @@ impl JoinCommand {
         if destination.is_stdout() {
             eprintln!("{text}");
         } else {
-            println!("{text}");
+            crate::outln!("{text}");
         }
         Ok(())
     }

@@ -59,6 +59,9 @@ pub struct ImportKey {
     name: String,
     /// The file holding the key, or `-`.
     file: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Serialize)]
@@ -81,8 +84,8 @@ fn print_info(info: &KeyInfo, json: bool) -> anyhow::Result<()> {
     if json {
         return output::print_json(info);
     }
-    println!("Key ID: {}", info.key_id);
-    println!("Public Key: {}", info.public_key);
+    crate::outln!("Key ID: {}", info.key_id);
+    crate::outln!("Public Key: {}", info.public_key);
     Ok(())
 }
 
@@ -109,7 +112,7 @@ impl KeyCommand {
                     return output::print_json(&keys);
                 }
                 for key in &keys {
-                    println!("{}  {}  {}", key.name, key.key_id, key.public_key);
+                    crate::outln!("{}  {}  {}", key.name, key.key_id, key.public_key);
                 }
                 Ok(())
             }
@@ -126,11 +129,16 @@ impl KeyCommand {
                     .parse()
                     .context("the input is not an `ecdsa-p256:` private key")?;
                 settings::save_key(&k.name, &key)?;
-                print_info(&info(&k.name, &key), false)
+                print_info(&info(&k.name, &key), k.json)
             }
             KeyCommand::Export(k) => {
                 let key = settings::load_key(&k.name)?;
-                println!("{}", key.to_secret_text());
+                if k.json {
+                    let mut exported = serde_json::to_value(info(&k.name, &key))?;
+                    exported["secretKey"] = key.to_secret_text().into();
+                    return output::print_json(&exported);
+                }
+                crate::outln!("{}", key.to_secret_text());
                 Ok(())
             }
         }

@@ -26,27 +26,91 @@ struct Entry {
     record_id: String,
     signer: String,
     time: String,
-    entries: Vec<String>,
+    entries: Vec<EntryFields>,
 }
 
-fn describe(entry: &PackageEntry) -> String {
-    let list = |p: &[cairn_protocol::PackagePermission]| {
-        p.iter()
-            .map(|p| p.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    match entry {
-        PackageEntry::Init { key, .. } => format!("init, owner {}", key.fingerprint()),
-        PackageEntry::Grant { key, permissions } => {
-            format!("grant {} to {}", list(permissions), key.fingerprint())
+/// One entry of a record, as fields a script can read.
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+enum EntryFields {
+    #[serde(rename_all = "camelCase")]
+    Init {
+        key_id: String,
+        public_key: String,
+        hash_algorithm: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Grant {
+        key_id: String,
+        public_key: String,
+        permissions: Vec<String>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Revoke {
+        key_id: String,
+        permissions: Vec<String>,
+    },
+    Release {
+        version: String,
+        content: String,
+    },
+    Yank {
+        version: String,
+    },
+}
+
+impl EntryFields {
+    fn of(entry: &PackageEntry) -> Self {
+        let strings = |p: &[cairn_protocol::PackagePermission]| -> Vec<String> {
+            p.iter().map(|p| p.to_string()).collect()
+        };
+        match entry {
+            PackageEntry::Init {
+                key,
+                hash_algorithm,
+            } => EntryFields::Init {
+                key_id: key.fingerprint().to_string(),
+                public_key: key.to_string(),
+                hash_algorithm: hash_algorithm.as_str().to_owned(),
+            },
+            PackageEntry::Grant { key, permissions } => EntryFields::Grant {
+                key_id: key.fingerprint().to_string(),
+                public_key: key.to_string(),
+                permissions: strings(permissions),
+            },
+            PackageEntry::Revoke {
+                key_id,
+                permissions,
+            } => EntryFields::Revoke {
+                key_id: key_id.to_string(),
+                permissions: strings(permissions),
+            },
+            PackageEntry::Release { version, content } => EntryFields::Release {
+                version: version.to_string(),
+                content: content.to_string(),
+            },
+            PackageEntry::Yank { version } => EntryFields::Yank {
+                version: version.to_string(),
+            },
         }
-        PackageEntry::Revoke {
-            key_id,
-            permissions,
-        } => format!("revoke {} from {key_id}", list(permissions)),
-        PackageEntry::Release { version, content } => format!("release {version} ({content})"),
-        PackageEntry::Yank { version } => format!("yank {version}"),
+    }
+
+    /// The entry in a line for people.
+    fn describe(&self) -> String {
+        match self {
+            EntryFields::Init { key_id, .. } => format!("init, owner {key_id}"),
+            EntryFields::Grant {
+                key_id,
+                permissions,
+                ..
+            } => format!("grant {} to {key_id}", permissions.join(", ")),
+            EntryFields::Revoke {
+                key_id,
+                permissions,
+            } => format!("revoke {} from {key_id}", permissions.join(", ")),
+            EntryFields::Release { version, content } => format!("release {version} ({content})"),
+            EntryFields::Yank { version } => format!("yank {version}"),
+        }
     }
 }
 
@@ -72,7 +136,7 @@ impl LogCommand {
                         nanos: 0,
                     }
                     .to_rfc3339(),
-                    entries: record.entries.iter().map(describe).collect(),
+                    entries: record.entries.iter().map(EntryFields::of).collect(),
                 }
             })
             .collect();
@@ -80,12 +144,14 @@ impl LogCommand {
             return output::print_json(&history);
         }
         for entry in &history {
-            println!(
+            crate::outln!(
                 "#{} at {} by {}",
-                entry.registry_index, entry.time, entry.signer
+                entry.registry_index,
+                entry.time,
+                entry.signer
             );
-            for line in &entry.entries {
-                println!("  {line}");
+            for fields in &entry.entries {
+                crate::outln!("  {}", fields.describe());
             }
         }
         Ok(())

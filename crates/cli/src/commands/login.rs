@@ -5,7 +5,7 @@ use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use anyhow::bail;
 use clap::Args;
 
-use super::client::ClientArgs;
+use super::client::RegistryArg;
 use crate::settings;
 
 /// Save the publisher token a registry's operator gave you (`cairn admin publisher add`).
@@ -19,7 +19,10 @@ use crate::settings;
 )]
 pub struct LoginCommand {
     #[command(flatten)]
-    client: ClientArgs,
+    registry: RegistryArg,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Forget the token saved for a registry.
@@ -27,12 +30,15 @@ pub struct LoginCommand {
 #[command(after_help = "Examples:\n  cairn logout --registry https://registry.example.com")]
 pub struct LogoutCommand {
     #[command(flatten)]
-    client: ClientArgs,
+    registry: RegistryArg,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    json: bool,
 }
 
 impl LoginCommand {
     pub fn run(self) -> anyhow::Result<()> {
-        let url = self.client.registry_url(None)?;
+        let url = self.registry.url(None)?;
         let stdin = std::io::stdin();
         if stdin.is_terminal() {
             eprint!("token for {url}: ");
@@ -46,22 +52,28 @@ impl LoginCommand {
         }
         let url = url.to_string();
         let path = settings::set_token(&url, Some(token))?;
-        if self.client.json {
+        if self.json {
             return crate::output::print_json(&serde_json::json!({
                 "registry": url,
                 "saved": path,
             }));
         }
-        println!("saved the token for {url} in {}", path.display());
+        crate::outln!("saved the token for {url} in {}", path.display());
         Ok(())
     }
 }
 
 impl LogoutCommand {
     pub fn run(self) -> anyhow::Result<()> {
-        let url = self.client.registry_url(None)?;
+        let url = self.registry.url(None)?;
         let path = settings::set_token(&url.to_string(), None)?;
-        println!("forgot the token for {url} ({})", path.display());
+        if self.json {
+            return crate::output::print_json(&serde_json::json!({
+                "registry": url.to_string(),
+                "forgotten": path,
+            }));
+        }
+        crate::outln!("forgot the token for {url} ({})", path.display());
         Ok(())
     }
 }

@@ -47,6 +47,7 @@ impl std::ops::Deref for InputBytes {
 }
 
 /// Reads a whole input file (`-`: standard input), naming it in the error.
+#[allow(unsafe_code)] // The memory map; see the SAFETY note.
 pub fn read_input(path: &Path) -> anyhow::Result<InputBytes> {
     use std::io::Read as _;
     if path == Path::new("-") {

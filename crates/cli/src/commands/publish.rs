@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use semver::Version;
 use serde::Serialize;
 
-use super::client::{runtime, ClientArgs, KeyArg};
+use super::client::{runtime, ClientArgs, KeyArg, TransferArg};
 use crate::output;
 
 /// Publish signed package records.
@@ -72,6 +72,8 @@ pub struct Release {
     version: Version,
     /// The component or module to release.
     file: PathBuf,
+    #[command(flatten)]
+    transfer: TransferArg,
 }
 
 #[derive(Args)]
@@ -120,6 +122,8 @@ pub struct RecordEntries {
     /// A version to yank (repeatable).
     #[arg(long = "yank", value_name = "VERSION")]
     yanks: Vec<Version>,
+    #[command(flatten)]
+    transfer: TransferArg,
 }
 
 #[derive(Serialize)]
@@ -219,10 +223,13 @@ fn permissions_or_all(permissions: Vec<PackagePermission>) -> Vec<PackagePermiss
 
 impl PublishCommand {
     pub fn run(self) -> anyhow::Result<()> {
-        let (common, entries, what) = match self {
-            PublishCommand::Init(c) => {
-                (c.common, vec![PublishEntry::Init], "initialised".to_owned())
-            }
+        let (common, entries, what, transfer) = match self {
+            PublishCommand::Init(c) => (
+                c.common,
+                vec![PublishEntry::Init],
+                "initialised".to_owned(),
+                None,
+            ),
             PublishCommand::Release(c) => {
                 let content = read(&c.file)?;
                 let what = format!("released {}", c.version);
@@ -233,6 +240,7 @@ impl PublishCommand {
                         content,
                     }],
                     what,
+                    Some(c.transfer),
                 )
             }
             PublishCommand::Yank(c) => {
@@ -241,6 +249,7 @@ impl PublishCommand {
                     c.common,
                     vec![PublishEntry::Yank { version: c.version }],
                     what,
+                    None,
                 )
             }
             PublishCommand::Grant(c) => {
@@ -251,6 +260,7 @@ impl PublishCommand {
                     c.common,
                     vec![PublishEntry::Grant { key, permissions }],
                     what,
+                    None,
                 )
             }
             PublishCommand::Revoke(c) => {
@@ -264,6 +274,7 @@ impl PublishCommand {
                         permissions,
                     }],
                     what,
+                    None,
                 )
             }
             PublishCommand::Record(c) => {
@@ -287,11 +298,13 @@ impl PublishCommand {
                     entries.push(PublishEntry::Yank { version });
                 }
                 let what = format!("published a record of {} entries", entries.len());
-                (c.common, entries, what)
+                (c.common, entries, what, Some(c.transfer))
             }
         };
         let key = common.key.load()?;
-        let mut client = common.client.open(Some(&common.package))?;
+        let mut client = common
+            .client
+            .open_moving(Some(&common.package), transfer.as_ref())?;
         let package = common.package.clone();
         let published: Published = runtime()?.block_on(client.publish(&package, &key, entries))?;
         let report = Report {
@@ -304,12 +317,13 @@ impl PublishCommand {
         if common.client.json {
             return output::print_json(&report);
         }
-        println!(
+        crate::outln!(
             "{what} in `{package}`: record {} at registry index {}",
-            report.record_id, report.registry_index
+            report.record_id,
+            report.registry_index
         );
         if report.bytes_uploaded > 0 || report.blobs_skipped > 0 {
-            println!(
+            crate::outln!(
                 "uploaded {}; {} already on the registry",
                 output::size(report.bytes_uploaded),
                 output::count(report.blobs_skipped as usize, "blob")

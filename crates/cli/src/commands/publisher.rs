@@ -59,6 +59,9 @@ pub struct PublisherRevoke {
     dir: DataDir,
     /// The account's name.
     name: String,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    json: bool,
 }
 
 /// An account as `--json` prints it.
@@ -132,21 +135,25 @@ pub async fn run(command: PublisherCommand) -> anyhow::Result<()> {
             if c.json {
                 return crate::output::print_json(&account_json(account, Some(&created.token)));
             }
-            println!("created publisher `{}`", account.name);
-            println!(
+            crate::outln!("created publisher `{}`", account.name);
+            crate::outln!(
                 "  may publish: {}",
                 cairn_server::publishers::describe_scopes(account)
             );
-            println!("  signing key: {}", account.public_key);
-            println!("  token:       {}", created.token);
-            println!();
-            println!("The token is shown only now; the registry keeps its hash. Give it to the");
-            println!("publisher: it is the password for `wkg publish`, `oras push` and the like");
-            println!("(any user name), and the token for `warg login` and `cairn login`.");
-            println!(
+            crate::outln!("  signing key: {}", account.public_key);
+            crate::outln!("  token:       {}", created.token);
+            crate::outln!();
+            crate::outln!(
+                "The token is shown only now; the registry keeps its hash. Give it to the"
+            );
+            crate::outln!(
+                "publisher: it is the password for `wkg publish`, `oras push` and the like"
+            );
+            crate::outln!("(any user name), and the token for `warg login` and `cairn login`.");
+            crate::outln!(
                 "To let this account release an existing package, an owner of the package runs:"
             );
-            println!(
+            crate::outln!(
                 "  cairn publish grant NS:NAME {} --permission release",
                 account.public_key
             );
@@ -162,14 +169,14 @@ pub async fn run(command: PublisherCommand) -> anyhow::Result<()> {
                 return crate::output::print_json(&json);
             }
             if accounts.is_empty() {
-                println!("no publisher accounts; create one with `cairn admin publisher add NAME --namespace NS`");
+                crate::outln!("no publisher accounts; create one with `cairn admin publisher add NAME --namespace NS`");
             }
             for account in &accounts {
                 let state = match account.revoked {
                     Some(at) => format!("revoked {}", time(at)),
                     None => format!("since {}", time(account.created)),
                 };
-                println!(
+                crate::outln!(
                     "{}  {}  may publish {}  key {}",
                     account.name,
                     state,
@@ -187,17 +194,26 @@ pub async fn run(command: PublisherCommand) -> anyhow::Result<()> {
             let revoked = store.revoke(&c.name, now).await?;
             let found = store.get(&c.name).await?;
             store.close().await;
-            match (revoked, found) {
-                (true, _) => println!(
+            if found.is_none() {
+                bail!(
+                    "there is no publisher `{}`; `cairn admin publisher list` shows the accounts",
+                    c.name
+                );
+            }
+            if c.json {
+                return crate::output::print_json(&serde_json::json!({
+                    "name": c.name,
+                    "revoked": true,
+                    "alreadyRevoked": !revoked,
+                }));
+            }
+            match revoked {
+                true => crate::outln!(
                     "revoked publisher `{}`: its token no longer works; packages that granted \
                      its key keep their grants until their owners revoke them",
                     c.name
                 ),
-                (false, Some(_)) => println!("publisher `{}` was revoked already", c.name),
-                (false, None) => bail!(
-                    "there is no publisher `{}`; `cairn admin publisher list` shows the accounts",
-                    c.name
-                ),
+                false => crate::outln!("publisher `{}` was revoked already", c.name),
             }
             Ok(())
         }

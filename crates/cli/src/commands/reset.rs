@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde::Serialize;
 
-use super::client::{storage_dir, ClientArgs};
+use super::client::{storage_dir, RegistryArg};
 use crate::output;
 
 /// Forget what you trust about a registry.
@@ -25,7 +25,10 @@ pub struct ResetCommand {
     #[arg(long, short)]
     yes: bool,
     #[command(flatten)]
-    client: ClientArgs,
+    registry: RegistryArg,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Serialize)]
@@ -39,7 +42,7 @@ struct Report {
 
 impl ResetCommand {
     pub fn run(self) -> anyhow::Result<()> {
-        let url = self.client.registry_url(None)?;
+        let url = self.registry.url(None)?;
         let file = storage_dir(&url)?.join(cairn_client::STATE_FILE);
         let mut report = Report {
             registry: url.to_string(),
@@ -48,14 +51,14 @@ impl ResetCommand {
             packages: 0,
         };
         if !file.exists() {
-            if self.client.json {
+            if self.json {
                 return output::print_json(&report);
             }
-            println!("nothing to forget: you trust nothing about {url} yet");
+            crate::outln!("nothing to forget: you trust nothing about {url} yet");
             return Ok(());
         }
         // What is forgotten, when the state can be read (a damaged one is removed all the same).
-        if let Ok(client) = self.client.open(None) {
+        if let Ok(client) = self.registry.open_offline() {
             report.log_length = client.trusted().checkpoint().map(|c| c.contents.log_length);
             report.packages = client.trusted().packages().count();
         }
@@ -64,10 +67,12 @@ impl ResetCommand {
         }
         std::fs::remove_file(&file).with_context(|| format!("cannot remove {}", file.display()))?;
         report.forgotten = true;
-        if self.client.json {
+        if self.json {
             return output::print_json(&report);
         }
-        println!("forgot what you trusted about {url}; the next command trusts what it shows then");
+        crate::outln!(
+            "forgot what you trusted about {url}; the next command trusts what it shows then"
+        );
         Ok(())
     }
 }

@@ -112,60 +112,29 @@ pub struct ServeCommand {
     log_format: LogFormat,
 }
 
-/// Parses `500ms`, `2s`, `1m`, `24h` or plain seconds.
+/// Parses a duration as people write it (`100ms`, `90s`, `10m`, `24h`, `1h 30m`;
+/// `humantime`'s syntax), at most a century: longer is surely a typo, and the clock
+/// arithmetic of any use of a duration stays far from overflowing.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(text.len()),
-    );
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => {
-            return Err(format!(
-                "invalid duration unit in {text:?} (use ms, s, m or h)"
-            ))
-        }
-    };
-    // At most a century: longer is surely a typo, and the clock arithmetic of any use of a
-    // duration stays far from overflowing.
-    const LONGEST: f64 = 100.0 * 365.0 * 24.0 * 3600.0;
-    if !(0.0..=LONGEST).contains(&seconds) {
-        return Err(format!("duration {text:?} is too long (at most 100 years)"));
+    let too_long = || format!("duration {text:?} is too long (at most 100 years)");
+    let duration = humantime::parse_duration(text.trim()).map_err(|error| match error {
+        humantime::DurationError::NumberOverflow => too_long(),
+        error => format!("invalid duration {text:?}: {error}; write it like 90s, 10m or 24h"),
+    })?;
+    const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    if duration > LONGEST {
+        return Err(too_long());
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Ok(duration)
 }
 
-/// Parses `1024`, `64KiB`, `256MiB`, `1GiB`.
+/// Parses a size as people write it (`1024`, `64KiB`, `256MiB`, `1GiB`, `2 GB`; `bytesize`'s
+/// syntax: `KiB` and `MiB` are powers of 1024, `kB` and `MB` of 1000).
 pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid size {text:?}"))?;
-    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kib" | "k" => 1 << 10,
-        "mib" | "m" => 1 << 20,
-        "gib" | "g" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "invalid size unit in {text:?} (use B, KiB, MiB or GiB)"
-            ))
-        }
-    };
-    value
-        .checked_mul(factor)
-        .ok_or_else(|| format!("size {text:?} is too large"))
+    text.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|size| size.as_u64())
+        .map_err(|error| format!("invalid size {text:?}: {error}; write it like 256MiB or 4GiB"))
 }
 
 impl ServeCommand {
@@ -250,4 +219,34 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_duration(" 90s "), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86400)));
+        let error = parse_duration("10 parsecs").unwrap_err();
+        assert!(
+            error.starts_with("invalid duration \"10 parsecs\""),
+            "{error}"
+        );
+        assert!(parse_duration("1000y").unwrap_err().contains("too long"));
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("4 GiB"), Ok(4 << 30));
+        assert_eq!(parse_size("2MB"), Ok(2_000_000));
+        let error = parse_size("lots").unwrap_err();
+        assert!(error.starts_with("invalid size \"lots\""), "{error}");
+    }
 }

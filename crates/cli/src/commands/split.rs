@@ -4,7 +4,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use cairn_split::{BlobKind, Digest};
+use cairn_split::{BlobId, BlobKind};
 use clap::Args;
 use serde::Serialize;
 
@@ -65,7 +65,7 @@ impl SplitCommand {
         for blob in split.blobs() {
             let path = self.output.join(blob.digest.to_hex());
             // A blob already there is kept only if its bytes are the ones its name says.
-            let present = fs::read(&path).is_ok_and(|bytes| Digest::of(&bytes) == blob.digest);
+            let present = fs::read(&path).is_ok_and(|bytes| BlobId::of(&bytes) == blob.digest);
             if !present {
                 write_atomically(&path, &blob.bytes)?;
                 written += 1;
@@ -88,7 +88,7 @@ impl SplitCommand {
         if self.json {
             return output::print_json(&summary);
         }
-        println!(
+        crate::outln!(
             "split {}, {}, into {} ({}, {}); wrote {} new",
             self.file.display(),
             output::size(summary.size),
@@ -97,7 +97,7 @@ impl SplitCommand {
             output::count(summary.modules, "module"),
             summary.blobs_written,
         );
-        println!("tree: {}", summary.tree_digest);
+        crate::outln!("tree: {}", summary.tree_digest);
         Ok(())
     }
 }

@@ -43,9 +43,11 @@ impl UpdateCommand {
         if self.client.json {
             return output::print_json(&report);
         }
-        println!(
+        crate::outln!(
             "verified checkpoint at log length {} ({} new operator and {} new package records)",
-            report.log_length, report.operator_records, report.package_records
+            report.log_length,
+            report.operator_records,
+            report.package_records
         );
         Ok(())
     }

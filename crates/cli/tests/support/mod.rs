@@ -358,10 +358,16 @@ pub fn corpus(name: &str) -> Option<Vec<u8>> {
 
 /// Runs `cairn ARGS...` and returns (success, stdout, stderr).
 pub fn cairn(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(args)
-        .output()
-        .unwrap();
+    outcome(
+        Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(args)
+            .output()
+            .unwrap(),
+    )
+}
+
+/// A finished command's (success, stdout, stderr).
+pub fn outcome(output: std::process::Output) -> (bool, String, String) {
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -402,4 +408,108 @@ pub fn env_number(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// A peer binary: `$VAR`, then `$CAIRN_PEERS/bin/NAME` (default `~/.cache/cairn-peers`),
+/// then `PATH`. Without it the test says so loudly, and fails in CI.
+pub fn peer(name: &str, var: &str) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(var) {
+        return Some(PathBuf::from(path));
+    }
+    let peers = std::env::var_os("CAIRN_PEERS")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache/cairn-peers"))
+        });
+    if let Some(found) = peers
+        .map(|dir| dir.join("bin").join(name))
+        .filter(|p| p.is_file())
+    {
+        return Some(found);
+    }
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .ok()?;
+    let path = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+    if path.is_empty() {
+        let message =
+            format!("SKIPPED: {name} is not installed; its interoperability test did not run");
+        assert!(std::env::var_os("CI").is_none(), "{message}, and CI is set");
+        eprintln!("\n{}\n{message}\n{}\n", "!".repeat(72), "!".repeat(72));
+        return None;
+    }
+    Some(PathBuf::from(path))
+}
+
+/// A person using the `cairn` command: their own folder (`home`, the working directory), with
+/// the config and data folders in it, and none of the `CAIRN_*` settings of the environment
+/// the tests run in.
+pub struct CliUser {
+    pub home: PathBuf,
+}
+
+impl CliUser {
+    /// A user whose folder is `root/name`.
+    pub fn new(root: &Path, name: &str) -> Self {
+        let home = root.join(name);
+        std::fs::create_dir_all(&home).unwrap();
+        CliUser { home }
+    }
+
+    /// `CAIRN_CONFIG_DIR`: settings and keys.
+    pub fn config(&self) -> PathBuf {
+        self.home.join("config")
+    }
+
+    /// `CAIRN_DATA_DIR`: trusted state and the fragment cache.
+    pub fn data(&self) -> PathBuf {
+        self.home.join("data")
+    }
+
+    /// `program` (`cairn`, or a program that runs it) as this user runs it.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env("CAIRN_CONFIG_DIR", self.config())
+            .env("CAIRN_DATA_DIR", self.data())
+            .env_remove("CAIRN_KEY")
+            .env_remove("CAIRN_REGISTRY")
+            .env_remove("CAIRN_TOKEN")
+            .env_remove("CAIRN_CA_CERT")
+            .env_remove("CAIRN_MAX_CHECKPOINT_AGE")
+            .env_remove("SSL_CERT_FILE")
+            .current_dir(&self.home)
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `cairn ARGS`: (success, stdout, stderr).
+    pub fn run(&self, args: &[&str]) -> (bool, String, String) {
+        outcome(
+            self.command(env!("CARGO_BIN_EXE_cairn"))
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+    }
+
+    /// Runs `cairn ARGS`, which must succeed; returns its standard output.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let (ok, stdout, stderr) = self.run(args);
+        assert!(ok, "cairn {args:?} failed:\n{stdout}{stderr}");
+        stdout
+    }
+
+    /// Runs `cairn ARGS`, which must fail; returns its standard error.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let (ok, stdout, stderr) = self.run(args);
+        assert!(!ok, "cairn {args:?} succeeded:\n{stdout}");
+        stderr
+    }
+
+    /// Runs `cairn ARGS`, which must succeed and print JSON.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
 }

@@ -24,7 +24,7 @@ use cairn_store::{OciManifestRow, Publisher};
 use semver::Version;
 
 use super::manifest::PushedManifest;
-use super::push::{Answer, PushSettings};
+use super::*;
 use super::{header_value, is_tag, Oci, OciError, WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE};
 use crate::release::{self, Change, ChangeError};
 
@@ -195,7 +195,7 @@ async fn put_release(
                 .store
                 .oci_tag(repository, tag)
                 .await
-                .map_err(super::push::internal)?;
+                .map_err(internal)?;
             if stored.as_deref() == Some(pushed.digest.as_str()) {
                 // The same push again.
                 return Ok(created(repository, &pushed.digest, Some(tag), None));
@@ -232,7 +232,7 @@ async fn put_release(
         None => {}
     }
     adopt_blob(oci, settings, repository, &config.digest).await?;
-    let layer_blob = super::push::push_digest(&layer.digest).map_err(|e| e.into_response())?;
+    let layer_blob = push_digest(&layer.digest).map_err(|e| e.into_response())?;
     let staged = settings.staged_blob(repository, &layer_blob);
     let file = match tokio::fs::metadata(&staged).await {
         Ok(meta) if meta.len() != layer.size => {
@@ -249,7 +249,7 @@ async fn put_release(
         }
         Ok(_) => Some(staged.clone()),
         Err(_) => {
-            let stored = crate::api::content_is_stored(&oci.app, &content)
+            let stored = crate::app::content_is_stored(&oci.app, &content)
                 .await
                 .map_err(|e| change_refused(ChangeError::Api(e)))?;
             if !stored {
@@ -300,7 +300,7 @@ async fn keep_release_manifest(
         .store
         .oci_put_manifest(&row, &[tag.as_str()])
         .await
-        .map_err(super::push::internal)?;
+        .map_err(internal)?;
     oci.artifacts
         .lock()
         .expect("cache poisoned")
@@ -321,11 +321,11 @@ async fn adopt_blob(
         .store
         .oci_has_blob(repository, digest)
         .await
-        .map_err(super::push::internal)?;
+        .map_err(internal)?;
     if held {
         return Ok(());
     }
-    let Ok(blob) = super::push::push_digest(digest) else {
+    let Ok(blob) = push_digest(digest) else {
         return Err(super::push::blob_missing(digest));
     };
     let staged = settings.staged_blob(repository, &blob);
@@ -338,32 +338,27 @@ async fn adopt_blob(
         let blobs = oci.app.blobs.clone();
         tokio::task::spawn_blocking(move || blobs.put(&blob, super::EMPTY_JSON))
             .await
-            .map_err(super::push::internal)?
-            .map_err(super::push::internal)?;
+            .map_err(internal)?
+            .map_err(internal)?;
         return oci
             .app
             .store
             .oci_add_blob(repository, digest)
             .await
-            .map_err(super::push::internal);
+            .map_err(internal);
     }
     // Not while abandoned content is being withdrawn (see `store_received`).
-    let _turn = oci
-        .app
-        .ingests
-        .acquire()
-        .await
-        .map_err(super::push::internal)?;
+    let _turn = oci.app.ingests.acquire().await.map_err(internal)?;
     let blobs = oci.app.blobs.clone();
     tokio::task::spawn_blocking(move || blobs.put_file(&blob, &staged))
         .await
-        .map_err(super::push::internal)?
-        .map_err(super::push::internal)?;
+        .map_err(internal)?
+        .map_err(internal)?;
     oci.app
         .store
         .oci_add_blob(repository, digest)
         .await
-        .map_err(super::push::internal)
+        .map_err(internal)
 }
 
 /// A referrer: kept, by digest, once its blobs are held.
@@ -386,7 +381,7 @@ async fn put_referrer(oci: &Oci, settings: &PushSettings, pushed: Pushed) -> Ans
             .store
             .oci_manifest(repository, child)
             .await
-            .map_err(super::push::internal)?;
+            .map_err(internal)?;
         if found.is_none() {
             return Err(super::push::blob_missing(child));
         }
@@ -407,7 +402,7 @@ async fn put_referrer(oci: &Oci, settings: &PushSettings, pushed: Pushed) -> Ans
         .store
         .oci_put_manifest(&row, &tags)
         .await
-        .map_err(super::push::internal)?;
+        .map_err(internal)?;
     Ok(created(
         repository,
         &pushed.digest,
@@ -433,13 +428,13 @@ pub(super) async fn delete_manifest(
             .store
             .oci_manifest(repository, reference)
             .await
-            .map_err(super::push::internal)?;
+            .map_err(internal)?;
         if stored.is_some_and(|row| row.subject.is_some()) {
             oci.app
                 .store
                 .oci_delete_manifest(repository, reference)
                 .await
-                .map_err(super::push::internal)?;
+                .map_err(internal)?;
             return Ok(StatusCode::ACCEPTED.into_response());
         }
         let mut found = None;
@@ -461,7 +456,7 @@ pub(super) async fn delete_manifest(
                 .store
                 .oci_delete_tag(repository, reference)
                 .await
-                .map_err(super::push::internal)?;
+                .map_err(internal)?;
             if !deleted {
                 return Err(OciError::manifest_unknown(reference).into_response());
             }
@@ -525,6 +520,6 @@ fn change_refused(error: ChangeError) -> Response {
         ChangeError::Api(crate::error::ApiError::Message(status, message)) => {
             refuse(status, "UNKNOWN", message)
         }
-        ChangeError::Api(other) => super::push::internal(format!("{other:?}")),
+        ChangeError::Api(other) => internal(format!("{other:?}")),
     }
 }
