@@ -9,7 +9,7 @@
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use cairn_split::{BlobEntry, BlobId, BlobSource};
+use cairn_split::{BlobEntry, BlobId, BlobSource, Manifest};
 
 /// A directory of verified blobs, `<dir>/sha256/<hex>`.
 #[derive(Debug, Clone)]
@@ -47,6 +47,47 @@ impl FragmentCache {
         }
         std::fs::create_dir_all(self.dir.join("sha256"))?;
         crate::state::write_file_atomically(&path, bytes)
+    }
+
+    /// Reads a cached blob, checking it against its digest; a damaged file is removed.
+    pub(crate) fn read_verified(&self, digest: &BlobId) -> io::Result<Vec<u8>> {
+        let bytes = std::fs::read(self.path(digest))?;
+        if BlobId::of(&bytes) != *digest {
+            self.remove(digest);
+            return Err(io::Error::other(format!(
+                "the cached blob {digest} was damaged and has been removed; try again"
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// Where the split manifest of the verified content `digest` is kept.
+    fn manifest_path(&self, digest: &cairn_protocol::Digest) -> PathBuf {
+        self.dir
+            .join("manifests")
+            .join(format!("{}.json", digest.to_string().replace(':', "-")))
+    }
+
+    /// Keeps the split manifest of content that was verified against `digest`, so that a later
+    /// download of another release can offer its blobs as bases for patches.
+    pub(crate) fn put_manifest(
+        &self,
+        digest: &cairn_protocol::Digest,
+        manifest: &Manifest,
+    ) -> io::Result<()> {
+        let path = self.manifest_path(digest);
+        if path.is_file() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(self.dir.join("manifests"))?;
+        crate::state::write_file_atomically(&path, manifest.to_json().as_bytes())
+    }
+
+    /// The kept split manifest of `digest`, if any (a file that does not parse is ignored: a
+    /// manifest here only guides the choice of bases, and every result is verified).
+    pub(crate) fn manifest(&self, digest: &cairn_protocol::Digest) -> Option<Manifest> {
+        let json = std::fs::read(self.manifest_path(digest)).ok()?;
+        Manifest::from_json(&json).ok()
     }
 
     /// Removes a blob (one found damaged).

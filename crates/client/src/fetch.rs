@@ -11,7 +11,7 @@
 
 use cairn_protocol::api::{ContentSource, ContentSourcesResponse};
 use cairn_protocol::{Digest, PackageName, ReleaseState};
-use cairn_split::{BlobEntry, JoinError, Manifest};
+use cairn_split::{BlobEntry, BlobId, JoinError, Manifest};
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use reqwest::Method;
 use semver::{Version, VersionReq};
@@ -25,7 +25,7 @@ use crate::Client;
 /// What a download moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DownloadStats {
-    /// Content bytes downloaded: blobs, or the whole file.
+    /// Content bytes received: blobs as sent (compressed, or as patches), or the whole file.
     pub content_bytes: u64,
     /// Bytes of the split manifest (0 for a whole-file download).
     pub manifest_bytes: u64,
@@ -33,6 +33,8 @@ pub struct DownloadStats {
     pub blobs_downloaded: u64,
     /// Blobs found in the fragment cache.
     pub blobs_cached: u64,
+    /// Blobs received as patches against blobs of earlier releases held in the cache.
+    pub blobs_patched: u64,
     /// Whether the whole file was downloaded (the registry has no split extension).
     pub whole_file: bool,
 }
@@ -91,7 +93,8 @@ impl Client {
         self.update_packages(std::slice::from_ref(name)).await?;
         let (version, digest) = self.resolve_allowing(name, requirement, yanked)?;
         let what = format!("{name}@{version}");
-        let (bytes, stats) = self.download(&digest, &what).await?;
+        let earlier = self.other_releases(name, &version, &digest);
+        let (bytes, stats) = self.download_after(&digest, &what, &earlier).await?;
         Ok(Fetched {
             name: name.clone(),
             version,
@@ -158,12 +161,45 @@ impl Client {
         }
     }
 
+    /// The content of `name`'s releases other than `version` (yanked ones too), nearest first:
+    /// the releases below it from the highest down, then those above it from the lowest up.
+    fn other_releases(
+        &self,
+        name: &PackageName,
+        version: &Version,
+        digest: &Digest,
+    ) -> Vec<Digest> {
+        let Some(package) = self.state.package(name) else {
+            return Vec::new();
+        };
+        let versions: Vec<&Version> = package.state().releases().keys().collect();
+        let below = versions.iter().rev().filter(|v| **v < version);
+        let above = versions.iter().filter(|v| **v > version);
+        below
+            .chain(above)
+            .filter_map(|v| package.released_content(v))
+            .filter(|content| content != digest)
+            .collect()
+    }
+
     /// Downloads the content whose SHA-256 is `digest` and verifies it; `what` names it in
     /// errors (`ns:name@1.0.0`).
     pub async fn download(
         &self,
         digest: &Digest,
         what: &str,
+    ) -> Result<(Vec<u8>, DownloadStats), ClientError> {
+        self.download_after(digest, what, &[]).await
+    }
+
+    /// [`Client::download`], where `earlier` names content (other releases of the same
+    /// package, nearest first) whose cached blobs may serve as bases: a blob that grew from
+    /// one of them is asked for as a patch against it.
+    pub async fn download_after(
+        &self,
+        digest: &Digest,
+        what: &str,
+        earlier: &[Digest],
     ) -> Result<(Vec<u8>, DownloadStats), ClientError> {
         let manifest_request = format!("the split manifest of {what}");
         let response = self
@@ -219,43 +255,69 @@ impl Client {
             what,
             missing.iter().map(|b| b.size).sum(),
         );
-        let downloads = missing.iter().map(|entry| async move {
-            let size = self.download_blob(entry, what).await?;
-            Ok::<u64, ClientError>(size)
+        // The manifests of up to three earlier releases this client fetched.
+        let earlier: Vec<Manifest> = earlier
+            .iter()
+            .filter_map(|content| self.cache.manifest(content))
+            .take(3)
+            .collect();
+        let downloads = missing.iter().map(|entry| {
+            let bases = crate::patch_bases::bases_for(entry, &manifest, &earlier, &self.cache);
+            async move { self.download_blob(entry, what, &bases).await }
         });
-        let sizes: Result<Vec<u64>, ClientError> = futures_util::stream::iter(downloads)
+        let received: Result<Vec<Received>, ClientError> = futures_util::stream::iter(downloads)
             .buffer_unordered(self.config.concurrency.max(1))
             .try_collect()
             .await;
         progress.finish();
-        let sizes = sizes?;
-        stats.blobs_downloaded = sizes.len() as u64;
-        stats.content_bytes = sizes.iter().sum();
+        let received = received?;
+        stats.blobs_downloaded = received.len() as u64;
+        stats.blobs_patched = received.iter().filter(|r| r.patched).count() as u64;
+        stats.content_bytes = received.iter().map(|r| r.wire_bytes).sum();
 
         let cache = self.cache.clone();
-        let joined = tokio::task::spawn_blocking(move || join_from_cache(&cache, &manifest))
-            .await
-            .map_err(|e| ClientError::Io {
-                what: "join",
-                path: self.cache.dir().to_owned(),
-                source: std::io::Error::other(e),
-            })?;
-        let bytes = match joined {
-            Ok(bytes) => bytes,
+        let joined = tokio::task::spawn_blocking(move || {
+            join_from_cache(&cache, &manifest).map(|bytes| (bytes, manifest))
+        })
+        .await
+        .map_err(|e| ClientError::Io {
+            what: "join",
+            path: self.cache.dir().to_owned(),
+            source: std::io::Error::other(e),
+        })?;
+        let (bytes, manifest) = match joined {
+            Ok(joined) => joined,
             Err(error) => return Err(self.join_failed(error, digest, what)),
         };
         check_digest(&bytes, digest, what)?;
+        // Kept only for choosing bases later; failing to keep it loses nothing else.
+        let _ = self.cache.put_manifest(digest, &manifest);
         Ok((bytes, stats))
     }
 
-    /// Downloads one blob, checks its size and digest, and caches it. Returns its size.
-    async fn download_blob(&self, entry: &BlobEntry, what: &str) -> Result<u64, ClientError> {
+    /// Downloads one blob (as a patch against one of `bases` when the registry can make one),
+    /// checks its size and digest, and caches it.
+    async fn download_blob(
+        &self,
+        entry: &BlobEntry,
+        what: &str,
+        bases: &[BlobId],
+    ) -> Result<Received, ClientError> {
         let tampered = |reason: String| SecurityError::TamperedContent {
             what: format!("{} {} of {what}", entry.kind.as_str(), entry.digest),
             expected: entry.digest.to_string(),
             reason,
         };
-        let url = self.http.url(&format!("v1/cairn/blobs/{}", entry.digest))?;
+        let url = if bases.is_empty() {
+            self.http.url(&format!("v1/cairn/blobs/{}", entry.digest))?
+        } else {
+            let offered: Vec<String> = bases.iter().map(ToString::to_string).collect();
+            self.http.url(&format!(
+                "v1/cairn/blobs/{}/patch?from={}",
+                entry.digest,
+                offered.join(",")
+            ))?
+        };
         let response = self
             .http
             .send_accepting_encoding(Method::GET, url.clone(), "zstd")
@@ -265,11 +327,19 @@ impl Client {
                 crate::http::registry_error(response, &format!("blob {}", entry.digest)).await,
             );
         }
-        let zstd = response
-            .headers()
-            .get(reqwest::header::CONTENT_ENCODING)
-            .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"zstd"));
-        // A compressed blob is smaller than the blob (the registry stores it so only then).
+        let encoding = match patch_base(&response, bases).map_err(tampered)? {
+            Some(base) => Encoding::Patch(base),
+            None if response
+                .headers()
+                .get(reqwest::header::CONTENT_ENCODING)
+                .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"zstd")) =>
+            {
+                Encoding::Zstd
+            }
+            None => Encoding::Identity,
+        };
+        // A compressed blob or a patch is smaller than the blob (the registry stores and
+        // sends them only then).
         let body = read_body(response, entry.size, Some(&self.config.progress))
             .await
             .map_err(|e| match e {
@@ -282,17 +352,24 @@ impl Client {
                     reason,
                 },
             })?;
-        let bytes = if zstd {
-            let received = body.len() as u64;
-            let bytes = decode_zstd(&body, entry.size).map_err(tampered)?;
-            // The bar counts the blob's bytes.
-            self.config
-                .progress
-                .advance((bytes.len() as u64).saturating_sub(received));
-            bytes
-        } else {
-            body
+        let wire_bytes = body.len() as u64;
+        let bytes = match encoding {
+            Encoding::Identity => body,
+            Encoding::Zstd => decode_zstd(&body, entry.size).map_err(tampered)?,
+            Encoding::Patch(base) => {
+                let cache = self.cache.clone();
+                let base_bytes = tokio::task::spawn_blocking(move || cache.read_verified(&base))
+                    .await
+                    .map_err(std::io::Error::other)
+                    .and_then(|r| r)
+                    .map_err(ClientError::io("cache", &self.cache.path(&base)))?;
+                decode_patch(&body, &base_bytes, entry.size).map_err(tampered)?
+            }
         };
+        // The bar counts the blob's bytes.
+        self.config
+            .progress
+            .advance((bytes.len() as u64).saturating_sub(wire_bytes));
         if bytes.len() as u64 != entry.size {
             return Err(tampered(format!(
                 "it has {} bytes instead of {}",
@@ -307,13 +384,15 @@ impl Client {
         }
         let cache = self.cache.clone();
         let digest = entry.digest;
-        let size = bytes.len() as u64;
         tokio::task::spawn_blocking(move || cache.put(&digest, &bytes))
             .await
             .map_err(std::io::Error::other)
             .and_then(|r| r)
             .map_err(ClientError::io("cache", &self.cache.path(&entry.digest)))?;
-        Ok(size)
+        Ok(Received {
+            wire_bytes,
+            patched: matches!(encoding, Encoding::Patch(_)),
+        })
     }
 
     /// A failed join from the cache: a damaged cache file is removed (the next fetch
@@ -397,8 +476,9 @@ impl Client {
                 ..DownloadStats::default()
             };
             let cache = self.cache.clone();
+            let digest = *digest;
             let bytes = tokio::task::spawn_blocking(move || {
-                cache_blobs_of(&cache, &bytes);
+                cache_blobs_of(&cache, &digest, &bytes);
                 bytes
             })
             .await
@@ -414,6 +494,68 @@ impl Client {
             reason: "the registry names no source".into(),
         }))
     }
+}
+
+/// What one blob's download moved.
+struct Received {
+    /// Bytes of the body as sent.
+    wire_bytes: u64,
+    /// Whether it came as a patch.
+    patched: bool,
+}
+
+/// How a blob's body is encoded.
+#[derive(Debug, Clone, Copy)]
+enum Encoding {
+    Identity,
+    Zstd,
+    /// A zstd patch against this cached blob.
+    Patch(BlobId),
+}
+
+/// The base a patch answer names (`Cairn-Patch-From`), which must be one the client offered.
+fn patch_base(response: &reqwest::Response, offered: &[BlobId]) -> Result<Option<BlobId>, String> {
+    let Some(value) = response.headers().get(PATCH_FROM_HEADER) else {
+        return Ok(None);
+    };
+    let base = value
+        .to_str()
+        .ok()
+        .and_then(|text| text.parse::<BlobId>().ok())
+        .filter(|base| offered.contains(base))
+        .ok_or_else(|| {
+            format!(
+                "the registry sent a patch against {}, a blob this client did not offer",
+                String::from_utf8_lossy(value.as_bytes())
+            )
+        })?;
+    Ok(Some(base))
+}
+
+/// The header naming the base of a patch.
+const PATCH_FROM_HEADER: &str = "cairn-patch-from";
+
+/// The largest window a patch may use: 2^27 bytes covers the largest blobs the registry
+/// patches; a frame asking for more is refused before anything is allocated for it.
+const PATCH_WINDOW_LOG_MAX: u32 = 27;
+
+/// Applies a zstd patch made against `base`, which must produce at most `size` bytes.
+fn decode_patch(body: &[u8], base: &[u8], size: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let mut decoder = zstd::stream::read::Decoder::with_ref_prefix(body, base)
+        .map_err(|e| format!("its patch does not decode: {e}"))?;
+    decoder
+        .window_log_max(PATCH_WINDOW_LOG_MAX)
+        .map_err(|e| format!("its patch does not decode: {e}"))?;
+    let mut bytes = Vec::with_capacity(size.min(64 << 20) as usize);
+    decoder
+        .take(size + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("its patch does not decode: {e}"))?;
+    if bytes.len() as u64 > size {
+        return Err(format!("its patch expands past its {size} bytes"));
+    }
+    Ok(bytes)
 }
 
 /// Checks a whole file against the digest its release signs.
@@ -438,11 +580,12 @@ fn join_from_cache(cache: &FragmentCache, manifest: &Manifest) -> Result<Vec<u8>
 
 /// Caches the blobs of a verified whole file, so later split downloads skip them. Content
 /// that does not split (not WebAssembly) is simply not cached.
-fn cache_blobs_of(cache: &FragmentCache, bytes: &[u8]) {
+fn cache_blobs_of(cache: &FragmentCache, digest: &Digest, bytes: &[u8]) {
     if let Ok(split) = cairn_split::split(bytes) {
         for blob in split.blobs() {
             let _ = cache.put(&blob.digest, &blob.bytes);
         }
+        let _ = cache.put_manifest(digest, split.manifest());
     }
 }
 

@@ -32,6 +32,7 @@ mod cache;
 mod error;
 mod fetch;
 mod http;
+mod patch_bases;
 mod progress;
 mod publish;
 mod referrers;

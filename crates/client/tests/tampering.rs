@@ -359,3 +359,98 @@ async fn a_checkpoint_signed_by_an_unknown_key_is_refused() {
     );
     setup.stop().await;
 }
+
+/// An upgrade from greeter 1.0.0 (fetched, so its blobs are cached) to 1.1.0 (published and
+/// followed), ready to be fetched as patches through the proxy.
+async fn upgrade_ready(test: &str) -> (Setup, Client) {
+    let setup = Setup::start(test).await;
+    let owner = key();
+    let package = name("example:greeter");
+    let mut publisher = setup.client("publisher");
+    publisher.publish_init(&package, &owner).await.unwrap();
+    publisher
+        .publish_release(
+            &package,
+            &owner,
+            v("1.0.0"),
+            fixture("greeter-1.component.wasm"),
+        )
+        .await
+        .unwrap();
+    let mut consumer = setup.client("consumer");
+    consumer.fetch(&package, &any()).await.unwrap();
+    publisher
+        .publish_release(
+            &package,
+            &owner,
+            v("1.1.0"),
+            fixture("greeter-2.component.wasm"),
+        )
+        .await
+        .unwrap();
+    consumer.update_packages(&[package]).await.unwrap();
+    (setup, consumer)
+}
+
+/// Checks that fetching the upgrade fails with tampered content, changes nothing trusted, and
+/// caches none of the new release's blobs.
+async fn assert_upgrade_refused(setup: &Setup, consumer: &mut Client) {
+    let before = state_bytes(consumer);
+    let checkpoint = consumer.trusted().checkpoint().unwrap().clone();
+    let error = consumer
+        .fetch(&name("example:greeter"), &any())
+        .await
+        .unwrap_err();
+    let security = assert_refused_and_unchanged(consumer, &before, &checkpoint, error);
+    assert!(
+        matches!(security, SecurityError::TamperedContent { .. }),
+        "{security}"
+    );
+    // Nothing unverified entered the fragment cache, and the release is not in it whole.
+    let second = fixture("greeter-2.component.wasm");
+    let second = cairn_split::split(&second).unwrap();
+    assert!(!second
+        .blobs()
+        .iter()
+        .all(|blob| consumer.cache().contains(&blob.digest)));
+    for entry in std::fs::read_dir(consumer.cache().dir().join("sha256")).unwrap() {
+        let entry = entry.unwrap();
+        let bytes = std::fs::read(entry.path()).unwrap();
+        assert_eq!(
+            cairn_split::BlobId::of(&bytes).to_hex(),
+            entry.file_name().to_string_lossy()
+        );
+    }
+    // Faithful again, the same client fetches the upgrade as patches.
+    setup.proxy.set(Tamper::Nothing);
+    let fetched = consumer
+        .fetch(&name("example:greeter"), &any())
+        .await
+        .unwrap();
+    assert_eq!(fetched.bytes, fixture("greeter-2.component.wasm"));
+    assert!(fetched.stats.blobs_patched >= 1);
+}
+
+/// Threat model row 1 (tampered content), patches: a changed byte in a patch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_byte_in_a_patch_is_refused() {
+    let (setup, mut consumer) = upgrade_ready("tamper-patch").await;
+    setup.proxy.set(Tamper::FlipPatchByte);
+    assert_upgrade_refused(&setup, &mut consumer).await;
+    setup.stop().await;
+}
+
+/// Threat model row 1 (tampered content), patches: a patch made against another blob than the
+/// one it names, which the client applies to the wrong base.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_against_another_base_than_it_names_is_refused() {
+    let (setup, mut consumer) = upgrade_ready("tamper-patch-base").await;
+    // The largest blob of 1.0.0 other than the one each patch is asked against: its root
+    // skeleton stands in for every base.
+    let first = fixture("greeter-1.component.wasm");
+    let first = cairn_split::split(&first).unwrap();
+    let other = first.manifest().root().digest.to_string();
+    setup.proxy.set(Tamper::PatchAgainstOtherBase(other));
+    assert_upgrade_refused(&setup, &mut consumer).await;
+    setup.stop().await;
+}

@@ -25,10 +25,11 @@ use cairn_protocol::{
 use cairn_split::Manifest;
 use cairn_store::{RecordRow, RecordStatus, RecordStore};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::app::{accept_record, content_stored, read_state, served_length, AppState};
+use crate::blob_routes;
 use crate::content::{self, ByteRange};
 use crate::error::ApiError;
 use crate::state::RegistryState;
@@ -64,8 +65,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/ledger/records/{start}", get(ledger_records))
         .route("/v1/cairn/content/{digest}/manifest", get(content_manifest))
         .route("/v1/cairn/content/{digest}/sources", get(content_locations))
-        .route("/v1/cairn/blobs/missing", post(missing_blobs))
-        .route("/v1/cairn/blobs/{blob}", get(get_blob))
+        .route("/v1/cairn/blobs/missing", post(blob_routes::missing_blobs))
+        .route("/v1/cairn/blobs/{blob}", get(blob_routes::get_blob))
+        .route("/v1/cairn/blobs/{blob}/patch", get(blob_routes::get_patch))
         .route("/v1/{*rest}", axum::routing::any(v1_not_found))
         .route("/content/{file}", get(serve_content))
         .route("/.well-known/wasm-pkg/registry.json", get(well_known))
@@ -609,7 +611,7 @@ async fn accept_content(
     Ok(StatusCode::CREATED)
 }
 
-fn blob_id(text: &str) -> Result<cairn_split::BlobId, ApiError> {
+pub(crate) fn blob_id(text: &str) -> Result<cairn_split::BlobId, ApiError> {
     if text.starts_with("bafk") {
         cairn_split::BlobId::from_cid(text)
             .map_err(|e| ApiError::bad_request(format!("Invalid URL: {e}")))
@@ -942,80 +944,6 @@ async fn content_locations(
         whole,
         blobs,
     }))
-}
-
-/// `GET /v1/cairn/blobs/{blob}`: the blob, in zstd as stored (`Content-Encoding: zstd`) when
-/// the request accepts it and the store keeps it so, else as it is.
-async fn get_blob(
-    State(app): State<AppState>,
-    Path(blob): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let digest = blob_id(&blob)?;
-    // Only blobs of content that is kept: not those of content uploaded for records none of
-    // which is published (nor OCI scratch blobs, which `/v2/` serves).
-    if !app.store.blob_is_published(&digest.to_string()).await? {
-        return Err(ApiError::not_found("blob", digest));
-    }
-    let vary = HeaderValue::from_static("accept-encoding");
-    if content::accepts_encoding(&headers, "zstd") {
-        let blobs = app.blobs.clone();
-        let stored = tokio::task::spawn_blocking(move || blobs.open_zstd(&digest.into())).await??;
-        if let Some((reader, length)) = stored {
-            let rx = content::stream_reader(reader);
-            let mut response = Response::new(content::body_of(rx));
-            let headers = response.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            );
-            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("zstd"));
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-            headers.insert(header::VARY, vary);
-            return Ok(response);
-        }
-    }
-    let blobs = app.blobs.clone();
-    let size = tokio::task::spawn_blocking(move || blobs.size(&digest.into()))
-        .await??
-        .ok_or_else(|| ApiError::not_found("blob", digest))?;
-    let rx = content::stream_blob(app.blobs.clone(), digest.into(), None);
-    let mut response = Response::new(content::body_of(rx));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    content::set_length_and_range(&mut response, size, None);
-    response.headers_mut().insert(header::VARY, vary);
-    Ok(response)
-}
-
-/// `POST /v1/cairn/blobs/missing`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MissingBlobsRequest {
-    digests: Vec<cairn_split::BlobId>,
-}
-
-#[derive(Debug, Serialize)]
-struct MissingBlobsResponse {
-    missing: Vec<cairn_split::BlobId>,
-}
-
-async fn missing_blobs(
-    State(app): State<AppState>,
-    ApiJson(request): ApiJson<MissingBlobsRequest>,
-) -> Result<Json<MissingBlobsResponse>, ApiError> {
-    if request.digests.len() > cairn_split::limits::MAX_BLOBS {
-        return Err(ApiError::bad_request("too many digests"));
-    }
-    let mut missing = Vec::new();
-    for digest in request.digests {
-        if !app.blobs.has(&digest.into())? {
-            missing.push(digest);
-        }
-    }
-    Ok(Json(MissingBlobsResponse { missing }))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -59,6 +59,8 @@ pub struct AppStateParts {
     /// Counts the sequencer's committed rounds: changes once a round's records are published
     /// or rejected.
     pub rounds: tokio::sync::watch::Receiver<u64>,
+    /// Patches between blobs, made on demand and kept.
+    pub patches: Arc<crate::patches::Patches>,
 }
 
 /// Settings the routes need.

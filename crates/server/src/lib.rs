@@ -13,12 +13,14 @@
 pub mod api;
 pub mod app;
 pub mod audit;
+pub mod blob_routes;
 pub mod connections;
 pub mod content;
 mod error;
 pub mod front;
 pub mod key_rotation;
 pub mod oci;
+pub mod patches;
 pub mod publishers;
 pub mod record_events;
 mod release;
@@ -65,6 +67,8 @@ pub struct Settings {
     pub uploads: upload::UploadLimits,
     /// Whether every publish needs a publisher account's token (OCI pushes always do).
     pub require_publisher_token: bool,
+    /// The most bytes of patches kept in `DATA/patches`.
+    pub patch_cache_bytes: u64,
 }
 
 /// Why the registry could not start or run.
@@ -109,6 +113,8 @@ pub enum ServerError {
 pub const OPERATOR_KEY_FILE: &str = "operator.key";
 /// The name of the uploads folder in the data directory.
 pub const UPLOADS_DIR: &str = "uploads";
+/// The name of the patch cache folder in the data directory.
+pub const PATCHES_DIR: &str = "patches";
 /// How many uploads may be held in memory at once, to be validated and split.
 const CONCURRENT_INGESTS: usize = 2;
 
@@ -441,6 +447,9 @@ impl Registry {
             max_content_size: self.settings.max_content_size,
             require_publisher_token: self.settings.require_publisher_token,
         };
+        let patches_dir = self.settings.data_dir.join(PATCHES_DIR);
+        let patches = patches::Patches::open(patches_dir.clone(), self.settings.patch_cache_bytes)
+            .map_err(io_error("cannot open the patch cache", &patches_dir))?;
         let app = AppState::new(AppStateParts {
             store: self.store.clone(),
             blobs: self.blobs.clone(),
@@ -453,6 +462,7 @@ impl Registry {
             ingests: tokio::sync::Semaphore::new(CONCURRENT_INGESTS),
             accounts: self.accounts.clone(),
             rounds: self.rounds.subscribe(),
+            patches: Arc::new(patches),
         });
         let sweeper = tokio::spawn(sweep_uploads(app.clone()));
         let (stop_tx, stop_rx) = watch::channel(false);

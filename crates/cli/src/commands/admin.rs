@@ -171,6 +171,7 @@ async fn open(dir: &Path) -> anyhow::Result<(std::fs::File, Registry)> {
         connections: Default::default(),
         uploads: Default::default(),
         require_publisher_token: false,
+        patch_cache_bytes: cairn_server::patches::DEFAULT_CACHE_BYTES,
     })
     .await
     .with_context(|| format!("cannot open the registry in {}", dir.display()))?;

@@ -51,6 +51,7 @@ struct Report {
     bytes_downloaded: u64,
     blobs_downloaded: u64,
     blobs_cached: u64,
+    blobs_patched: u64,
     whole_file: bool,
 }
 
@@ -86,14 +87,19 @@ impl FetchCommand {
             bytes_downloaded: fetched.stats.bytes_downloaded(),
             blobs_downloaded: fetched.stats.blobs_downloaded,
             blobs_cached: fetched.stats.blobs_cached,
+            blobs_patched: fetched.stats.blobs_patched,
             whole_file: fetched.stats.whole_file,
         };
         if self.client.json {
             return output::print_json(&report);
         }
+        let patched = match report.blobs_patched {
+            0 => String::new(),
+            n => format!(" ({n} as patches against earlier releases)"),
+        };
         let text = format!(
             "fetched {}@{} to {}: {}\n\
-             downloaded {} in {}, {} from the cache; verified against {}",
+             downloaded {} in {}{patched}, {} from the cache; verified against {}",
             report.package,
             report.version,
             report.output,

@@ -49,6 +49,10 @@ pub struct ServeCommand {
     /// The largest content upload (e.g. `256MiB`).
     #[arg(long, env = "CAIRN_MAX_CONTENT_SIZE", default_value = "256MiB", value_parser = parse_size)]
     max_content_size: u64,
+    /// The most disk the cache of patches between blobs may take (`DIR/patches`): patches are
+    /// made when a client that holds an earlier build asks for one, and kept for the next.
+    #[arg(long, env = "CAIRN_PATCH_CACHE", default_value = "1GiB", value_parser = parse_size)]
+    patch_cache: u64,
     /// The URL clients reach this registry at (default: `http://` and the listening address).
     #[arg(long, env = "CAIRN_BASE_URL", value_name = "URL")]
     base_url: Option<String>,
@@ -172,6 +176,7 @@ impl ServeCommand {
                         stall_timeout: self.stall_timeout,
                     },
                     require_publisher_token: self.require_publisher_token,
+                    patch_cache_bytes: self.patch_cache,
                 },
                 content,
             )

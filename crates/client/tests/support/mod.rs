@@ -78,6 +78,7 @@ impl TestRegistry {
             connections: Default::default(),
             uploads: Default::default(),
             require_publisher_token: false,
+            patch_cache_bytes: cairn_server::patches::DEFAULT_CACHE_BYTES,
         })
         .await
         .unwrap();
@@ -196,12 +197,25 @@ pub enum Tamper {
     DropOldestPackageRecord,
     /// Swaps the first two records of every package in `fetch/logs`.
     SwapPackageRecords,
+    /// Flips one byte of every patch it forwards.
+    FlipPatchByte,
+    /// Drops `Accept-Encoding` from requests and asks for blobs instead of patches: the
+    /// registry answers as it did to every client before it compressed anything (for
+    /// benchmarks).
+    NoCompression,
+    /// Asks the registry for every patch against this blob instead of the bases the client
+    /// offered, and names the client's first base in the answer, as if the patch were
+    /// against it.
+    PatchAgainstOtherBase(String),
 }
 
 struct ProxyState {
     upstream: String,
     http: reqwest::Client,
     tamper: Mutex<Tamper>,
+    /// A link all answers share, when throttled: its rate in bytes per second and when it is
+    /// next free.
+    link: Mutex<Option<(u64, tokio::time::Instant)>>,
 }
 
 /// A real HTTP server on loopback that forwards to a registry and tampers as told.
@@ -219,6 +233,7 @@ impl Proxy {
             upstream: upstream.to_owned(),
             http: reqwest::Client::new(),
             tamper: Mutex::new(Tamper::Nothing),
+            link: Mutex::new(None),
         });
         let app = axum::Router::new()
             .fallback(forward)
@@ -241,6 +256,13 @@ impl Proxy {
 
     pub fn set(&self, tamper: Tamper) {
         *self.state.tamper.lock().unwrap() = tamper;
+    }
+
+    /// Sends every answer through one link of `bytes_per_second` (or at full speed: `None`),
+    /// as a slow network between client and registry would.
+    pub fn throttle(&self, bytes_per_second: Option<u64>) {
+        *self.state.link.lock().unwrap() =
+            bytes_per_second.map(|rate| (rate, tokio::time::Instant::now()));
     }
 
     pub fn stop(mut self) {
@@ -337,6 +359,28 @@ async fn forward(State(proxy): State<Arc<ProxyState>>, request: Request) -> Resp
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
     let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
+    let accept_encoding = request
+        .headers()
+        .get(header::ACCEPT_ENCODING)
+        .filter(|_| !matches!(tamper, Tamper::NoCompression))
+        .cloned();
+    // The first base the client offered, and the query the registry is sent.
+    let mut offered_base = None;
+    let mut path_and_query = path_and_query;
+    if let (Tamper::PatchAgainstOtherBase(other), Some(query)) = (&tamper, request.uri().query()) {
+        if path.ends_with("/patch") {
+            offered_base = query
+                .strip_prefix("from=")
+                .and_then(|bases| bases.split(',').next())
+                .map(str::to_owned);
+            path_and_query = format!("{path}?from={other}");
+        }
+    }
+    if matches!(tamper, Tamper::NoCompression) {
+        if let Some(blob) = path.strip_suffix("/patch") {
+            path_and_query = blob.to_owned();
+        }
+    }
     let body = axum::body::to_bytes(request.into_body(), usize::MAX)
         .await
         .unwrap();
@@ -347,9 +391,22 @@ async fn forward(State(proxy): State<Arc<ProxyState>>, request: Request) -> Resp
     if let Some(content_type) = content_type {
         upstream = upstream.header(header::CONTENT_TYPE, content_type);
     }
+    if let Some(accept_encoding) = accept_encoding {
+        upstream = upstream.header(header::ACCEPT_ENCODING, accept_encoding);
+    }
     let upstream = upstream.send().await.unwrap();
     let status = upstream.status();
     let content_type = upstream.headers().get(header::CONTENT_TYPE).cloned();
+    let content_encoding = upstream.headers().get(header::CONTENT_ENCODING).cloned();
+    let mut patch_from = upstream.headers().get("cairn-patch-from").cloned();
+    if let (Tamper::PatchAgainstOtherBase(other), Some(offered)) = (&tamper, &offered_base) {
+        if patch_from
+            .as_ref()
+            .is_some_and(|base| base == other.as_str())
+        {
+            patch_from = Some(HeaderValue::from_str(offered).unwrap());
+        }
+    }
     let mut body = upstream.bytes().await.unwrap().to_vec();
 
     let flip_blobs =
@@ -358,7 +415,8 @@ async fn forward(State(proxy): State<Arc<ProxyState>>, request: Request) -> Resp
         tamper,
         Tamper::FlipContentByte | Tamper::NoSplitExtensionAndFlipContentByte
     ) && path.starts_with("/content/");
-    if status.is_success() && (flip_blobs || flip_whole) && !body.is_empty() {
+    let flip_patch = matches!(tamper, Tamper::FlipPatchByte) && patch_from.is_some();
+    if status.is_success() && (flip_blobs || flip_whole || flip_patch) && !body.is_empty() {
         let middle = body.len() / 2;
         body[middle] ^= 0x01;
     }
@@ -381,17 +439,59 @@ async fn forward(State(proxy): State<Arc<ProxyState>>, request: Request) -> Resp
         body = tamper_json(&tamper, &path, body);
     }
 
-    let mut response = Response::new(Body::from(body));
+    let throttled = proxy.link.lock().unwrap().is_some();
+    let mut response = if throttled {
+        Response::new(Body::from_stream(paced(proxy.clone(), body)))
+    } else {
+        Response::new(Body::from(body))
+    };
     *response.status_mut() = status;
     if let Some(content_type) = content_type {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, content_type);
     }
+    if let Some(content_encoding) = content_encoding {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, content_encoding);
+    }
+    if let Some(patch_from) = patch_from {
+        response
+            .headers_mut()
+            .insert("cairn-patch-from", patch_from);
+    }
     response
         .headers_mut()
         .insert("x-proxied", HeaderValue::from_static("1"));
     response
+}
+
+/// `body` in pieces, each sent when the proxy's shared link has carried the ones before.
+fn paced(
+    proxy: Arc<ProxyState>,
+    body: Vec<u8>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+    const PIECE: usize = 16 * 1024;
+    let body = bytes::Bytes::from(body);
+    futures_util::stream::unfold(0usize, move |offset| {
+        let (proxy, body) = (proxy.clone(), body.clone());
+        async move {
+            if offset >= body.len() {
+                return None;
+            }
+            let end = (offset + PIECE).min(body.len());
+            let due = proxy.link.lock().unwrap().as_mut().map(|(rate, next)| {
+                let start = (*next).max(tokio::time::Instant::now());
+                *next = start + Duration::from_secs_f64((end - offset) as f64 / *rate as f64);
+                *next
+            });
+            if let Some(due) = due {
+                tokio::time::sleep_until(due).await;
+            }
+            Some((Ok(body.slice(offset..end)), end))
+        }
+    })
 }
 
 fn flip_last_byte(bytes: &mut [u8]) {
