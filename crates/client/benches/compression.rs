@@ -237,7 +237,7 @@ async fn main() {
     }
     let mut python_upgrade = None;
     for (index, (label, first, second)) in apps.iter().enumerate() {
-        let package = name(&format!("example:upgrade-{index}"));
+        let package = name(&format!("example:upgrade-{}", ["rust", "python"][index]));
         publisher.publish_init(&package, &owner).await.unwrap();
         for (version, bytes) in [("1.0.0", first), ("1.1.0", second)] {
             publisher

@@ -103,7 +103,7 @@ mod tests {
             vec![old_b.digest]
         );
         assert_eq!(
-            bases_for(&new_a, &manifest, &[earlier.clone()], &cache),
+            bases_for(&new_a, &manifest, std::slice::from_ref(&earlier), &cache),
             vec![old_a.digest]
         );
         // Nothing cached, nothing offered.

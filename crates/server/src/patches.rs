@@ -282,7 +282,7 @@ mod tests {
     #[test]
     fn a_patch_decodes_to_the_target_with_its_base_and_is_small() {
         let base: Vec<u8> = (0..200_000u32)
-            .flat_map(|i| (i * 2654435761).to_le_bytes())
+            .flat_map(|i| i.wrapping_mul(2654435761).to_le_bytes())
             .collect();
         let mut target = base.clone();
         target[123_456] ^= 0xff;
