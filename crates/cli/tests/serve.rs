@@ -837,3 +837,75 @@ fn blobs_are_sent_in_zstd_as_stored_to_clients_that_accept_it() {
         assert_eq!(body, &largest.bytes[..], "{accept:?}");
     }
 }
+
+/// A whole file asked for in zstd is a sequence of zstd frames: each module as the store keeps
+/// it (the stored frame, byte for byte: nothing is compressed again) and the bytes between
+/// them compressed; it decodes to the file. A range, or a request without zstd, gets the
+/// file's bytes as they are.
+#[test]
+fn whole_files_are_sent_as_the_stored_frames_of_their_modules() {
+    let data = temp_dir("whole-zstd");
+    let server = TestServer::start(&data, &["--namespace", "example"]);
+    let client = server.client();
+    let bytes = fixture("b03-rs-calc.wac.component.wasm");
+    let mut publisher = Publisher::new("example:calc");
+    publisher.publish_init(&client);
+    publisher.publish_release(&client, "1.0.0", &bytes);
+    let digest = Digest::of(&bytes).to_string();
+    let url = format!(
+        "{}/content/sha256-{}",
+        server.url,
+        digest.trim_start_matches("sha256:")
+    );
+    let get = |accept: Option<&str>, range: Option<&str>| {
+        let mut request = client.http.get(&url);
+        if let Some(accept) = accept {
+            request = request.header("Accept-Encoding", accept);
+        }
+        if let Some(range) = range {
+            request = request.header("Range", range);
+        }
+        let response = request.send().unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+        assert_eq!(header(&response, "vary"), "accept-encoding");
+        let encoding = response
+            .headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (
+            response.status(),
+            encoding,
+            response.bytes().unwrap().to_vec(),
+        )
+    };
+
+    let (_, encoding, body) = get(Some("zstd"), None);
+    assert_eq!(encoding.as_deref(), Some("zstd"));
+    assert!(body.len() < bytes.len() / 2, "{} bytes", body.len());
+    assert_eq!(zstd::decode_all(&body[..]).unwrap(), bytes);
+    let stored = data.join("content/blobs/sha256");
+    let mut frames = 0;
+    for blob in cairn_split::split(&bytes).unwrap().blobs() {
+        let path = stored.join(format!("{}.zst", blob.digest.to_hex()));
+        if blob.kind == cairn_split::BlobKind::Module && path.exists() {
+            let frame = std::fs::read(&path).unwrap();
+            assert!(
+                body.windows(frame.len()).any(|window| window == frame),
+                "the stored frame of {} is not in the body",
+                blob.digest
+            );
+            frames += 1;
+        }
+    }
+    assert!(frames >= 2, "{frames} modules stored compressed");
+
+    for accept in [None, Some("gzip"), Some("zstd;q=0")] {
+        let (_, encoding, body) = get(accept, None);
+        assert_eq!(encoding, None, "{accept:?}");
+        assert_eq!(body, bytes, "{accept:?}");
+    }
+    let (status, encoding, body) = get(Some("zstd"), Some("bytes=100-199"));
+    assert_eq!(status, 206);
+    assert_eq!(encoding, None);
+    assert_eq!(body, &bytes[100..200]);
+}

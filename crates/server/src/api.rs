@@ -843,7 +843,13 @@ async fn serve_content(
             }
         },
     };
-    let rx = content::stream_join(app.blobs.clone(), manifest, range);
+    // A range is of the file's bytes, so a request with one gets them as they are.
+    let zstd = range.is_none() && content::accepts_encoding(&headers, "zstd");
+    let rx = if zstd {
+        content::stream_join_zstd(app.blobs.clone(), manifest)
+    } else {
+        content::stream_join(app.blobs.clone(), manifest, range)
+    };
     let mut response = Response::new(content::body_of(rx));
     let headers = response.headers_mut();
     headers.insert(
@@ -851,8 +857,15 @@ async fn serve_content(
         HeaderValue::from_static("application/wasm"),
     );
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    headers.insert(header::ETAG, header_value(&format!("\"{digest}\"")));
-    content::set_length_and_range(&mut response, size, range);
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if zstd {
+        // Another representation, so another entity tag; its length is known once sent.
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("zstd"));
+        headers.insert(header::ETAG, header_value(&format!("\"{digest}+zstd\"")));
+    } else {
+        headers.insert(header::ETAG, header_value(&format!("\"{digest}\"")));
+        content::set_length_and_range(&mut response, size, range);
+    }
     Ok(response)
 }
 

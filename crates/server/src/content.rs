@@ -252,6 +252,129 @@ pub fn stream_join(
     })
 }
 
+/// Starts joining `manifest` on a blocking thread into a zstd stream, whose bytes arrive on the
+/// returned channel: a sequence of zstd frames that decodes to the file. Each module the store
+/// keeps compressed is sent as its stored frame, compressing nothing again; the bytes between
+/// them (the skeletons' literals, and modules kept uncompressed) go in frames compressed at
+/// level 1. The join runs as for [`stream_join`], so every module is read and checked against
+/// its digest, and a failure ends the stream with an error.
+pub fn stream_join_zstd(
+    blobs: Arc<dyn BlobStore>,
+    manifest: Manifest,
+) -> mpsc::Receiver<io::Result<Bytes>> {
+    spawn_body(None, 0, move |writer| {
+        let module = std::rc::Rc::new(std::cell::RefCell::new(None));
+        let mut source = FramedBlobs {
+            store: &*blobs,
+            module: module.clone(),
+        };
+        let mut framed = FrameWriter {
+            out: writer,
+            module,
+            literals: None,
+        };
+        match cairn_split::join(&manifest, &mut source, &mut framed) {
+            Ok(_) => framed.finish_literals(),
+            Err(cairn_split::JoinError::Write(e)) => Err(e),
+            Err(error) => {
+                tracing::error!(%error, "join failed while serving content");
+                Err(io::Error::other(error.to_string()))
+            }
+        }
+    })
+}
+
+/// A module being joined whose stored zstd frame goes out in place of its bytes.
+struct FramedModule {
+    /// Its bytes the join has yet to write.
+    remaining: u64,
+    /// The stored frame.
+    frame: Box<dyn io::Read + Send>,
+}
+
+/// The store, for [`stream_join_zstd`]: opening a module the store keeps compressed tells the
+/// [`FrameWriter`] to send its frame once the join has written (and checked) its bytes.
+struct FramedBlobs<'a> {
+    store: &'a dyn BlobStore,
+    module: std::rc::Rc<std::cell::RefCell<Option<FramedModule>>>,
+}
+
+impl BlobSource for FramedBlobs<'_> {
+    fn open(&mut self, entry: &BlobEntry) -> io::Result<Box<dyn io::Read + '_>> {
+        if entry.kind == cairn_split::BlobKind::Module {
+            let stored = self.store.open_zstd(&entry.digest.into())?;
+            *self.module.borrow_mut() = stored.map(|(frame, _)| FramedModule {
+                remaining: entry.size,
+                frame,
+            });
+        }
+        Ok(self.store.open(&entry.digest.into())?)
+    }
+
+    fn known_intact(&mut self, entry: &BlobEntry) -> bool {
+        self.store.known_intact(&entry.digest.into())
+    }
+
+    fn verified(&mut self, entry: &BlobEntry) {
+        self.store.mark_intact(&entry.digest.into());
+    }
+}
+
+/// Turns the joined bytes into zstd frames (see [`stream_join_zstd`]).
+struct FrameWriter<'w> {
+    out: &'w mut BodyWriter,
+    module: std::rc::Rc<std::cell::RefCell<Option<FramedModule>>>,
+    /// The frame the bytes outside stored frames go into, if one is open.
+    literals: Option<zstd::stream::write::Encoder<'static, Vec<u8>>>,
+}
+
+impl FrameWriter<'_> {
+    fn finish_literals(&mut self) -> io::Result<()> {
+        if let Some(encoder) = self.literals.take() {
+            let frame = encoder.finish()?;
+            self.out.write_all(&frame)?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for FrameWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let mut module = self.module.borrow_mut();
+        match module.as_mut() {
+            Some(framed) => {
+                framed.remaining = framed.remaining.saturating_sub(bytes.len() as u64);
+                if framed.remaining == 0 {
+                    let mut framed = module.take().expect("a module is being framed");
+                    drop(module);
+                    self.finish_literals()?;
+                    io::copy(&mut framed.frame, &mut *self.out)?;
+                }
+            }
+            None => {
+                drop(module);
+                let encoder = match &mut self.literals {
+                    Some(encoder) => encoder,
+                    None => self
+                        .literals
+                        .insert(zstd::stream::write::Encoder::new(Vec::new(), 1)?),
+                };
+                encoder.write_all(bytes)?;
+                // Whatever the encoder has produced goes out as it grows.
+                let produced = std::mem::take(encoder.get_mut());
+                if !produced.is_empty() {
+                    self.out.write_all(&produced)?;
+                }
+            }
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// Starts reading one stored blob (or `range` of it) on a blocking thread; the bytes arrive on
 /// the returned channel, in pieces, so a large blob is never held in memory.
 pub fn stream_blob(
