@@ -202,6 +202,16 @@ pub const STABLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 /// every level decompresses at about 800 MiB/s.
 pub const STORED_LEVEL: i32 = 3;
 
+/// The zstd frame a store keeps for `bytes` (level [`STORED_LEVEL`], with the content size and
+/// a checksum), or `None` when it would not be smaller than the bytes.
+pub(crate) fn compress_for_storage(bytes: &[u8]) -> io::Result<Option<Vec<u8>>> {
+    let mut compressor = zstd::bulk::Compressor::new(STORED_LEVEL)?;
+    compressor.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
+    compressor.set_parameter(zstd::zstd_safe::CParameter::ContentSizeFlag(true))?;
+    let packed = compressor.compress(bytes)?;
+    Ok((packed.len() < bytes.len()).then_some(packed))
+}
+
 /// What identifies a file's current contents without reading them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FileStamp {
@@ -304,14 +314,9 @@ impl BlobStore for FsContentStore {
         if self.stored(digest).is_some() {
             return Ok(());
         }
-        let mut compressor = zstd::bulk::Compressor::new(STORED_LEVEL)?;
-        compressor.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
-        compressor.set_parameter(zstd::zstd_safe::CParameter::ContentSizeFlag(true))?;
-        let packed = compressor.compress(bytes)?;
-        if packed.len() < bytes.len() {
-            self.write_into_place(digest, &self.packed_path(digest), &packed)
-        } else {
-            self.write_into_place(digest, &self.path(digest), bytes)
+        match compress_for_storage(bytes)? {
+            Some(packed) => self.write_into_place(digest, &self.packed_path(digest), &packed),
+            None => self.write_into_place(digest, &self.path(digest), bytes),
         }
     }
 

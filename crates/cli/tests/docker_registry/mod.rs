@@ -158,6 +158,23 @@ impl DockerRegistry {
         }
     }
 
+    /// The blob as cairn keeps it in the registry, if it does: the blob itself, or the zstd
+    /// frame the manifest tagged `sha256-<hex>.zst` points to, decompressed.
+    pub fn kept_blob(&self, digest: &str) -> Option<Vec<u8>> {
+        kept_blob(digest, |path| {
+            let response = reqwest::blocking::Client::new()
+                .get(format!("{}/v2/{REPOSITORY}/{path}", self.url()))
+                .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+                .send()
+                .unwrap();
+            match response.status().as_u16() {
+                200 => Some(response.bytes().unwrap().to_vec()),
+                404 => None,
+                status => panic!("GET {path}: HTTP {status}"),
+            }
+        })
+    }
+
     /// How many blobs the registry's storage holds (each is a `data` file under
     /// `docker/registry/v2/blobs`).
     pub fn stored_blob_count(&self) -> usize {
@@ -191,4 +208,23 @@ impl Drop for DockerRegistry {
             .status();
         let _ = self.child.wait();
     }
+}
+
+/// The blob `digest` as cairn keeps it in an OCI repository that `get` reads (`get("blobs/D")`,
+/// `get("manifests/TAG")`): the blob itself, or the zstd frame the manifest tagged
+/// `sha256-<hex>.zst` names, decompressed.
+pub fn kept_blob(digest: &str, get: impl Fn(&str) -> Option<Vec<u8>>) -> Option<Vec<u8>> {
+    if let Some(bytes) = get(&format!("blobs/{digest}")) {
+        return Some(bytes);
+    }
+    let manifest = get(&format!("manifests/{}.zst", digest.replace(':', "-")))?;
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    assert_eq!(
+        manifest["artifactType"],
+        "application/vnd.cairn.blob.v1+zstd"
+    );
+    let layer = &manifest["layers"][0];
+    assert_eq!(layer["annotations"]["dev.cairn.blob.digest"], digest);
+    let frame = get(&format!("blobs/{}", layer["digest"].as_str().unwrap()))?;
+    Some(zstd::decode_all(&frame[..]).unwrap())
 }
