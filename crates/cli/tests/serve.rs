@@ -830,18 +830,31 @@ fn blobs_are_sent_in_zstd_as_stored_to_clients_that_accept_it() {
     assert_eq!(encoding.as_deref(), Some("zstd"));
     assert!(body.len() < largest.bytes.len(), "{} bytes", body.len());
     assert_eq!(zstd::decode_all(&body[..]).unwrap(), &largest.bytes[..]);
+    // gzip only: made as it streams.
+    for accept in [Some("gzip"), Some("zstd;q=0, gzip")] {
+        let (encoding, body) = get(accept);
+        assert_eq!(encoding.as_deref(), Some("gzip"), "{accept:?}");
+        assert!(body.len() < largest.bytes.len(), "{} bytes", body.len());
+        assert_eq!(gunzip(&body), largest.bytes.as_ref(), "{accept:?}");
+    }
     // Not asked, or refused with q=0: the blob as it is, byte for byte.
-    for accept in [None, Some("gzip"), Some("zstd;q=0")] {
+    for accept in [None, Some("zstd;q=0"), Some("br")] {
         let (encoding, body) = get(accept);
         assert_eq!(encoding, None, "{accept:?}");
         assert_eq!(body, &largest.bytes[..], "{accept:?}");
     }
 }
 
+fn gunzip(body: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(body), &mut bytes).unwrap();
+    bytes
+}
+
 /// A whole file asked for in zstd is a sequence of zstd frames: each module as the store keeps
 /// it (the stored frame, byte for byte: nothing is compressed again) and the bytes between
-/// them compressed; it decodes to the file. A range, or a request without zstd, gets the
-/// file's bytes as they are.
+/// them compressed; it decodes to the file. gzip is made as it streams. A range, or a request
+/// accepting neither, gets the file's bytes as they are.
 #[test]
 fn whole_files_are_sent_as_the_stored_frames_of_their_modules() {
     let data = temp_dir("whole-zstd");
@@ -899,13 +912,18 @@ fn whole_files_are_sent_as_the_stored_frames_of_their_modules() {
     }
     assert!(frames >= 2, "{frames} modules stored compressed");
 
-    for accept in [None, Some("gzip"), Some("zstd;q=0")] {
+    let (_, encoding, body) = get(Some("gzip"), None);
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    assert_eq!(gunzip(&body), bytes);
+    for accept in [None, Some("zstd;q=0")] {
         let (_, encoding, body) = get(accept, None);
         assert_eq!(encoding, None, "{accept:?}");
         assert_eq!(body, bytes, "{accept:?}");
     }
-    let (status, encoding, body) = get(Some("zstd"), Some("bytes=100-199"));
-    assert_eq!(status, 206);
-    assert_eq!(encoding, None);
-    assert_eq!(body, &bytes[100..200]);
+    for accept in ["zstd", "gzip"] {
+        let (status, encoding, body) = get(Some(accept), Some("bytes=100-199"));
+        assert_eq!(status, 206);
+        assert_eq!(encoding, None);
+        assert_eq!(body, &bytes[100..200]);
+    }
 }

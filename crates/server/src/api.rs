@@ -844,11 +844,27 @@ async fn serve_content(
         },
     };
     // A range is of the file's bytes, so a request with one gets them as they are.
-    let zstd = range.is_none() && content::accepts_encoding(&headers, "zstd");
-    let rx = if zstd {
-        content::stream_join_zstd(app.blobs.clone(), manifest)
-    } else {
-        content::stream_join(app.blobs.clone(), manifest, range)
+    let encoding = match range {
+        Some(_) => content::WireEncoding::Identity,
+        None => content::WireEncoding::negotiate(&headers),
+    };
+    let gzip_turn = match encoding {
+        content::WireEncoding::Gzip => app.gzip_turns.clone().try_acquire_owned().ok(),
+        _ => None,
+    };
+    let (rx, encoding) = match (encoding, gzip_turn) {
+        (content::WireEncoding::Zstd, _) => (
+            content::stream_join_zstd(app.blobs.clone(), manifest),
+            Some("zstd"),
+        ),
+        (content::WireEncoding::Gzip, Some(turn)) => (
+            content::stream_join_gzip(app.blobs.clone(), manifest, turn),
+            Some("gzip"),
+        ),
+        _ => (
+            content::stream_join(app.blobs.clone(), manifest, range),
+            None,
+        ),
     };
     let mut response = Response::new(content::body_of(rx));
     let headers = response.headers_mut();
@@ -858,10 +874,13 @@ async fn serve_content(
     );
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    if zstd {
+    if let Some(encoding) = encoding {
         // Another representation, so another entity tag; its length is known once sent.
-        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("zstd"));
-        headers.insert(header::ETAG, header_value(&format!("\"{digest}+zstd\"")));
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+        headers.insert(
+            header::ETAG,
+            header_value(&format!("\"{digest}+{encoding}\"")),
+        );
     } else {
         headers.insert(header::ETAG, header_value(&format!("\"{digest}\"")));
         content::set_length_and_range(&mut response, size, range);

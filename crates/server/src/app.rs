@@ -61,6 +61,8 @@ pub struct AppStateParts {
     pub rounds: tokio::sync::watch::Receiver<u64>,
     /// Patches between blobs, made on demand and kept.
     pub patches: Arc<crate::patches::Patches>,
+    /// Turns to send an answer in gzip ([`crate::content::GZIP_STREAMS`]).
+    pub gzip_turns: Arc<tokio::sync::Semaphore>,
 }
 
 /// Settings the routes need.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::{blob_id, ApiJson};
 use crate::app::AppState;
-use crate::content;
+use crate::content::{self, WireEncoding};
 use crate::error::ApiError;
 use crate::patches::{Patch, MAX_BASES};
 
@@ -29,7 +29,7 @@ pub(crate) async fn get_blob(
 ) -> Result<Response, ApiError> {
     let digest = blob_id(&blob)?;
     servable(&app, &digest).await?;
-    send_blob(&app, digest, content::accepts_encoding(&headers, "zstd")).await
+    send_blob(&app, digest, WireEncoding::negotiate(&headers)).await
 }
 
 /// `GET /v1/cairn/blobs/{blob}/patch?from=BASE[,BASE...]`: the blob as a zstd patch against
@@ -81,7 +81,7 @@ pub(crate) async fn get_patch(
             );
             Ok(response)
         }
-        Patch::None => send_blob(&app, digest, true).await,
+        Patch::None => send_blob(&app, digest, WireEncoding::Zstd).await,
     }
 }
 
@@ -122,10 +122,31 @@ async fn servable(app: &AppState, digest: &BlobId) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The blob, in zstd as stored when `zstd` is accepted and the store keeps it so.
-async fn send_blob(app: &AppState, digest: BlobId, zstd: bool) -> Result<Response, ApiError> {
+/// The blob, in zstd as stored when `zstd` is accepted and the store keeps it so, in gzip
+/// when that is accepted and there is a turn for it, else as it is.
+async fn send_blob(
+    app: &AppState,
+    digest: BlobId,
+    encoding: WireEncoding,
+) -> Result<Response, ApiError> {
     let vary = HeaderValue::from_static("accept-encoding");
-    if zstd {
+    let gzip_turn = match encoding {
+        WireEncoding::Gzip => app.gzip_turns.clone().try_acquire_owned().ok(),
+        _ => None,
+    };
+    if let Some(turn) = gzip_turn {
+        let rx = content::stream_blob_gzip(app.blobs.clone(), digest.into(), turn);
+        let mut response = Response::new(content::body_of(rx));
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        headers.insert(header::VARY, vary);
+        return Ok(response);
+    }
+    if encoding == WireEncoding::Zstd {
         let blobs = app.blobs.clone();
         let stored = tokio::task::spawn_blocking(move || blobs.open_zstd(&digest.into())).await??;
         if let Some((reader, length)) = stored {

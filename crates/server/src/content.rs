@@ -398,6 +398,77 @@ pub fn stream_blob(
     })
 }
 
+/// How many answers may be compressed with gzip at once: gzip is made per request (nothing is
+/// stored in it), so its CPU is bounded; past this, answers go out as they are.
+pub const GZIP_STREAMS: usize = 2;
+
+/// The encoding of an answer's body, chosen from the request's `Accept-Encoding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireEncoding {
+    /// The bytes as they are.
+    Identity,
+    /// zstd: frames as stored.
+    Zstd,
+    /// gzip, made as the body streams (level 1), within [`GZIP_STREAMS`].
+    Gzip,
+}
+
+impl WireEncoding {
+    /// zstd when accepted (it costs nothing: the store keeps it), else gzip when accepted,
+    /// else the bytes as they are.
+    pub fn negotiate(headers: &axum::http::HeaderMap) -> Self {
+        if accepts_encoding(headers, "zstd") {
+            WireEncoding::Zstd
+        } else if accepts_encoding(headers, "gzip") {
+            WireEncoding::Gzip
+        } else {
+            WireEncoding::Identity
+        }
+    }
+}
+
+/// Starts joining `manifest` on a blocking thread into a gzip stream (level 1), holding `turn`
+/// (one of [`GZIP_STREAMS`]) until it ends.
+pub fn stream_join_gzip(
+    blobs: Arc<dyn BlobStore>,
+    manifest: Manifest,
+    turn: tokio::sync::OwnedSemaphorePermit,
+) -> mpsc::Receiver<io::Result<Bytes>> {
+    spawn_body(None, 0, move |writer| {
+        let _turn = turn;
+        let mut gzip = flate2::write::GzEncoder::new(writer, flate2::Compression::fast());
+        match cairn_split::join(&manifest, &mut StoreBlobs(&*blobs), &mut gzip) {
+            Ok(_) => gzip.finish().map(|_| ()),
+            Err(cairn_split::JoinError::Write(e)) => Err(e),
+            Err(error) => {
+                tracing::error!(%error, "join failed while serving content");
+                Err(io::Error::other(error.to_string()))
+            }
+        }
+    })
+}
+
+/// Starts reading one stored blob on a blocking thread into a gzip stream (level 1), holding
+/// `turn` (one of [`GZIP_STREAMS`]) until it ends.
+pub fn stream_blob_gzip(
+    blobs: Arc<dyn BlobStore>,
+    digest: BlobDigest,
+    turn: tokio::sync::OwnedSemaphorePermit,
+) -> mpsc::Receiver<io::Result<Bytes>> {
+    spawn_body(None, 0, move |writer| {
+        let _turn = turn;
+        let mut gzip = flate2::write::GzEncoder::new(writer, flate2::Compression::fast());
+        blobs
+            .open(&digest)
+            .and_then(|mut reader| io::copy(&mut reader, &mut gzip))
+            .and_then(|_| gzip.finish())
+            .map(|_| ())
+            .inspect_err(|error| {
+                tracing::error!(%error, %digest, "reading a blob failed while serving it");
+            })
+    })
+}
+
 /// Streams what `reader` reads (a blob as the store keeps it compressed, opened already).
 pub fn stream_reader(mut reader: Box<dyn io::Read + Send>) -> mpsc::Receiver<io::Result<Bytes>> {
     spawn_body(None, 0, move |writer| {

@@ -463,6 +463,7 @@ impl Registry {
             accounts: self.accounts.clone(),
             rounds: self.rounds.subscribe(),
             patches: Arc::new(patches),
+            gzip_turns: Arc::new(tokio::sync::Semaphore::new(content::GZIP_STREAMS)),
         });
         let sweeper = tokio::spawn(sweep_uploads(app.clone()));
         let (stop_tx, stop_rx) = watch::channel(false);
