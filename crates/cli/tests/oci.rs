@@ -228,6 +228,32 @@ fn the_layer_is_the_published_file_with_ranges() {
         .send()
         .unwrap();
     assert_eq!(response.status(), 416);
+
+    // Asked for zstd: the same layer (same digest) in zstd frames; with a range, or asked for
+    // gzip only (as Go's clients do by themselves), the bytes.
+    let with = |accept: &str, range: Option<&str>| {
+        let mut request = server
+            .client()
+            .http
+            .get(format!("{}{layer}", server.url))
+            .header("accept-encoding", accept);
+        if let Some(range) = range {
+            request = request.header("range", range);
+        }
+        request.send().unwrap()
+    };
+    let response = with("zstd", None);
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "content-encoding"), "zstd");
+    assert_eq!(header(&response, "docker-content-digest"), sha256(&bytes));
+    let body = response.bytes().unwrap();
+    assert_eq!(zstd::decode_all(body.as_ref()).unwrap(), bytes);
+    for (accept, range) in [("gzip", None), ("zstd", Some("bytes=10-99"))] {
+        let response = with(accept, range);
+        assert!(response.headers().get("content-encoding").is_none());
+        let expected = if range.is_some() { &bytes[10..100] } else { &bytes[..] };
+        assert_eq!(response.bytes().unwrap().as_ref(), expected);
+    }
 }
 
 #[test]

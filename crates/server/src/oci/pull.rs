@@ -639,6 +639,27 @@ pub(super) fn layer_response(
         Ok(range) => range,
         Err(unsatisfiable) => return unsatisfiable.into_response(),
     };
+    // A client that asks for zstd gets the modules' stored frames, with no range (a range is
+    // of the layer's bytes). Only zstd: Go's HTTP clients (skopeo, oras) ask for gzip by
+    // themselves, and making it would cost the CPU that serving stored frames saves.
+    let zstd =
+        method == Method::GET && range.is_none() && content::accepts_encoding(headers, "zstd");
+    if zstd {
+        let rx = content::stream_join_zstd(oci.app.blobs.clone(), manifest);
+        let mut response = Response::new(content::body_of(rx));
+        let digest = digest.to_string();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        headers.insert("docker-content-digest", header_value(&digest));
+        headers.insert(header::ETAG, header_value(&format!("\"{digest}+zstd\"")));
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("zstd"));
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        return response;
+    }
     let mut response = if method == Method::HEAD {
         Response::new(Body::empty())
     } else {
@@ -646,6 +667,9 @@ pub(super) fn layer_response(
         Response::new(content::body_of(rx))
     };
     blob_headers(&mut response, &digest.to_string(), size, range);
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     response
 }
 
