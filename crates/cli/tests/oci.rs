@@ -251,7 +251,11 @@ fn the_layer_is_the_published_file_with_ranges() {
     for (accept, range) in [("gzip", None), ("zstd", Some("bytes=10-99"))] {
         let response = with(accept, range);
         assert!(response.headers().get("content-encoding").is_none());
-        let expected = if range.is_some() { &bytes[10..100] } else { &bytes[..] };
+        let expected = if range.is_some() {
+            &bytes[10..100]
+        } else {
+            &bytes[..]
+        };
         assert_eq!(response.bytes().unwrap().as_ref(), expected);
     }
 }

@@ -615,3 +615,104 @@ fn oci_pushes_to_scratch_repositories_keep_their_blobs_in_the_content_registry()
         "{local:?}"
     );
 }
+
+/// Every encoding round-trips through a content store in an OCI registry, byte for byte: each
+/// blob as it is, in zstd (the frame kept in the registry) and in gzip; a patch between two
+/// builds of one application; the whole file and the OCI layer as they are, in zstd and in
+/// gzip.
+#[test]
+fn every_encoding_round_trips_through_an_oci_content_store() {
+    let Some(binary) = docker_registry_binary("the OCI content store test") else {
+        return;
+    };
+    let registry = DockerRegistry::start(&binary, "oci-content-encodings", Default::default());
+    let data = temp_dir("oci-content-encodings");
+    let location = registry.content_location();
+    let server = TestServer::start(&data, &["--namespace", "example", "--content", &location]);
+    let client = server.client();
+    let (first, second) = (
+        fixture("greeter-1.component.wasm"),
+        fixture("greeter-2.component.wasm"),
+    );
+    let mut publisher = Publisher::new("example:greeter");
+    publisher.publish_init(&client);
+    publisher.publish_release(&client, "1.0.0", &first);
+    publisher.publish_release(&client, "1.1.0", &second);
+
+    let get = |path: &str, accept: Option<&str>| {
+        let mut request = client.http.get(format!("{}/{path}", server.url));
+        if let Some(accept) = accept {
+            request = request.header("accept-encoding", accept);
+        }
+        let response = request.send().unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let encoding = response
+            .headers()
+            .get("content-encoding")
+            .map(|value| value.to_str().unwrap().to_owned());
+        let patch_from = response
+            .headers()
+            .get("cairn-patch-from")
+            .map(|value| value.to_str().unwrap().to_owned());
+        (encoding, patch_from, response.bytes().unwrap().to_vec())
+    };
+    let decode = |encoding: Option<&str>, body: &[u8]| match encoding {
+        None => body.to_vec(),
+        Some("zstd") => zstd::decode_all(body).unwrap(),
+        Some("gzip") => {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(body), &mut bytes)
+                .unwrap();
+            bytes
+        }
+        Some(other) => panic!("unexpected encoding {other}"),
+    };
+
+    let split = cairn_split::split(&second).unwrap();
+    let mut compressed = 0;
+    for blob in split.blobs() {
+        for accept in [None, Some("zstd"), Some("gzip")] {
+            let (encoding, _, body) = get(&format!("v1/cairn/blobs/{}", blob.digest), accept);
+            compressed += usize::from(encoding.as_deref() == Some("zstd"));
+            assert_eq!(decode(encoding.as_deref(), &body), blob.bytes.as_ref());
+        }
+    }
+    assert!(compressed >= 1);
+
+    // The module that changed, as a patch against the one of 1.0.0.
+    let old = cairn_split::split(&first).unwrap();
+    let largest = |split: &cairn_split::Split<'_>| {
+        split
+            .blobs()
+            .iter()
+            .max_by_key(|blob| blob.bytes.len())
+            .map(|blob| (blob.digest, blob.bytes.to_vec()))
+            .unwrap()
+    };
+    let ((new_digest, new_bytes), (old_digest, old_bytes)) = (largest(&split), largest(&old));
+    assert_ne!(new_digest, old_digest);
+    let (_, patch_from, patch) = get(
+        &format!("v1/cairn/blobs/{new_digest}/patch?from={old_digest}"),
+        None,
+    );
+    assert_eq!(patch_from, Some(old_digest.to_string()));
+    assert!(patch.len() < new_bytes.len() / 20, "{} bytes", patch.len());
+    let mut patched = Vec::new();
+    std::io::Read::read_to_end(
+        &mut zstd::stream::read::Decoder::with_ref_prefix(&patch[..], &old_bytes).unwrap(),
+        &mut patched,
+    )
+    .unwrap();
+    assert_eq!(patched, new_bytes);
+
+    // The whole file and the OCI layer.
+    let digest = Digest::of(&second).to_string();
+    for accept in [None, Some("zstd"), Some("gzip")] {
+        let path = format!("content/{}", digest.replace(':', "-"));
+        let (encoding, _, body) = get(&path, accept);
+        assert_eq!(encoding.as_deref(), accept, "{path}");
+        assert_eq!(decode(encoding.as_deref(), &body), second);
+        let (encoding, _, body) = get(&format!("v2/example/greeter/blobs/{digest}"), accept);
+        assert_eq!(decode(encoding.as_deref(), &body), second);
+    }
+}
