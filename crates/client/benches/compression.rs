@@ -87,9 +87,9 @@ fn package_of(file: &str) -> PackageName {
     name(&format!("example:{stem}"))
 }
 
-/// Builds a Python application twice with componentize-py, the second time with one string
-/// changed; `None` when componentize-py is not installed.
-fn python_builds(dir: &Path) -> Option<(Vec<u8>, Vec<u8>)> {
+/// Builds a Python application three times with componentize-py: once, again from the same
+/// source, and with one string changed; `None` when componentize-py is not installed.
+fn python_builds(dir: &Path) -> Option<(Vec<u8>, Vec<u8>, Vec<u8>)> {
     let tool = std::env::var("CAIRN_COMPONENTIZE_PY").unwrap_or("componentize-py".into());
     std::fs::create_dir_all(dir.join("wit")).unwrap();
     std::fs::write(
@@ -98,8 +98,8 @@ fn python_builds(dir: &Path) -> Option<(Vec<u8>, Vec<u8>)> {
     )
     .unwrap();
     let mut builds = Vec::new();
-    for greeting in ["Hello", "Hello there"] {
-        let app = dir.join(greeting.replace(' ', "-"));
+    for (build, greeting) in ["Hello", "Hello", "Hello there"].iter().enumerate() {
+        let app = dir.join(format!("build-{build}"));
         std::fs::create_dir_all(&app).unwrap();
         std::fs::write(
             app.join("app.py"),
@@ -129,8 +129,9 @@ fn python_builds(dir: &Path) -> Option<(Vec<u8>, Vec<u8>)> {
         }
         builds.push(std::fs::read(app.join("out.wasm")).unwrap());
     }
-    let second = builds.pop()?;
-    Some((builds.pop()?, second))
+    let changed = builds.pop()?;
+    let rebuilt = builds.pop()?;
+    Some((builds.pop()?, rebuilt, changed))
 }
 
 async fn fetch(setup: &Setup, client: &str, package: &PackageName, version: &str) -> Fetched {
@@ -227,17 +228,31 @@ async fn main() {
 
     // Upgrades.
     let mut apps = vec![(
-        "greeter (Rust, wasm32-wasip2)",
+        "rust",
+        "greeter (Rust, wasm32-wasip2), one string changed",
         fixture("greeter-1.component.wasm"),
         fixture("greeter-2.component.wasm"),
     )];
     match python_builds(&setup.dir.join("python")) {
-        Some((first, second)) => apps.push(("greeter (Python, componentize-py)", first, second)),
+        Some((first, rebuilt, changed)) => {
+            apps.push((
+                "python",
+                "greeter (Python, componentize-py), one string changed",
+                first.clone(),
+                changed,
+            ));
+            apps.push((
+                "python-rebuilt",
+                "greeter (Python, componentize-py), the same source built again",
+                first,
+                rebuilt,
+            ));
+        }
         None => println!("upgrade of a Python application: SKIPPED (no componentize-py)"),
     }
-    let mut python_upgrade = None;
-    for (index, (label, first, second)) in apps.iter().enumerate() {
-        let package = name(&format!("example:upgrade-{}", ["rust", "python"][index]));
+    let mut timed_upgrade = None;
+    for (index, (key, label, first, second)) in apps.iter().enumerate() {
+        let package = name(&format!("example:upgrade-{key}"));
         publisher.publish_init(&package, &owner).await.unwrap();
         for (version, bytes) in [("1.0.0", first), ("1.1.0", second)] {
             publisher
@@ -275,7 +290,9 @@ async fn main() {
             ms(made_time),
             ms(kept_time)
         );
-        python_upgrade = Some(package);
+        if *key != "python-rebuilt" {
+            timed_upgrade = Some(package);
+        }
     }
 
     // Time to fetch and verify: compressed against uncompressed, cold and upgrade, at full
@@ -286,7 +303,7 @@ async fn main() {
         .max_by_key(|(_, bytes, _)| bytes.len())
         .unwrap();
     let largest = package_of(largest);
-    let upgraded = python_upgrade.unwrap();
+    let upgraded = timed_upgrade.unwrap();
     for (link, rate, rounds) in [
         ("loopback", None, 5),
         ("100 Mbit/s", Some(12_500_000u64), 3),
