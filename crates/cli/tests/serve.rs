@@ -766,16 +766,22 @@ fn the_audit_fails_on_a_changed_blob_and_names_the_content() {
     let data = temp_dir("audit-tampered");
     let server = TestServer::start(&data, &["--namespace", "example"]);
     let client = server.client();
-    let bytes = fixture("b01-fac.component.wasm");
+    let bytes = fixture("b03-rs-calc.wac.component.wasm");
     let mut publisher = Publisher::new("example:fac");
     publisher.publish_init(&client);
     publisher.publish_release(&client, "1.0.0", &bytes);
     assert!(server.stop().success());
 
-    // Change one byte of every stored blob.
+    // Change one byte of every blob kept compressed (the last of its zstd frame, in its
+    // checksum): the frame no longer decodes to the blob.
     let blobs = data.join("content/blobs/sha256");
-    for entry in std::fs::read_dir(&blobs).unwrap() {
-        let path = entry.unwrap().path();
+    let compressed: Vec<_> = std::fs::read_dir(&blobs)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "zst"))
+        .collect();
+    assert!(!compressed.is_empty());
+    for path in compressed {
         let mut stored = std::fs::read(&path).unwrap();
         let last = stored.len() - 1;
         stored[last] ^= 1;
