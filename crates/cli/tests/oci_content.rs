@@ -716,3 +716,30 @@ fn every_encoding_round_trips_through_an_oci_content_store() {
         assert_eq!(decode(encoding.as_deref(), &body), second);
     }
 }
+
+/// `/readyz` says when the content registry cannot be reached, and is ready again with it.
+#[test]
+fn readiness_follows_the_content_registry() {
+    let Some(binary) = docker_registry_binary("the OCI content store test") else {
+        return;
+    };
+    let registry = DockerRegistry::start(&binary, "oci-content-readiness", Default::default());
+    let data = temp_dir("oci-content-readiness");
+    let location = registry.content_location();
+    let server = TestServer::start(&data, &["--namespace", "example", "--content", &location]);
+    let client = server.client();
+    assert_eq!(client.get("readyz").status(), 200);
+    drop(registry);
+    let answer = client.get("readyz");
+    assert_eq!(answer.status(), 503);
+    let readiness: Value = answer.json().unwrap();
+    assert_eq!(readiness["ready"], false);
+    assert_eq!(readiness["database"], "ok");
+    let content = readiness["content"].as_str().unwrap();
+    assert!(
+        content.contains("cannot reach the OCI registry"),
+        "{content}"
+    );
+    // The process itself is alive.
+    assert_eq!(client.get("healthz").status(), 200);
+}

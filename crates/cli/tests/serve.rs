@@ -933,3 +933,92 @@ fn whole_files_are_sent_as_the_stored_frames_of_their_modules() {
         assert_eq!(body, &bytes[100..200]);
     }
 }
+
+/// The value of the metric line `name` (with its labels) in a Prometheus text answer.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// What an operator's tools ask: `/healthz`, `/readyz` and `/metrics` count what happened.
+#[test]
+fn health_readiness_and_metrics_follow_what_the_registry_does() {
+    let data = temp_dir("operations");
+    let server = TestServer::start(&data, &["--namespace", "example"]);
+    let client = server.client();
+    let health = client.get("healthz");
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().unwrap(), "ok\n");
+    let ready = client.get("readyz");
+    assert_eq!(ready.status(), 200);
+    assert_eq!(
+        ready.json::<serde_json::Value>().unwrap(),
+        json!({"ready": true, "database": "ok", "content": "ok", "sequencer": true})
+    );
+
+    // Two builds of one application in two packages (they share modules), and a release of
+    // a version that exists, which the sequencer rejects.
+    let (first, second) = (
+        fixture("greeter-1.component.wasm"),
+        fixture("greeter-2.component.wasm"),
+    );
+    let mut one = Publisher::new("example:one");
+    one.publish_init(&client);
+    one.publish_release(&client, "1.0.0", &first);
+    let mut two = Publisher::new("example:two");
+    two.publish_init(&client);
+    two.publish_release(&client, "1.0.0", &second);
+    let again = one.release("1.0.0", &first);
+    assert_eq!(client.publish(&one.name, &again).0, 202);
+    assert!(matches!(
+        client.wait(&one.name, again.record_id()),
+        RecordState::Rejected { .. }
+    ));
+
+    let response = client.get("metrics");
+    assert_eq!(response.status(), 200);
+    assert!(header(&response, "content-type").starts_with("application/openmetrics-text"));
+    let text = response.text().unwrap();
+    assert_eq!(metric(&text, "cairn_records_accepted_total"), 5.0);
+    assert_eq!(
+        metric(&text, "cairn_records_rejected_total{reason=\"invalid\"}"),
+        1.0
+    );
+    assert_eq!(metric(&text, "cairn_sequencer_pending_records"), 0.0);
+    let checkpoint = client.checkpoint().unwrap();
+    assert_eq!(
+        metric(&text, "cairn_log_length"),
+        checkpoint.contents.log_length as f64
+    );
+    // This process published every record of the log: the four above and the operator's.
+    assert_eq!(
+        metric(&text, "cairn_records_published_total"),
+        checkpoint.contents.log_length as f64
+    );
+    assert!(checkpoint.contents.log_length >= 5);
+    assert!(metric(&text, "cairn_checkpoint_age_seconds") < 60.0);
+    assert_eq!(metric(&text, "cairn_contents"), 2.0);
+    let whole = (first.len() + second.len()) as f64;
+    assert_eq!(metric(&text, "cairn_content_bytes"), whole);
+    let mut distinct = std::collections::BTreeMap::new();
+    for bytes in [&first, &second] {
+        for blob in cairn_split::split(bytes).unwrap().blobs() {
+            distinct.insert(blob.digest, blob.bytes.len());
+        }
+    }
+    let stored = distinct.values().sum::<usize>() as f64;
+    assert_eq!(metric(&text, "cairn_stored_blob_bytes"), stored);
+    assert_eq!(metric(&text, "cairn_sharing_saved_bytes"), whole - stored);
+    assert!(whole - stored > 0.0);
+    assert_eq!(metric(&text, "cairn_sequencer"), 1.0);
+    assert!(
+        metric(
+            &text,
+            "cairn_http_requests_total{method=\"POST\",route=\"/v1/package/{logId}/record\",status=\"202\"}"
+        ) >= 5.0
+    );
+    assert!(text.contains("cairn_http_request_duration_seconds_bucket{le="));
+}

@@ -556,6 +556,8 @@ async fn reject_for_content(
     if let Err(e) = app.store.commit(&batch).await {
         return ApiError::from(e);
     }
+    app.metrics
+        .record_rejected(crate::metrics::Rejection::ContentRefused);
     ApiError::Message(StatusCode::UNPROCESSABLE_ENTITY, reason)
 }
 

@@ -63,6 +63,8 @@ pub struct AppStateParts {
     pub patches: Arc<crate::patches::Patches>,
     /// Turns to send an answer in gzip ([`crate::content::GZIP_STREAMS`]).
     pub gzip_turns: Arc<tokio::sync::Semaphore>,
+    /// The metrics `/metrics` serves.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Settings the routes need.
@@ -133,6 +135,7 @@ pub(crate) async fn accept_record(
         })?;
     match outcome {
         InsertOutcome::Inserted(row) => {
+            app.metrics.record_accepted();
             if crate::record_events::enabled() {
                 crate::record_events::accepted(
                     &name.to_string(),

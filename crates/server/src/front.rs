@@ -24,6 +24,7 @@ pub fn service(app: AppState, push: crate::oci::PushSettings) -> Front {
 /// handler.
 fn router(app: AppState, push: crate::oci::PushSettings) -> Router {
     crate::api::routes()
+        .merge(crate::operations::routes())
         .merge(crate::oci::router(app.clone()).layer(axum::Extension(push)))
         .with_state(app)
 }
@@ -70,19 +71,20 @@ impl tower_service::Service<Request> for Front {
         };
         if let Some(mut response) = early {
             allow_any_origin(response.headers_mut());
-            seen.answered(response.status());
+            seen.answered(response.status(), &self.app.metrics);
             return Box::pin(std::future::ready(Ok(response)));
         }
         let is_head = request.method() == Method::HEAD;
         let is_oci = request.uri().path() == "/v2" || request.uri().path().starts_with("/v2/");
         let answer = tower_service::Service::call(&mut self.router, request);
+        let metrics = self.app.metrics.clone();
         Box::pin(async move {
             let mut response = answer.await?;
             if response.status().as_u16() >= 400 && !is_head && !has_json_body(&response) {
                 response = with_json_error_body(response, is_oci).await;
             }
             allow_any_origin(response.headers_mut());
-            seen.answered(response.status());
+            seen.answered(response.status(), &metrics);
             Ok(response)
         })
     }
@@ -107,12 +109,15 @@ impl RequestSeen {
         }
     }
 
-    fn answered(&self, status: StatusCode) {
+    /// Counts the request in `metrics`, and logs it if it failed.
+    fn answered(&self, status: StatusCode, metrics: &crate::metrics::Metrics) {
+        let seconds = self.started.elapsed().as_secs_f64();
+        metrics.request(&self.method, self.uri.path(), status.as_u16(), seconds);
         if status.as_u16() < 400 {
             return;
         }
         let (method, path, status) = (self.method.as_str(), self.uri.path(), status.as_u16());
-        let ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let ms = seconds * 1000.0;
         let ms = (ms * 10.0).round() / 10.0;
         if status >= 500 {
             tracing::warn!(target: "cairn_server::requests", method, path, status, ms, "request failed");

@@ -19,7 +19,9 @@ pub mod content;
 mod error;
 pub mod front;
 pub mod key_rotation;
+pub mod metrics;
 pub mod oci;
+pub mod operations;
 pub mod patches;
 pub mod publishers;
 pub mod record_events;
@@ -197,6 +199,7 @@ pub struct Registry {
     uploads: upload::Uploads,
     accounts: Arc<publishers::Accounts>,
     rounds: Arc<watch::Sender<u64>>,
+    metrics: Arc<metrics::Metrics>,
 }
 
 pub(crate) fn io_error<'a>(
@@ -307,6 +310,7 @@ impl Registry {
             uploads,
             accounts: Arc::new(accounts),
             rounds: Arc::new(watch::channel(0).0),
+            metrics: Arc::default(),
         };
         registry.queue_operator_records().await?;
         Ok(registry)
@@ -412,6 +416,7 @@ impl Registry {
             interval: self.settings.checkpoint_interval,
             verified: self.verified.clone(),
             rounds: self.rounds.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 
@@ -464,6 +469,7 @@ impl Registry {
             rounds: self.rounds.subscribe(),
             patches: Arc::new(patches),
             gzip_turns: Arc::new(tokio::sync::Semaphore::new(content::GZIP_STREAMS)),
+            metrics: self.metrics.clone(),
         });
         let sweeper = tokio::spawn(sweep_uploads(app.clone()));
         let (stop_tx, stop_rx) = watch::channel(false);

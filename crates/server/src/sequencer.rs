@@ -50,6 +50,8 @@ pub struct Sequencer {
     pub verified: Arc<VerifiedSignatures>,
     /// Counts committed rounds, for those waiting for a record to be published.
     pub rounds: Arc<watch::Sender<u64>>,
+    /// Counts records published and rejected.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Why the sequencer stopped.
@@ -115,14 +117,23 @@ impl Sequencer {
             self.operator_key.clone(),
         );
         let describe = record_events::enabled();
-        let (batch, new_map, checkpoint, decided) = tokio::task::spawn_blocking(move || {
+        let Sequenced {
+            mut batch,
+            map: new_map,
+            checkpoint,
+            decided,
+            rejections,
+        } = tokio::task::spawn_blocking(move || {
             sequence(&state, &verified, &key, &pending, describe)
         })
         .await
         .expect("the sequencing thread panicked");
-        let mut batch = batch;
         batch.checkpoint = checkpoint.clone();
         self.commit(&batch, shutdown).await?;
+        self.metrics.records_published(batch.validated.len() as u64);
+        for rejection in rejections {
+            self.metrics.record_rejected(rejection);
+        }
         if let (Some(map), Some(checkpoint)) = (new_map, checkpoint) {
             tracing::info!(
                 log_length = checkpoint.contents.log_length,
@@ -203,6 +214,20 @@ impl Sequencer {
 /// How often a commit refused for a full disk is tried again.
 const DISK_FULL_RETRY: Duration = Duration::from_millis(500);
 
+/// What a round decided, before it commits.
+struct Sequenced {
+    /// What the store commits.
+    batch: CommitBatch,
+    /// The map with the new leaves, when there are.
+    map: Option<cairn_log::Map>,
+    /// The checkpoint over them.
+    checkpoint: Option<cairn_protocol::SignedCheckpoint>,
+    /// The records decided, for the log lines (empty when those are off).
+    decided: Vec<Decided>,
+    /// Why each rejected record was, for the metrics.
+    rejections: Vec<crate::metrics::Rejection>,
+}
+
 /// Validates `pending` in arrival order against the state (appending each valid record to
 /// the log), then builds the map for the new leaves and signs a checkpoint over both.
 fn sequence(
@@ -211,14 +236,11 @@ fn sequence(
     key: &PrivateKey,
     pending: &[cairn_store::RecordRow],
     describe: bool,
-) -> (
-    CommitBatch,
-    Option<cairn_log::Map>,
-    Option<cairn_protocol::SignedCheckpoint>,
-    Vec<Decided>,
-) {
+) -> Sequenced {
+    use crate::metrics::Rejection;
     let mut batch = CommitBatch::default();
     let mut decided = Vec::new();
+    let mut rejections = Vec::new();
     // Decoding needs no lock; validation takes the write lock a chunk at a time, so that
     // readers (fetch, proofs, publish checks) are never held up for a whole round.
     let decoded: Vec<_> = pending
@@ -247,16 +269,29 @@ fn sequence(
             }
             match result {
                 Ok(done) => appended.push(done),
-                Err(reason) => batch.rejected.push(RejectedRecord {
-                    seq: row.seq,
-                    record_id: row.record_id,
-                    reason,
-                }),
+                Err(reason) => {
+                    rejections.push(if record.is_ok() {
+                        Rejection::Invalid
+                    } else {
+                        Rejection::Undecodable
+                    });
+                    batch.rejected.push(RejectedRecord {
+                        seq: row.seq,
+                        record_id: row.record_id,
+                        reason,
+                    });
+                }
             }
         }
     }
     if appended.is_empty() {
-        return (batch, None, None, decided);
+        return Sequenced {
+            batch,
+            map: None,
+            checkpoint: None,
+            decided,
+            rejections,
+        };
     }
     // What `fetch/logs` serves is built without the lock, then added in one short hold;
     // nothing past the served checkpoint is served, so it only has to be there before the
@@ -298,7 +333,13 @@ fn sequence(
         },
         now.max(previous),
     );
-    (batch, Some(map), Some(contents.sign(key)), decided)
+    Sequenced {
+        batch,
+        map: Some(map),
+        checkpoint: Some(contents.sign(key)),
+        decided,
+        rejections,
+    }
 }
 
 /// The log line's view of a record the round decided on.

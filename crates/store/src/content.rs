@@ -173,6 +173,10 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Removes a blob; removing one that is not there does nothing. Only OCI scratch
     /// repositories delete blobs; content of the warg log is never deleted.
     fn delete(&self, digest: &BlobDigest) -> io::Result<()>;
+    /// Checks that the store can be reached (for readiness probes).
+    fn ping(&self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Blobs in a directory.
@@ -305,6 +309,11 @@ impl FsContentStore {
 }
 
 impl BlobStore for FsContentStore {
+    /// The blobs' directory is there and readable.
+    fn ping(&self) -> io::Result<()> {
+        std::fs::read_dir(self.blobs.join("sha256")).map(|_| ())
+    }
+
     fn has(&self, digest: &BlobDigest) -> io::Result<bool> {
         Ok(self.stored(digest).is_some())
     }

@@ -27,6 +27,7 @@ mod oci;
 mod oci_content;
 mod publishers;
 mod records;
+mod stats;
 
 pub use content::{BlobDigest, BlobDigestError, BlobStore, FsContentStore};
 pub use location::{
@@ -44,3 +45,4 @@ pub use records::{
     RecordStore, RejectedRecord, SequencedRecord, SqliteStore, StoreError, StoreErrorKind,
     StoredLogRecord,
 };
+pub use stats::ContentTotals;

@@ -950,6 +950,10 @@ impl Read for BlobReader {
 }
 
 impl BlobStore for OciContentStore {
+    fn ping(&self) -> io::Result<()> {
+        OciContentStore::ping(self)
+    }
+
     fn has(&self, digest: &BlobDigest) -> io::Result<bool> {
         Ok(self.stored(digest)?.is_some())
     }
