@@ -164,7 +164,10 @@ fn main() {
     )
     .unwrap();
     let digest = Digest::of(&bytes).to_string().parse().unwrap();
-    direct.put(&digest, &bytes).unwrap();
+    // As it is (`put` would keep it compressed): what docker-registry serves for a layer.
+    let file = temp_dir("bench-oci-pull-file").join("layer");
+    std::fs::write(&file, &bytes).unwrap();
+    direct.put_file(&digest, &file).unwrap();
     let direct_url = format!("{}/v2/bench/direct/blobs/{digest}", registry.url());
 
     let (on_disk, on_disk_url) = cairn_with("bench-oci-pull-disk", &[], &bytes);
