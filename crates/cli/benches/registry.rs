@@ -366,6 +366,40 @@ fn post_init(client: &Client, name: &PackageName, record: &cairn_protocol::Packa
     );
 }
 
+/// The time from sending a package's init to an idle registry until the registry reports it
+/// published (polled every millisecond), for `count` inits sent one at a time with a pause
+/// between them; returns (p50 ms, p90 ms).
+fn idle_latency(url: &str, count: usize) -> (f64, f64) {
+    let client = Client {
+        url: url.to_owned(),
+        http: http(),
+    };
+    let mut times = Vec::with_capacity(count);
+    for i in 0..count {
+        // Pauses of 150 to 340 ms: longer than an interval, at varying phases of it.
+        std::thread::sleep(Duration::from_millis(150 + (i as u64 * 37) % 191));
+        let mut publisher = Publisher {
+            key: PrivateKey::generate().unwrap(),
+            name: format!("bench:idle-n{i}").parse().unwrap(),
+            head: None,
+        };
+        let init = publisher.init();
+        let start = Instant::now();
+        post_init(&client, &publisher.name, &init);
+        loop {
+            let state = client.record_state(&publisher.name, init.record_id()).state;
+            match state {
+                RecordState::Published { .. } => break,
+                RecordState::Rejected { reason } => panic!("rejected: {reason}"),
+                _ => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    (times[count / 2], times[count * 9 / 10])
+}
+
 /// `fetch/logs` for random packages' whole logs; returns (requests/s, p50 ms, p99 ms).
 fn fetch_load(url: &str, scale: &Scale) -> (f64, f64, f64) {
     let client = Client {
@@ -504,6 +538,11 @@ fn main() {
             &std::env::var("BENCH_CHECKPOINT_INTERVAL").unwrap_or("100ms".into()),
         ],
     );
+    let idle = env_number("BENCH_IDLE_PUBLISHES", 40);
+    let (idle50, idle90) = idle_latency(&cairn.url, idle);
+    println!(
+        "cairn        idle publish: an init published {idle50:.1} ms after it is sent (p50), {idle90:.1} ms (p90), of {idle} sent one at a time (target: p50 under 100 ms)"
+    );
     let published = publish_load(&cairn.url, cairn.child.id(), &scale);
     published.report("cairn");
     let cairn_publish = published.rate();
@@ -521,6 +560,8 @@ fn main() {
     };
     let reference_dir = temp_dir("bench-reference");
     let server = start_reference(&reference, &reference_dir);
+    let (r_idle50, r_idle90) = idle_latency(&server.url, idle);
+    println!("warg-server  idle publish: {r_idle50:.1} ms (p50), {r_idle90:.1} ms (p90)");
     let published = publish_load(&server.url, server.child.id(), &scale);
     published.report("warg-server");
     let reference_publish = published.rate();

@@ -11,6 +11,7 @@ use cairn_protocol::api::{
 use cairn_protocol::proofs::{decode_log_bundle, decode_map_bundle};
 use cairn_protocol::{prefix, Digest, SignedCheckpoint};
 use serde_json::json;
+use std::time::{Duration, Instant};
 use support::*;
 
 #[test]
@@ -1021,4 +1022,52 @@ fn health_readiness_and_metrics_follow_what_the_registry_does() {
         ) >= 5.0
     );
     assert!(text.contains("cairn_http_request_duration_seconds_bucket{le="));
+}
+
+/// Under a steady stream of records, checkpoints are at most one per interval (the sequencer
+/// no longer counts rounds that found nothing, so this holds by the rounds that did).
+#[test]
+fn checkpoints_are_at_most_one_per_interval_under_load() {
+    let data = temp_dir("interval-load");
+    let interval = Duration::from_millis(400);
+    let server = TestServer::start(
+        &data,
+        &["--namespace", "example", "--checkpoint-interval", "400ms"],
+    );
+    let client = server.client();
+    let started = Instant::now();
+    let mut sent = Vec::new();
+    while started.elapsed() < Duration::from_secs(2) {
+        let mut publisher = Publisher::new(&format!("example:load-n{}", sent.len()));
+        let init = publisher.init();
+        assert_eq!(client.publish(&publisher.name, &init).0, 202);
+        sent.push((publisher.name, *init.record_id()));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (name, record_id) in &sent {
+        assert!(matches!(
+            client.wait(name, record_id),
+            RecordState::Published { .. }
+        ));
+    }
+    let elapsed = started.elapsed();
+    assert!(server.stop().success());
+    let (ok, stdout, stderr) = cairn(&[
+        "audit",
+        "--data",
+        data.to_str().unwrap(),
+        "--skip-content",
+        "--json",
+    ]);
+    assert!(ok, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let checkpoints = report["checkpoints"].as_u64().unwrap();
+    // The operator's at start, then at most one per interval while records came.
+    let most = 1 + (elapsed.as_secs_f64() / interval.as_secs_f64()).ceil() as u64 + 1;
+    assert!(
+        (3..=most).contains(&checkpoints),
+        "{checkpoints} checkpoints for {} records in {elapsed:?}",
+        sent.len()
+    );
+    assert!(checkpoints < sent.len() as u64 / 4);
 }

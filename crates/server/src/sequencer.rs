@@ -79,11 +79,14 @@ impl Sequencer {
                     _ = shutdown.changed() => continue,
                 }
             }
-            // Rounds are spaced start to start, so a round's own work does not add to the
-            // wait of the records that arrive while it runs.
-            last_round = Some(Instant::now());
+            // Rounds that find work are spaced start to start, so a round's own work does not
+            // add to the wait of the records that arrive while it runs. A round that finds
+            // nothing does not count: a record sent to an idle registry is sequenced at once.
+            let started = Instant::now();
             let worked = self.round_until(Some(&shutdown)).await?;
-            if !worked {
+            if worked {
+                last_round = Some(started);
+            } else {
                 // Nothing pending: wait for a record (or poll now and then).
                 tokio::select! {
                     _ = self.wake.notified() => {}
