@@ -541,21 +541,13 @@ const PATCH_WINDOW_LOG_MAX: u32 = 27;
 
 /// Applies a zstd patch made against `base`, which must produce at most `size` bytes.
 fn decode_patch(body: &[u8], base: &[u8], size: u64) -> Result<Vec<u8>, String> {
-    use std::io::Read as _;
-    let mut decoder = zstd::stream::read::Decoder::with_ref_prefix(body, base)
-        .map_err(|e| format!("its patch does not decode: {e}"))?;
+    let undecodable = |e: std::io::Error| format!("its patch does not decode: {e}");
+    let mut decoder =
+        zstd::stream::read::Decoder::with_ref_prefix(body, base).map_err(undecodable)?;
     decoder
         .window_log_max(PATCH_WINDOW_LOG_MAX)
-        .map_err(|e| format!("its patch does not decode: {e}"))?;
-    let mut bytes = Vec::with_capacity(size.min(64 << 20) as usize);
-    decoder
-        .take(size + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("its patch does not decode: {e}"))?;
-    if bytes.len() as u64 > size {
-        return Err(format!("its patch expands past its {size} bytes"));
-    }
-    Ok(bytes)
+        .map_err(undecodable)?;
+    read_at_most(decoder, size, "patch")
 }
 
 /// Checks a whole file against the digest its release signs.
@@ -589,20 +581,25 @@ fn cache_blobs_of(cache: &FragmentCache, digest: &Digest, bytes: &[u8]) {
     }
 }
 
-/// Decompresses a blob sent in zstd, which must decompress to at most `size` bytes: a body
-/// that expands past the blob's declared size (a decompression bomb) is refused once it has
-/// produced one byte too many, never decompressed whole.
+/// Decompresses a blob sent in zstd, which must decompress to at most `size` bytes.
 fn decode_zstd(body: &[u8], size: u64) -> Result<Vec<u8>, String> {
-    use std::io::Read as _;
     let decoder = zstd::stream::read::Decoder::new(body)
         .map_err(|e| format!("its zstd encoding does not decode: {e}"))?;
+    read_at_most(decoder, size, "zstd encoding")
+}
+
+/// Reads what `decoder` decodes, which must be at most `size` bytes: a body that expands past
+/// the blob's declared size (a decompression bomb) is refused once it has produced one byte too
+/// many, never decompressed whole. `what` names the encoding in errors.
+fn read_at_most(decoder: impl std::io::Read, size: u64, what: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
     let mut bytes = Vec::with_capacity(size.min(64 << 20) as usize);
     decoder
         .take(size + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("its zstd encoding does not decode: {e}"))?;
+        .map_err(|e| format!("its {what} does not decode: {e}"))?;
     if bytes.len() as u64 > size {
-        return Err(format!("its zstd encoding expands past its {size} bytes"));
+        return Err(format!("its {what} expands past its {size} bytes"));
     }
     Ok(bytes)
 }

@@ -241,15 +241,25 @@ pub fn stream_join(
     range: Option<ByteRange>,
 ) -> mpsc::Receiver<io::Result<Bytes>> {
     spawn_body(range, 0, move |writer| {
-        match cairn_split::join(&manifest, &mut StoreBlobs(&*blobs), writer) {
-            Ok(_) => Ok(()),
-            Err(cairn_split::JoinError::Write(e)) if e.to_string() == RANGE_DONE => Err(e),
-            Err(error) => {
-                tracing::error!(%error, "join failed while serving content");
-                Err(io::Error::other(error.to_string()))
-            }
-        }
+        served(cairn_split::join(
+            &manifest,
+            &mut StoreBlobs(&*blobs),
+            writer,
+        ))
     })
+}
+
+/// What a join that serves content ends with: a failure to write (the client went away, or a
+/// range is complete) as it is; any other failure logged, and passed on to end the stream.
+fn served(joined: Result<cairn_split::JoinSummary, cairn_split::JoinError>) -> io::Result<()> {
+    match joined {
+        Ok(_) => Ok(()),
+        Err(cairn_split::JoinError::Write(e)) => Err(e),
+        Err(error) => {
+            tracing::error!(%error, "join failed while serving content");
+            Err(io::Error::other(error.to_string()))
+        }
+    }
 }
 
 /// Starts joining `manifest` on a blocking thread into a zstd stream, whose bytes arrive on the
@@ -273,14 +283,8 @@ pub fn stream_join_zstd(
             module,
             literals: None,
         };
-        match cairn_split::join(&manifest, &mut source, &mut framed) {
-            Ok(_) => framed.finish_literals(),
-            Err(cairn_split::JoinError::Write(e)) => Err(e),
-            Err(error) => {
-                tracing::error!(%error, "join failed while serving content");
-                Err(io::Error::other(error.to_string()))
-            }
-        }
+        served(cairn_split::join(&manifest, &mut source, &mut framed))?;
+        framed.finish_literals()
     })
 }
 
@@ -437,14 +441,12 @@ pub fn stream_join_gzip(
     spawn_body(None, 0, move |writer| {
         let _turn = turn;
         let mut gzip = flate2::write::GzEncoder::new(writer, flate2::Compression::fast());
-        match cairn_split::join(&manifest, &mut StoreBlobs(&*blobs), &mut gzip) {
-            Ok(_) => gzip.finish().map(|_| ()),
-            Err(cairn_split::JoinError::Write(e)) => Err(e),
-            Err(error) => {
-                tracing::error!(%error, "join failed while serving content");
-                Err(io::Error::other(error.to_string()))
-            }
-        }
+        served(cairn_split::join(
+            &manifest,
+            &mut StoreBlobs(&*blobs),
+            &mut gzip,
+        ))?;
+        gzip.finish().map(|_| ())
     })
 }
 
