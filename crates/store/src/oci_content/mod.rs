@@ -109,6 +109,19 @@ enum Stored {
     Raw(u64),
     /// As a zstd frame.
     Frame(frames::Frame),
+    /// As a zstd frame that this process once read in full and saw decompress to the blob:
+    /// the frame's bytes are checked against its digest on every read, and the same frame
+    /// always decompresses to the same bytes, so the blob need not be hashed again.
+    VerifiedFrame(frames::Frame),
+}
+
+impl Stored {
+    fn frame(self) -> Option<frames::Frame> {
+        match self {
+            Stored::Raw(_) => None,
+            Stored::Frame(frame) | Stored::VerifiedFrame(frame) => Some(frame),
+        }
+    }
 }
 
 /// The most blobs whose form the store remembers (about 100 bytes each); past it, it starts
@@ -995,7 +1008,7 @@ impl BlobStore for OciContentStore {
     }
 
     fn open_at(&self, digest: &BlobDigest, offset: u64) -> io::Result<Box<dyn Read + Send>> {
-        if let Some(Stored::Frame(frame)) = self.stored(digest)? {
+        if let Some(frame) = self.stored(digest)?.and_then(Stored::frame) {
             let reader = BlobReader::new(&self.runtime, self.blob_stream(&frame.digest, 0)?);
             let mut decoder = zstd::stream::read::Decoder::new(reader)?;
             io::copy(&mut (&mut decoder).take(offset), &mut io::sink())?;
@@ -1010,13 +1023,13 @@ impl BlobStore for OciContentStore {
     fn size(&self, digest: &BlobDigest) -> io::Result<Option<u64>> {
         Ok(self.stored(digest)?.map(|stored| match stored {
             Stored::Raw(len) => len,
-            Stored::Frame(frame) => frame.size,
+            Stored::Frame(frame) | Stored::VerifiedFrame(frame) => frame.size,
         }))
     }
 
     fn open_zstd(&self, digest: &BlobDigest) -> io::Result<Option<(Box<dyn Read + Send>, u64)>> {
-        match self.stored(digest)? {
-            Some(Stored::Frame(frame)) => {
+        match self.stored(digest)?.and_then(Stored::frame) {
+            Some(frame) => {
                 let reader = BlobReader::new(&self.runtime, self.blob_stream(&frame.digest, 0)?);
                 Ok(Some((Box::new(reader), frame.len)))
             }
@@ -1026,11 +1039,20 @@ impl BlobStore for OciContentStore {
 
     /// For blobs the registry keeps as they are: their bytes are checked against their digest
     /// as they stream (by `oci-client`), and a read whose bytes do not match fails at its end,
-    /// before it reports the end of the blob, so a join need not hash them a second time. Not
-    /// for compressed blobs (the frame is checked, not what it decompresses to) nor for blobs
-    /// not seen yet.
+    /// before it reports the end of the blob, so a join need not hash them a second time. For
+    /// compressed blobs only once a read saw the frame decompress to the blob
+    /// ([`Stored::VerifiedFrame`]); never for blobs not seen yet.
     fn known_intact(&self, digest: &BlobDigest) -> bool {
-        matches!(self.remembered(digest), Some(Stored::Raw(_)))
+        matches!(
+            self.remembered(digest),
+            Some(Stored::Raw(_) | Stored::VerifiedFrame(_))
+        )
+    }
+
+    fn mark_intact(&self, digest: &BlobDigest) {
+        if let Some(Stored::Frame(frame)) = self.remembered(digest) {
+            self.remember(digest, Stored::VerifiedFrame(frame));
+        }
     }
 
     fn delete(&self, digest: &BlobDigest) -> io::Result<()> {
