@@ -33,7 +33,8 @@ impl SqliteStore {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
-    /// The kept content's totals. Reads every kept manifest: callers cache the answer.
+    /// The kept content's totals. Reads every kept manifest (with SQLite's JSON functions;
+    /// PostgreSQL's would be `jsonb_array_elements`): callers cache the answer.
     pub async fn content_totals(&self) -> Result<ContentTotals, StoreError> {
         let (contents, content_bytes): (i64, i64) = sqlx::query_as(
             "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM contents \
