@@ -224,11 +224,17 @@ impl Patches {
             ms = started.elapsed().as_millis() as u64,
             "made a patch"
         );
+        // A patch that cannot be kept (a full disk) is still sent; it is made again next time.
+        let keep = |kind: &str, bytes: &[u8]| {
+            if let Err(error) = self.keep(&self.path(&target, &base, kind), bytes) {
+                tracing::warn!(%error, %target, %base, "cannot keep a patch in the patch cache");
+            }
+        };
         if patch.len() as u64 >= stored_len {
-            self.keep(&self.path(&target, &base, "none"), &[])?;
+            keep("none", &[]);
             return Ok(Patch::None);
         }
-        self.keep(&self.path(&target, &base, "zst"), &patch)?;
+        keep("zst", &patch);
         Ok(Patch::Against { base, bytes: patch })
     }
 
