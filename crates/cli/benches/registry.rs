@@ -400,6 +400,16 @@ fn idle_latency(url: &str, count: usize) -> (f64, f64) {
     (times[count / 2], times[count * 9 / 10])
 }
 
+/// A process's resident memory in KiB (`VmRSS` in `/proc/PID/status`).
+fn resident_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
 /// `fetch/logs` for random packages' whole logs; returns (requests/s, p50 ms, p99 ms).
 fn fetch_load(url: &str, scale: &Scale) -> (f64, f64, f64) {
     let client = Client {
@@ -549,6 +559,26 @@ fn main() {
     let (cairn_rps, p50, p99) = fetch_load(&cairn.url, &scale);
     println!(
         "cairn        fetch/logs: {cairn_rps:.0} requests/s, p50 {p50:.2} ms, p99 {p99:.2} ms"
+    );
+    // Memory and start time as the log grows (issue 17 asks for a bound at 1,000,000 records):
+    // the running server's resident memory, then a restart on the same data.
+    let records = cairn.client().checkpoint().unwrap().contents.log_length;
+    let served_rss = resident_kib(cairn.child.id());
+    assert!(cairn.stop().success());
+    let restart = Instant::now();
+    let cairn = TestServer::start(&cairn_dir, &["--namespace", "bench"]);
+    let started = restart.elapsed();
+    assert_eq!(
+        cairn.client().checkpoint().unwrap().contents.log_length,
+        records
+    );
+    let started_rss = resident_kib(cairn.child.id());
+    println!(
+        "cairn        {records} records: resident {:.0} MiB after the load, {:.0} MiB after a restart ({:.1} KiB a record); the restart served in {:.2} s",
+        served_rss as f64 / 1024.0,
+        started_rss as f64 / 1024.0,
+        started_rss as f64 / records as f64,
+        started.as_secs_f64()
     );
     drop(cairn);
 
