@@ -819,18 +819,9 @@ fn blobs_are_sent_in_zstd_as_stored_to_clients_that_accept_it() {
         .unwrap();
     let url = format!("{}/v1/cairn/blobs/{}", server.url, largest.digest);
     let get = |accept: Option<&str>| {
-        let mut request = client.http.get(&url);
-        if let Some(accept) = accept {
-            request = request.header("Accept-Encoding", accept);
-        }
-        let response = request.send().unwrap();
-        assert_eq!(response.status(), 200);
-        assert_eq!(header(&response, "vary"), "accept-encoding");
-        let encoding = response
-            .headers()
-            .get("content-encoding")
-            .map(|v| v.to_str().unwrap().to_owned());
-        (encoding, response.bytes().unwrap().to_vec())
+        let (status, encoding, body) = get_encoded(&client, &url, accept, None);
+        assert_eq!(status, 200);
+        (encoding, body)
     };
     // Asked for zstd: the stored frame, smaller, which decompresses to the blob.
     let (encoding, body) = get(Some("gzip, zstd"));
@@ -850,6 +841,31 @@ fn blobs_are_sent_in_zstd_as_stored_to_clients_that_accept_it() {
         assert_eq!(encoding, None, "{accept:?}");
         assert_eq!(body, &largest.bytes[..], "{accept:?}");
     }
+}
+
+/// GETs `url` with `Accept-Encoding: accept` and `Range: range` when given; checks the answer
+/// varies by encoding; returns its status, its `Content-Encoding` and its body.
+fn get_encoded(
+    client: &Client,
+    url: &str,
+    accept: Option<&str>,
+    range: Option<&str>,
+) -> (reqwest::StatusCode, Option<String>, Vec<u8>) {
+    let mut request = client.http.get(url);
+    if let Some(accept) = accept {
+        request = request.header("Accept-Encoding", accept);
+    }
+    if let Some(range) = range {
+        request = request.header("Range", range);
+    }
+    let response = request.send().unwrap();
+    assert_eq!(header(&response, "vary"), "accept-encoding");
+    let status = response.status();
+    let encoding = response
+        .headers()
+        .get("content-encoding")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, encoding, response.bytes().unwrap().to_vec())
 }
 
 fn gunzip(body: &[u8]) -> Vec<u8> {
@@ -878,25 +894,9 @@ fn whole_files_are_sent_as_the_stored_frames_of_their_modules() {
         digest.trim_start_matches("sha256:")
     );
     let get = |accept: Option<&str>, range: Option<&str>| {
-        let mut request = client.http.get(&url);
-        if let Some(accept) = accept {
-            request = request.header("Accept-Encoding", accept);
-        }
-        if let Some(range) = range {
-            request = request.header("Range", range);
-        }
-        let response = request.send().unwrap();
-        assert!(response.status().is_success(), "{}", response.status());
-        assert_eq!(header(&response, "vary"), "accept-encoding");
-        let encoding = response
-            .headers()
-            .get("content-encoding")
-            .map(|v| v.to_str().unwrap().to_owned());
-        (
-            response.status(),
-            encoding,
-            response.bytes().unwrap().to_vec(),
-        )
+        let (status, encoding, body) = get_encoded(&client, &url, accept, range);
+        assert!(status.is_success(), "{status}");
+        (status, encoding, body)
     };
 
     let (_, encoding, body) = get(Some("zstd"), None);

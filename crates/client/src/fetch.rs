@@ -320,7 +320,12 @@ impl Client {
         };
         let response = self
             .http
-            .send_accepting_encoding(Method::GET, url.clone(), "zstd")
+            .send_with_header(
+                Method::GET,
+                url.clone(),
+                reqwest::header::ACCEPT_ENCODING,
+                "zstd",
+            )
             .await?;
         if !response.status().is_success() {
             return Err(

@@ -162,32 +162,19 @@ impl Http {
         self.send_with(request, url, None).await
     }
 
-    /// Sends a bodiless request with an `Accept-Encoding` header, whatever the response's
-    /// status.
-    pub(crate) async fn send_accepting_encoding(
+    /// Sends a bodiless request with one extra header (`Accept`, `Accept-Encoding`), whatever
+    /// the response's status.
+    pub(crate) async fn send_with_header(
         &self,
         method: Method,
         url: Url,
-        encoding: &str,
+        header: reqwest::header::HeaderName,
+        value: &str,
     ) -> Result<reqwest::Response, ClientError> {
         let request = self
             .client
             .request(method, url.clone())
-            .header(reqwest::header::ACCEPT_ENCODING, encoding);
-        self.send_with(request, url, None).await
-    }
-
-    /// Sends a bodiless request with an `Accept` header, whatever the response's status.
-    pub(crate) async fn send_accepting(
-        &self,
-        method: Method,
-        url: Url,
-        accept: &str,
-    ) -> Result<reqwest::Response, ClientError> {
-        let request = self
-            .client
-            .request(method, url.clone())
-            .header(reqwest::header::ACCEPT, accept);
+            .header(header, value);
         self.send_with(request, url, None).await
     }
 

@@ -88,7 +88,7 @@ impl Client {
             .url(&format!("v2/{repository}/manifests/{version}"))?;
         let response = self
             .http
-            .send_accepting(Method::GET, url, MANIFEST_ACCEPT)
+            .send_with_header(Method::GET, url, reqwest::header::ACCEPT, MANIFEST_ACCEPT)
             .await?;
         let bytes = match self
             .http

@@ -851,7 +851,7 @@ async fn serve_content(
         None => content::WireEncoding::negotiate(&headers),
     };
     let gzip_turn = match encoding {
-        content::WireEncoding::Gzip => app.gzip_turns.clone().try_acquire_owned().ok(),
+        content::WireEncoding::Gzip => app.gzip_turn(),
         _ => None,
     };
     let (rx, encoding) = match (encoding, gzip_turn) {

@@ -80,6 +80,13 @@ pub struct ApiSettings {
     pub require_publisher_token: bool,
 }
 
+impl AppStateParts {
+    /// A turn to send an answer in gzip, if one is free ([`crate::content::GZIP_STREAMS`]).
+    pub(crate) fn gzip_turn(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.gzip_turns.clone().try_acquire_owned().ok()
+    }
+}
+
 /// The verifiable state, for reading.
 pub(crate) fn read_state(app: &AppState) -> std::sync::RwLockReadGuard<'_, RegistryState> {
     app.state.read().expect("state lock poisoned")

@@ -52,19 +52,9 @@ pub(crate) async fn get_patch(
             bases.push(base);
         }
     }
-    let blobs = app.blobs.clone();
-    let stored_len = tokio::task::spawn_blocking(move || {
-        let zstd = blobs.open_zstd(&digest.into())?.map(|(_, len)| len);
-        match zstd {
-            Some(len) => Ok(Some(len)),
-            None => blobs.size(&digest.into()),
-        }
-    })
-    .await??
-    .ok_or_else(|| ApiError::not_found("blob", digest))?;
     let patch = app
         .patches
-        .patch(app.blobs.clone(), digest, stored_len, &bases)
+        .patch(app.blobs.clone(), digest, &bases)
         .await
         .map_err(ApiError::from_io)?;
     match patch {
@@ -129,38 +119,18 @@ async fn send_blob(
     digest: BlobId,
     encoding: WireEncoding,
 ) -> Result<Response, ApiError> {
-    let vary = HeaderValue::from_static("accept-encoding");
-    let gzip_turn = match encoding {
-        WireEncoding::Gzip => app.gzip_turns.clone().try_acquire_owned().ok(),
-        _ => None,
-    };
-    if let Some(turn) = gzip_turn {
-        let rx = content::stream_blob_gzip(app.blobs.clone(), digest.into(), turn);
-        let mut response = Response::new(content::body_of(rx));
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
-        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        headers.insert(header::VARY, vary);
-        return Ok(response);
+    if encoding == WireEncoding::Gzip {
+        if let Some(turn) = app.gzip_turn() {
+            let rx = content::stream_blob_gzip(app.blobs.clone(), digest.into(), turn);
+            return Ok(blob_answer(rx, Some("gzip"), None));
+        }
     }
     if encoding == WireEncoding::Zstd {
         let blobs = app.blobs.clone();
         let stored = tokio::task::spawn_blocking(move || blobs.open_zstd(&digest.into())).await??;
         if let Some((reader, length)) = stored {
             let rx = content::stream_reader(reader);
-            let mut response = Response::new(content::body_of(rx));
-            let headers = response.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            );
-            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("zstd"));
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-            headers.insert(header::VARY, vary);
-            return Ok(response);
+            return Ok(blob_answer(rx, Some("zstd"), Some(length)));
         }
     }
     let blobs = app.blobs.clone();
@@ -168,14 +138,30 @@ async fn send_blob(
         .await??
         .ok_or_else(|| ApiError::not_found("blob", digest))?;
     let rx = content::stream_blob(app.blobs.clone(), digest.into(), None);
+    Ok(blob_answer(rx, None, Some(size)))
+}
+
+/// An answer streaming a blob's body in `encoding` (`None`: as it is), `length` bytes long
+/// when known.
+fn blob_answer(
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<axum::body::Bytes>>,
+    encoding: Option<&'static str>,
+    length: Option<u64>,
+) -> Response {
     let mut response = Response::new(content::body_of(rx));
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
-    content::set_length_and_range(&mut response, size, None);
-    response.headers_mut().insert(header::VARY, vary);
-    Ok(response)
+    if let Some(encoding) = encoding {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+    }
+    if let Some(length) = length {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    response
 }
 
 /// `POST /v1/cairn/blobs/missing`.

@@ -275,7 +275,7 @@ pub fn stream_join_zstd(
     spawn_body(None, 0, move |writer| {
         let module = std::rc::Rc::new(std::cell::RefCell::new(None));
         let mut source = FramedBlobs {
-            store: &*blobs,
+            store: StoreBlobs(&*blobs),
             module: module.clone(),
         };
         let mut framed = FrameWriter {
@@ -299,28 +299,28 @@ struct FramedModule {
 /// The store, for [`stream_join_zstd`]: opening a module the store keeps compressed tells the
 /// [`FrameWriter`] to send its frame once the join has written (and checked) its bytes.
 struct FramedBlobs<'a> {
-    store: &'a dyn BlobStore,
+    store: StoreBlobs<'a>,
     module: std::rc::Rc<std::cell::RefCell<Option<FramedModule>>>,
 }
 
 impl BlobSource for FramedBlobs<'_> {
     fn open(&mut self, entry: &BlobEntry) -> io::Result<Box<dyn io::Read + '_>> {
         if entry.kind == cairn_split::BlobKind::Module {
-            let stored = self.store.open_zstd(&entry.digest.into())?;
+            let stored = self.store.0.open_zstd(&entry.digest.into())?;
             *self.module.borrow_mut() = stored.map(|(frame, _)| FramedModule {
                 remaining: entry.size,
                 frame,
             });
         }
-        Ok(self.store.open(&entry.digest.into())?)
+        self.store.open(entry)
     }
 
     fn known_intact(&mut self, entry: &BlobEntry) -> bool {
-        self.store.known_intact(&entry.digest.into())
+        self.store.known_intact(entry)
     }
 
     fn verified(&mut self, entry: &BlobEntry) {
-        self.store.mark_intact(&entry.digest.into());
+        self.store.verified(entry);
     }
 }
 

@@ -125,14 +125,13 @@ impl Patches {
             .join(format!("{}.{}.{kind}", target.to_hex(), base.to_hex()))
     }
 
-    /// A patch of `target` (whose stored form is `stored_len` bytes) against the first of
-    /// `bases` the store holds within [`MAX_PATCHABLE`], from the cache or made now; or
-    /// [`Patch::None`]. The caller has checked that `target` and the bases may be served.
+    /// A patch of `target` against the first of `bases` the store holds within
+    /// [`MAX_PATCHABLE`], from the cache or made now; or [`Patch::None`]. The caller has
+    /// checked that `target` and the bases may be served.
     pub async fn patch(
         self: &Arc<Self>,
         blobs: Arc<dyn BlobStore>,
         target: BlobId,
-        stored_len: u64,
         bases: &[BlobId],
     ) -> io::Result<Patch> {
         let Some(base) = self.choose_base(&blobs, &target, bases).await? else {
@@ -149,7 +148,7 @@ impl Patches {
             return Ok(found);
         }
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.make_and_keep(&*blobs, target, base, stored_len))
+        tokio::task::spawn_blocking(move || this.make_and_keep(&*blobs, target, base))
             .await
             .map_err(io::Error::other)?
     }
@@ -198,7 +197,6 @@ impl Patches {
         blobs: &dyn BlobStore,
         target: BlobId,
         base: BlobId,
-        stored_len: u64,
     ) -> io::Result<Patch> {
         let read = |digest: &BlobId| -> io::Result<Vec<u8>> {
             let mut bytes = Vec::new();
@@ -229,6 +227,11 @@ impl Patches {
             if let Err(error) = self.keep(&self.path(&target, &base, kind), bytes) {
                 tracing::warn!(%error, %target, %base, "cannot keep a patch in the patch cache");
             }
+        };
+        // Worth sending only if smaller than the blob as the store would send it.
+        let stored_len = match blobs.open_zstd(&target.into())? {
+            Some((_, len)) => len,
+            None => target_bytes.len() as u64,
         };
         if patch.len() as u64 >= stored_len {
             keep("none", &[]);

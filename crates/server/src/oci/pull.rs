@@ -644,32 +644,25 @@ pub(super) fn layer_response(
     // themselves, and making it would cost the CPU that serving stored frames saves.
     let zstd =
         method == Method::GET && range.is_none() && content::accepts_encoding(headers, "zstd");
-    if zstd {
-        let rx = content::stream_join_zstd(oci.app.blobs.clone(), manifest);
-        let mut response = Response::new(content::body_of(rx));
-        let digest = digest.to_string();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
-        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        headers.insert("docker-content-digest", header_value(&digest));
-        headers.insert(header::ETAG, header_value(&format!("\"{digest}+zstd\"")));
-        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("zstd"));
-        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-        return response;
-    }
     let mut response = if method == Method::HEAD {
         Response::new(Body::empty())
+    } else if zstd {
+        let rx = content::stream_join_zstd(oci.app.blobs.clone(), manifest);
+        Response::new(content::body_of(rx))
     } else {
         let rx = content::stream_join(oci.app.blobs.clone(), manifest, range);
         Response::new(content::body_of(rx))
     };
-    blob_headers(&mut response, &digest.to_string(), size, range);
-    response
-        .headers_mut()
-        .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    let digest = digest.to_string();
+    blob_headers(&mut response, &digest, size, range);
+    let headers = response.headers_mut();
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if zstd {
+        // Another representation: its own entity tag, and a length known once sent.
+        headers.remove(header::CONTENT_LENGTH);
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("zstd"));
+        headers.insert(header::ETAG, header_value(&format!("\"{digest}+zstd\"")));
+    }
     response
 }
 

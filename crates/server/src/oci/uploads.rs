@@ -91,16 +91,7 @@ impl Session {
     /// Removes the files of sessions idle for [`SESSION_IDLE_LIMIT`], at most once an hour.
     pub(super) async fn sweep_now_and_then(uploads: &FsPath) {
         static LAST_SWEEP: AtomicU64 = AtomicU64::new(0);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let last = LAST_SWEEP.load(Ordering::Relaxed);
-        if now.saturating_sub(last) < 3600
-            || LAST_SWEEP
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
+        if !hourly_turn(&LAST_SWEEP) {
             return;
         }
         let Ok(mut entries) = tokio::fs::read_dir(uploads).await else {
@@ -449,18 +440,23 @@ pub(super) async fn store_received(
     Ok(blob_created(&repository, &digest.to_string()))
 }
 
+/// Whether this caller may run a sweep that `last` (the Unix second of the last one) says
+/// runs at most once an hour: when an hour has passed, exactly one caller wins the turn.
+fn hourly_turn(last: &AtomicU64) -> bool {
+    let now = unix_now();
+    let previous = last.load(Ordering::Relaxed);
+    now.saturating_sub(previous) >= 3600
+        && last
+            .compare_exchange(previous, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+}
+
 /// Removes staged blobs of package repositories that no manifest used within
 /// [`SESSION_IDLE_LIMIT`], at most once an hour, in the background. `staged` is a staged
 /// blob's path: `<staged root>/<ns>/<name>/<digest>`.
 pub(super) fn sweep_staged_now_and_then(staged: PathBuf) {
     static LAST_SWEEP: AtomicU64 = AtomicU64::new(0);
-    let now = unix_now();
-    let last = LAST_SWEEP.load(Ordering::Relaxed);
-    if now.saturating_sub(last) < 3600
-        || LAST_SWEEP
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-    {
+    if !hourly_turn(&LAST_SWEEP) {
         return;
     }
     let Some(root) = staged.ancestors().nth(3).map(FsPath::to_owned) else {

@@ -333,7 +333,7 @@ impl OciContentStore {
     }
 
     /// Uploads `bytes` under their digest `digest` unless the registry has them.
-    fn upload_bytes(&self, digest: &BlobDigest, bytes: bytes::Bytes) -> io::Result<()> {
+    fn upload_unless_present(&self, digest: &BlobDigest, bytes: bytes::Bytes) -> io::Result<()> {
         let blob = *digest;
         if self
             .run(move |inner| async move { inner.head(&blob).await })?
@@ -341,6 +341,11 @@ impl OciContentStore {
         {
             return Ok(());
         }
+        self.upload_bytes(digest, bytes)
+    }
+
+    /// Uploads `bytes` under their digest `digest`.
+    fn upload_bytes(&self, digest: &BlobDigest, bytes: bytes::Bytes) -> io::Result<()> {
         let size = bytes.len() as u64;
         self.upload(digest, size, move || {
             Ok(futures_util::stream::once(std::future::ready(Ok(bytes.clone()))).boxed())
@@ -358,12 +363,12 @@ impl OciContentStore {
         };
         if !self.inner.empty_config_stored.load(Ordering::Relaxed) {
             let empty: BlobDigest = frames::EMPTY_DIGEST.parse().expect("a digest");
-            self.upload_bytes(&empty, bytes::Bytes::from_static(frames::EMPTY_CONFIG))?;
+            self.upload_unless_present(&empty, bytes::Bytes::from_static(frames::EMPTY_CONFIG))?;
             self.inner
                 .empty_config_stored
                 .store(true, Ordering::Relaxed);
         }
-        self.upload_bytes(&frame.digest, packed.into())?;
+        self.upload_unless_present(&frame.digest, packed.into())?;
         let blob = *digest;
         self.run(move |inner| async move { inner.tag_frame(&blob, &frame).await })?;
         self.remember(digest, Stored::Frame(frame));
@@ -458,7 +463,7 @@ impl Inner {
         };
         frames::frame_in(&body, blob).map(Some).map_err(|reason| {
             io::Error::other(format!(
-                "OCI registry {}: the manifest tagged {} is not one cairn wrote for blob {blob}: {reason}",
+                "OCI registry {}: the manifest tagged {} is not one cairn wrote for blob {blob} ({reason}); the repository holds something else under cairn's tags: give cairn a repository of its own",
                 self.location,
                 frames::tag_of(blob)
             ))
