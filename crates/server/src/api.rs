@@ -23,7 +23,7 @@ use cairn_protocol::{
     SignedCheckpoint,
 };
 use cairn_split::Manifest;
-use cairn_store::{RecordRow, RecordStatus, RecordStore};
+use cairn_store::{RecordRow, RecordStatus};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use axum::http::StatusCode;
 use cairn_protocol::{Digest, LogId, PackageEntry, PackageEnvelope, PackageName};
 use cairn_store::{
-    BlobStore, InsertOutcome, NewRecord, RecordRow, RecordStatus, RecordStore, SqliteStore,
+    BlobStore, InsertOutcome, NewRecord, RecordRow, RecordStatus, Store,
 };
 use tokio::sync::Notify;
 
@@ -36,7 +36,7 @@ impl std::ops::Deref for AppState {
 /// What [`AppState`] shares.
 pub struct AppStateParts {
     /// Records, logs, checkpoints, content rows.
-    pub store: SqliteStore,
+    pub store: Arc<dyn Store>,
     /// Blobs.
     pub blobs: Arc<dyn BlobStore>,
     /// The verifiable state.

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use cairn_protocol::Digest;
-use cairn_store::{ContentLocationError, RecordStore, SqliteStore, StoreError};
+use cairn_store::{ContentLocationError, Database, StoreError};
 use serde::Serialize;
 use sha2::Digest as _;
 
@@ -77,14 +77,25 @@ pub enum AuditError {
     },
 }
 
-/// Audits the registry in `data_dir`, which no server may be using; with `check_content`,
-/// also joins and hashes every released content.
-pub async fn audit(data_dir: &Path, check_content: bool) -> Result<AuditReport, AuditError> {
-    let database = data_dir.join(crate::DATABASE_FILE);
-    if !database.is_file() {
-        return Err(AuditError::NoRegistry(data_dir.to_owned()));
-    }
-    let store = SqliteStore::open(&database).await?;
+/// Audits the registry in `data_dir` (its database in `database`, or the SQLite file in
+/// `data_dir` when `None`); with `check_content`, also joins and hashes every released
+/// content. No server may be using the registry meanwhile.
+pub async fn audit(
+    data_dir: &Path,
+    database: Option<&Database>,
+    check_content: bool,
+) -> Result<AuditReport, AuditError> {
+    let database = match database {
+        Some(database) => database.clone(),
+        None => {
+            let file = data_dir.join(crate::DATABASE_FILE);
+            if !file.is_file() {
+                return Err(AuditError::NoRegistry(data_dir.to_owned()));
+            }
+            Database::Sqlite(file)
+        }
+    };
+    let store = cairn_store::open(&database).await?;
     let records = store.validated().await?;
     let checkpoints = store.checkpoints().await?;
     let state = RegistryState::replay(&records, &checkpoints)?;

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use cairn_protocol::{Envelope, OperatorEntry, OperatorPermission, PrivateKey, Record, Timestamp};
-use cairn_store::{RecordStatus, RecordStore};
+use cairn_store::RecordStatus;
 
 use crate::state::RegistryState;
 use crate::{io_error, Registry, ServerError, OPERATOR_KEY_FILE};

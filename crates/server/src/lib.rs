@@ -40,8 +40,8 @@ use cairn_protocol::{
     Timestamp,
 };
 use cairn_store::{
-    BlobStore, ContentLocation, ContentLocationError, InsertOutcome, NewRecord, RecordStatus,
-    RecordStore, SqliteStore,
+    BlobStore, ContentLocation, ContentLocationError, Database, InsertOutcome, NewRecord,
+    RecordStatus, Store,
 };
 use tokio::sync::{watch, Notify};
 
@@ -71,6 +71,8 @@ pub struct Settings {
     pub require_publisher_token: bool,
     /// The most bytes of patches kept in `DATA/patches`.
     pub patch_cache_bytes: u64,
+    /// Where the database is: `None` for the SQLite file `DATA/cairn.db`.
+    pub database: Option<Database>,
 }
 
 /// Why the registry could not start or run.
@@ -188,7 +190,7 @@ pub const DATABASE_FILE: &str = "cairn.db";
 
 /// An open registry.
 pub struct Registry {
-    store: SqliteStore,
+    store: Arc<dyn Store>,
     blobs: Arc<dyn BlobStore>,
     state: Arc<RwLock<RegistryState>>,
     operator_key: PrivateKey,
@@ -284,8 +286,12 @@ impl Registry {
         let uploads_dir = dir.join(UPLOADS_DIR);
         let uploads = upload::Uploads::open(&uploads_dir, settings.uploads)
             .map_err(io_error("cannot open the uploads folder", &uploads_dir))?;
-        let store = SqliteStore::open(&dir.join(DATABASE_FILE)).await?;
-        let accounts = publishers::Accounts::open(dir, &dir.join(DATABASE_FILE))
+        let database = settings
+            .database
+            .clone()
+            .unwrap_or_else(|| Database::Sqlite(dir.join(DATABASE_FILE)));
+        let store = cairn_store::open(&database).await?;
+        let accounts = publishers::Accounts::open(dir, store.clone())
             .await
             .map_err(|e| ServerError::Operator(e.to_string()))?;
         let state = RegistryState::replay(&store.validated().await?, &store.checkpoints().await?)?;
@@ -426,7 +432,7 @@ impl Registry {
     }
 
     /// The store.
-    pub fn store(&self) -> &SqliteStore {
+    pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 

@@ -14,11 +14,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use cairn_protocol::PrivateKey;
-use cairn_store::{NewPublisher, Publisher, PublisherScope, PublisherStore, StoreError};
+use cairn_store::{NewPublisher, Publisher, PublisherAccounts, PublisherScope, StoreError};
 use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
 
@@ -103,7 +103,7 @@ pub struct CreatedPublisher {
 /// Makes account `name` in the registry at `data_dir`: its signing key file, then its row.
 pub async fn create(
     data_dir: &Path,
-    store: &PublisherStore,
+    store: &dyn PublisherAccounts,
     name: &str,
     scopes: &[PublisherScope],
 ) -> Result<CreatedPublisher, PublisherError> {
@@ -113,7 +113,7 @@ pub async fn create(
     if scopes.is_empty() {
         return Err(PublisherError::NoScope);
     }
-    if store.get(name).await?.is_some() {
+    if store.publisher(name).await?.is_some() {
         return Err(StoreError::PublisherExists(name.to_owned()).into());
     }
     let token = format!(
@@ -148,7 +148,7 @@ pub async fn create(
     let created = unix_now() as i64;
     let public_key = key.public_key().to_string();
     store
-        .add(&NewPublisher {
+        .add_publisher(&NewPublisher {
             name,
             token_sha256: &token_sha256(&token),
             public_key: &public_key,
@@ -187,7 +187,7 @@ pub(crate) fn unix_now() -> u64 {
 
 /// The accounts of a running registry, with the keys read so far.
 pub struct Accounts {
-    store: PublisherStore,
+    store: Arc<dyn PublisherAccounts>,
     data_dir: PathBuf,
     keys: Mutex<HashMap<String, PrivateKey>>,
     token_key: [u8; 32],
@@ -207,8 +207,10 @@ struct Claims {
 
 impl Accounts {
     /// Opens the accounts of the registry at `data_dir`, making its token key if needed.
-    pub async fn open(data_dir: &Path, database: &Path) -> Result<Self, PublisherError> {
-        let store = PublisherStore::open(database).await?;
+    pub async fn open(
+        data_dir: &Path,
+        store: Arc<dyn PublisherAccounts>,
+    ) -> Result<Self, PublisherError> {
         let path = data_dir.join(TOKEN_KEY_FILE);
         let io = |what| {
             let path = path.clone();
@@ -240,8 +242,8 @@ impl Accounts {
     }
 
     /// The account store.
-    pub fn store(&self) -> &PublisherStore {
-        &self.store
+    pub fn store(&self) -> &dyn PublisherAccounts {
+        &*self.store
     }
 
     /// The active account whose token is `token`.
@@ -249,7 +251,7 @@ impl Accounts {
         if !token.starts_with(TOKEN_PREFIX) {
             return Ok(None);
         }
-        self.store.by_token(&token_sha256(token)).await
+        self.store.publisher_by_token(&token_sha256(token)).await
     }
 
     /// The signing key the registry keeps for `publisher`.
@@ -339,7 +341,7 @@ impl Accounts {
         if claims.exp <= now {
             return Ok(None);
         }
-        let publisher = self.store.get(&claims.sub).await?;
+        let publisher = self.store.publisher(&claims.sub).await?;
         Ok(publisher
             .filter(|p| p.revoked.is_none())
             .map(|p| (p, claims.push)))

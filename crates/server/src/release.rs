@@ -14,7 +14,7 @@ use cairn_protocol::{
     Digest, Envelope, HashAlgorithm, PackageEntry, PackageName, PackagePermission, Record,
     RecordId, Timestamp,
 };
-use cairn_store::{Publisher, RecordStatus, RecordStore as _};
+use cairn_store::{Publisher, RecordStatus};
 use semver::Version;
 
 use crate::app::AppState;

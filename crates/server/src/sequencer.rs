@@ -21,7 +21,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use cairn_protocol::{LogId, PrivateKey, TimestampedCheckpoint};
-use cairn_store::{CommitBatch, RecordStore, RejectedRecord, SequencedRecord, SqliteStore};
+use cairn_store::{CommitBatch, RejectedRecord, SequencedRecord, Store};
 use tokio::sync::{watch, Notify};
 
 use crate::record_events::{self, Decided};
@@ -37,7 +37,7 @@ const VALIDATION_CHUNK: usize = 8;
 /// What the sequencer needs.
 pub struct Sequencer {
     /// The store.
-    pub store: SqliteStore,
+    pub store: Arc<dyn Store>,
     /// The shared state.
     pub state: Arc<RwLock<RegistryState>>,
     /// The operator's signing key.

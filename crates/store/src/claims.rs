@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use cairn_protocol::{Digest, RecordId};
 use sqlx::Row as _;
 
+use crate::contract::ContentClaims;
 use crate::records::{ContentRow, SqliteStore, StoreError};
 
 /// The statements that make the tables, run at every open.
@@ -90,16 +91,16 @@ pub(crate) async fn keep_claimed(
 }
 
 /// A claim and where its record stands.
-struct Claim {
-    seq: i64,
-    since: i64,
+pub(crate) struct Claim {
+    pub(crate) seq: i64,
+    pub(crate) since: i64,
     /// The record's status (`None` if the record is not stored).
-    status: Option<String>,
+    pub(crate) status: Option<String>,
 }
 
 /// Whether no claimant can publish the content any more: none pending or validated, and
 /// every one rejected (or gone), or the newest claim older than `cutoff`.
-fn abandoned(claims: &[Claim], cutoff: i64) -> bool {
+pub(crate) fn abandoned(claims: &[Claim], cutoff: i64) -> bool {
     let live = claims
         .iter()
         .any(|c| matches!(c.status.as_deref(), Some("pending" | "validated")));
@@ -135,9 +136,10 @@ async fn claims_of(
     Ok(claims)
 }
 
-impl SqliteStore {
+#[async_trait::async_trait]
+impl ContentClaims for SqliteStore {
     /// Whether `blob` (`sha256:<hex>`) belongs to content that is kept (not provisional).
-    pub async fn blob_is_published(&self, blob: &str) -> Result<bool, StoreError> {
+    async fn blob_is_published(&self, blob: &str) -> Result<bool, StoreError> {
         let published = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM content_blobs b WHERE b.blob = $1 AND NOT EXISTS \
              (SELECT 1 FROM content_claims c WHERE c.digest = b.digest))",
@@ -149,7 +151,7 @@ impl SqliteStore {
     }
 
     /// The bytes of provisional content (uploaded for records none of which is published).
-    pub async fn provisional_bytes(&self) -> Result<u64, StoreError> {
+    async fn provisional_bytes(&self) -> Result<u64, StoreError> {
         let bytes: i64 = sqlx::query_scalar(
             "SELECT COALESCE(SUM(size), 0) FROM contents \
              WHERE digest IN (SELECT digest FROM content_claims)",
@@ -162,7 +164,7 @@ impl SqliteStore {
     /// Stores content uploaded for the records waiting for it, and returns the records that
     /// no longer wait for anything. Content not kept already is stored provisionally, claimed
     /// (since `now`, Unix seconds) by each record that waited for it.
-    pub async fn content_uploaded(
+    async fn content_uploaded(
         &self,
         content: &ContentRow,
         now: i64,
@@ -201,7 +203,7 @@ impl SqliteStore {
 
     /// Provisional contents that no claimant can publish any more: every claimant rejected,
     /// or the newest claim older than `cutoff` (Unix seconds) with no claimant pending.
-    pub async fn abandoned_contents(&self, cutoff: i64) -> Result<Vec<Digest>, StoreError> {
+    async fn abandoned_contents(&self, cutoff: i64) -> Result<Vec<Digest>, StoreError> {
         let mut connection = self.pool.acquire().await?;
         let claims = claims_of(&mut connection, None).await?;
         claims
@@ -220,7 +222,7 @@ impl SqliteStore {
     /// that still wait for other content (`sourcing`) wait for it again. Returns the blobs of
     /// its manifest that no other content names (the caller deletes them, making sure no
     /// content is being stored meanwhile), or `None` if it was not withdrawn.
-    pub async fn withdraw_content(
+    async fn withdraw_content(
         &self,
         digest: &Digest,
         cutoff: i64,

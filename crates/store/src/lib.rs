@@ -22,13 +22,20 @@
 
 mod claims;
 mod content;
+mod contract;
 mod location;
 mod oci;
 mod oci_content;
+mod postgres;
 mod publishers;
 mod records;
 mod stats;
 
+pub use contract::{
+    open, ContentClaims, Database, DatabaseUrlError, OciMetadata, PublisherAccounts, RecordStore, Store,
+    StoreFigures,
+};
+pub use postgres::PostgresStore;
 pub use content::{BlobDigest, BlobDigestError, BlobStore, FsContentStore};
 pub use location::{
     record_content_location, recorded_content_location, resolve_content_location, ContentLocation,
@@ -42,7 +49,7 @@ pub use oci_content::{
 pub use publishers::{NewPublisher, Publisher, PublisherScope, PublisherStore};
 pub use records::{
     is_disk_full, CommitBatch, ContentRow, InsertOutcome, NewRecord, RecordRow, RecordStatus,
-    RecordStore, RejectedRecord, SequencedRecord, SqliteStore, StoreError, StoreErrorKind,
+    RejectedRecord, SequencedRecord, SqliteStore, StoreError, StoreErrorKind,
     StoredLogRecord,
 };
 pub use stats::ContentTotals;

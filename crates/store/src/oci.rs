@@ -6,6 +6,7 @@
 
 use sqlx::Row;
 
+use crate::contract::OciMetadata;
 use crate::records::{SqliteStore, StoreError};
 
 /// A manifest pushed to a scratch repository.
@@ -38,9 +39,10 @@ fn manifest_row(row: &sqlx::sqlite::SqliteRow) -> Result<OciManifestRow, StoreEr
 
 const MANIFEST_COLUMNS: &str = "repository, digest, media_type, bytes, subject, artifact_type";
 
-impl SqliteStore {
+#[async_trait::async_trait]
+impl OciMetadata for SqliteStore {
     /// Records that `repository` holds the blob `digest`.
-    pub async fn oci_add_blob(&self, repository: &str, digest: &str) -> Result<(), StoreError> {
+    async fn oci_add_blob(&self, repository: &str, digest: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO oci_blobs (repository, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -53,7 +55,7 @@ impl SqliteStore {
     }
 
     /// Whether `repository` holds the blob `digest`.
-    pub async fn oci_has_blob(&self, repository: &str, digest: &str) -> Result<bool, StoreError> {
+    async fn oci_has_blob(&self, repository: &str, digest: &str) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT 1 FROM oci_blobs WHERE repository = $1 AND digest = $2")
             .bind(repository)
             .bind(digest)
@@ -63,7 +65,7 @@ impl SqliteStore {
     }
 
     /// Removes the blob `digest` from `repository`; whether it was there.
-    pub async fn oci_remove_blob(
+    async fn oci_remove_blob(
         &self,
         repository: &str,
         digest: &str,
@@ -79,7 +81,7 @@ impl SqliteStore {
 
     /// Stores a manifest (again: the same digest is the same bytes) and points each of `tags`
     /// at it, all in one transaction.
-    pub async fn oci_put_manifest(
+    async fn oci_put_manifest(
         &self,
         manifest: &OciManifestRow,
         tags: &[&str],
@@ -114,7 +116,7 @@ impl SqliteStore {
     }
 
     /// A manifest of `repository` by digest.
-    pub async fn oci_manifest(
+    async fn oci_manifest(
         &self,
         repository: &str,
         digest: &str,
@@ -130,7 +132,7 @@ impl SqliteStore {
     }
 
     /// The digest a tag of `repository` points at.
-    pub async fn oci_tag(&self, repository: &str, tag: &str) -> Result<Option<String>, StoreError> {
+    async fn oci_tag(&self, repository: &str, tag: &str) -> Result<Option<String>, StoreError> {
         let row = sqlx::query("SELECT digest FROM oci_tags WHERE repository = $1 AND tag = $2")
             .bind(repository)
             .bind(tag)
@@ -140,7 +142,7 @@ impl SqliteStore {
     }
 
     /// The tags of `repository`, in lexical order.
-    pub async fn oci_tags(&self, repository: &str) -> Result<Vec<String>, StoreError> {
+    async fn oci_tags(&self, repository: &str) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query("SELECT tag FROM oci_tags WHERE repository = $1 ORDER BY tag")
             .bind(repository)
             .fetch_all(&self.pool)
@@ -152,7 +154,7 @@ impl SqliteStore {
     }
 
     /// The manifests of `repository` whose subject is `subject`, by digest.
-    pub async fn oci_referrers(
+    async fn oci_referrers(
         &self,
         repository: &str,
         subject: &str,
@@ -169,7 +171,7 @@ impl SqliteStore {
     }
 
     /// Deletes a manifest of `repository` and the tags pointing at it; whether it was there.
-    pub async fn oci_delete_manifest(
+    async fn oci_delete_manifest(
         &self,
         repository: &str,
         digest: &str,
@@ -191,7 +193,7 @@ impl SqliteStore {
     }
 
     /// Removes a tag of `repository` (the manifest stays); whether it was there.
-    pub async fn oci_delete_tag(&self, repository: &str, tag: &str) -> Result<bool, StoreError> {
+    async fn oci_delete_tag(&self, repository: &str, tag: &str) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let done = sqlx::query("DELETE FROM oci_tags WHERE repository = $1 AND tag = $2")
             .bind(repository)
@@ -202,7 +204,7 @@ impl SqliteStore {
     }
 
     /// Whether any scratch repository holds the blob `digest` (for mounts that name no source).
-    pub async fn oci_blob_anywhere(&self, digest: &str) -> Result<bool, StoreError> {
+    async fn oci_blob_anywhere(&self, digest: &str) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT 1 FROM oci_blobs WHERE digest = $1 LIMIT 1")
             .bind(digest)
             .fetch_optional(&self.pool)
@@ -211,7 +213,7 @@ impl SqliteStore {
     }
 
     /// Every scratch repository that holds a blob or a manifest, in lexical order.
-    pub async fn oci_repositories(&self) -> Result<Vec<String>, StoreError> {
+    async fn oci_repositories(&self) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
             "SELECT repository FROM oci_blobs UNION SELECT repository FROM oci_manifests \
              ORDER BY repository",
@@ -225,7 +227,7 @@ impl SqliteStore {
     }
 
     /// Whether `repository` holds any blob or manifest.
-    pub async fn oci_repository_exists(&self, repository: &str) -> Result<bool, StoreError> {
+    async fn oci_repository_exists(&self, repository: &str) -> Result<bool, StoreError> {
         let row = sqlx::query(
             "SELECT 1 FROM oci_blobs WHERE repository = $1 \
              UNION ALL SELECT 1 FROM oci_manifests WHERE repository = $1 LIMIT 1",

@@ -11,11 +11,11 @@
 use std::path::Path;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::Row as _;
 
+use crate::contract::PublisherAccounts;
 use crate::records::StoreError;
 
-const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS publishers (
+pub(crate) const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS publishers (
         name TEXT PRIMARY KEY,
         token_sha256 TEXT NOT NULL UNIQUE,
         public_key TEXT NOT NULL,
@@ -119,7 +119,13 @@ pub struct PublisherStore {
     pool: SqlitePool,
 }
 
-fn publisher_row(row: &sqlx::sqlite::SqliteRow) -> Result<Publisher, StoreError> {
+/// An account from a row of `publishers` (`COLUMNS`), on either database.
+pub(crate) fn publisher_row<'r, R: sqlx::Row>(row: &'r R) -> Result<Publisher, StoreError>
+where
+    &'static str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     let scopes: String = row.try_get("scopes")?;
     let scopes = scopes
         .split_whitespace()
@@ -134,7 +140,7 @@ fn publisher_row(row: &sqlx::sqlite::SqliteRow) -> Result<Publisher, StoreError>
     })
 }
 
-const COLUMNS: &str = "name, public_key, scopes, created, revoked";
+pub(crate) const COLUMNS: &str = "name, public_key, scopes, created, revoked";
 
 impl PublisherStore {
     /// Opens the accounts of the database file at `path` (created if missing), beside any
@@ -155,9 +161,20 @@ impl PublisherStore {
         Ok(PublisherStore { pool })
     }
 
-    /// Adds an account; [`StoreError::PublisherExists`] if the name is taken (revoked
-    /// accounts keep their names, so that the log's history stays unambiguous).
-    pub async fn add(&self, account: &NewPublisher<'_>) -> Result<(), StoreError> {
+    /// The accounts reached through `pool`, a pool of the database whose tables exist.
+    pub(crate) fn on(pool: SqlitePool) -> Self {
+        PublisherStore { pool }
+    }
+
+    /// Closes the connections.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait::async_trait]
+impl PublisherAccounts for PublisherStore {
+    async fn add_publisher(&self, account: &NewPublisher<'_>) -> Result<(), StoreError> {
         let scopes: Vec<String> = account.scopes.iter().map(|s| s.to_string()).collect();
         let inserted = sqlx::query(
             "INSERT INTO publishers (name, token_sha256, public_key, scopes, created) \
@@ -176,16 +193,14 @@ impl PublisherStore {
         Ok(())
     }
 
-    /// Every account, revoked ones included, by name.
-    pub async fn list(&self) -> Result<Vec<Publisher>, StoreError> {
+    async fn publishers(&self) -> Result<Vec<Publisher>, StoreError> {
         let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM publishers ORDER BY name"))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(publisher_row).collect()
     }
 
-    /// The account named `name`, revoked or not.
-    pub async fn get(&self, name: &str) -> Result<Option<Publisher>, StoreError> {
+    async fn publisher(&self, name: &str) -> Result<Option<Publisher>, StoreError> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM publishers WHERE name = $1"))
             .bind(name)
             .fetch_optional(&self.pool)
@@ -193,8 +208,7 @@ impl PublisherStore {
         row.as_ref().map(publisher_row).transpose()
     }
 
-    /// The account whose token hashes to `token_sha256`, unless it is revoked.
-    pub async fn by_token(&self, token_sha256: &str) -> Result<Option<Publisher>, StoreError> {
+    async fn publisher_by_token(&self, token_sha256: &str) -> Result<Option<Publisher>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM publishers WHERE token_sha256 = $1 AND revoked IS NULL"
         ))
@@ -204,8 +218,7 @@ impl PublisherStore {
         row.as_ref().map(publisher_row).transpose()
     }
 
-    /// Revokes the account `name` at `now`. Returns whether an active account was revoked.
-    pub async fn revoke(&self, name: &str, now: i64) -> Result<bool, StoreError> {
+    async fn revoke_publisher(&self, name: &str, now: i64) -> Result<bool, StoreError> {
         let done =
             sqlx::query("UPDATE publishers SET revoked = $1 WHERE name = $2 AND revoked IS NULL")
                 .bind(now)
@@ -215,16 +228,35 @@ impl PublisherStore {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Whether any account is active.
-    pub async fn any_active(&self) -> Result<bool, StoreError> {
+    async fn any_active_publisher(&self) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT 1 FROM publishers WHERE revoked IS NULL LIMIT 1")
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.is_some())
     }
+}
 
-    /// Closes the connections.
-    pub async fn close(&self) {
-        self.pool.close().await;
+/// The registry's own store reaches the accounts in its database file through its reading
+/// pool (accounts change seldom, and `cairn admin publisher` writes them from another process
+/// anyway).
+#[async_trait::async_trait]
+impl PublisherAccounts for crate::SqliteStore {
+    async fn add_publisher(&self, account: &NewPublisher<'_>) -> Result<(), StoreError> {
+        PublisherStore::on(self.pool.clone()).add_publisher(account).await
+    }
+    async fn publishers(&self) -> Result<Vec<Publisher>, StoreError> {
+        PublisherStore::on(self.pool.clone()).publishers().await
+    }
+    async fn publisher(&self, name: &str) -> Result<Option<Publisher>, StoreError> {
+        PublisherStore::on(self.pool.clone()).publisher(name).await
+    }
+    async fn publisher_by_token(&self, token_sha256: &str) -> Result<Option<Publisher>, StoreError> {
+        PublisherStore::on(self.pool.clone()).publisher_by_token(token_sha256).await
+    }
+    async fn revoke_publisher(&self, name: &str, now: i64) -> Result<bool, StoreError> {
+        PublisherStore::on(self.pool.clone()).revoke_publisher(name, now).await
+    }
+    async fn any_active_publisher(&self) -> Result<bool, StoreError> {
+        PublisherStore::on(self.pool.clone()).any_active_publisher().await
     }
 }

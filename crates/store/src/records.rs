@@ -10,7 +10,6 @@
 //! sequencer and committed in one transaction together with the checkpoint that covers it.
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -22,6 +21,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::Row;
+
+use crate::contract::RecordStore;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -200,7 +201,7 @@ pub enum RecordStatus {
 }
 
 impl RecordStatus {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RecordStatus::Sourcing => "sourcing",
             RecordStatus::Pending => "pending",
@@ -209,7 +210,7 @@ impl RecordStatus {
         }
     }
 
-    fn parse(text: &str) -> Result<Self, StoreError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, StoreError> {
         Ok(match text {
             "sourcing" => RecordStatus::Sourcing,
             "pending" => RecordStatus::Pending,
@@ -321,76 +322,6 @@ pub struct ContentRow {
     pub tree_digest: String,
     /// The split manifest, as JSON.
     pub manifest: String,
-}
-
-/// The record store's operations. Every method is one transaction.
-pub trait RecordStore: Send + Sync + 'static {
-    /// Inserts a record (and its log, if new), or returns the one already there.
-    fn insert_record(
-        &self,
-        record: NewRecord<'_>,
-    ) -> impl Future<Output = Result<InsertOutcome, StoreError>> + Send;
-    /// A record by id.
-    fn record(
-        &self,
-        record_id: &RecordId,
-    ) -> impl Future<Output = Result<Option<RecordRow>, StoreError>> + Send;
-    /// The content a sourcing record still waits for.
-    fn missing_content(
-        &self,
-        record_id: &RecordId,
-    ) -> impl Future<Output = Result<Vec<Digest>, StoreError>> + Send;
-    /// Notes that `digest` is now stored; returns the records that no longer wait for anything.
-    fn content_arrived(
-        &self,
-        digest: &Digest,
-    ) -> impl Future<Output = Result<Vec<RecordId>, StoreError>> + Send;
-    /// Records of one log not yet sequenced (sourcing or pending) that were inserted as
-    /// beginning with an init entry, in arrival order.
-    fn unsequenced_inits(
-        &self,
-        log_id: &LogId,
-    ) -> impl Future<Output = Result<Vec<RecordRow>, StoreError>> + Send;
-    /// Pending records in arrival order.
-    fn pending(
-        &self,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<RecordRow>, StoreError>> + Send;
-    /// Commits one round of the sequencer.
-    fn commit(&self, batch: &CommitBatch) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Every validated record, in registry-index order.
-    fn validated(&self) -> impl Future<Output = Result<Vec<RecordRow>, StoreError>> + Send;
-    /// Every checkpoint, by increasing length.
-    fn checkpoints(&self)
-        -> impl Future<Output = Result<Vec<SignedCheckpoint>, StoreError>> + Send;
-    /// Records of one log with index in `(after, below)`, in order, at most `limit`.
-    fn log_records(
-        &self,
-        log_id: &LogId,
-        after: Option<u64>,
-        below: u64,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<StoredLogRecord>, StoreError>> + Send;
-    /// Whether the log exists, and its package name (`None` for the operator log).
-    fn log_name(
-        &self,
-        log_id: &LogId,
-    ) -> impl Future<Output = Result<Option<Option<String>>, StoreError>> + Send;
-    /// The package names of `log_ids` (the operator log and unknown logs have none).
-    fn log_names(
-        &self,
-        log_ids: &[LogId],
-    ) -> impl Future<Output = Result<std::collections::HashMap<LogId, String>, StoreError>> + Send;
-    /// Stores a content row (no-op if present).
-    fn put_content(
-        &self,
-        content: &ContentRow,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// A content row by digest.
-    fn content(
-        &self,
-        digest: &Digest,
-    ) -> impl Future<Output = Result<Option<ContentRow>, StoreError>> + Send;
 }
 
 /// The columns of the records table. What each insert writes is kept to the row itself and
@@ -628,7 +559,11 @@ impl SqliteStore {
             })
             .connect_with(options.clone())
             .await?;
-        for statement in SCHEMA.iter().chain(crate::claims::SCHEMA) {
+        for statement in SCHEMA
+            .iter()
+            .chain(crate::claims::SCHEMA)
+            .chain(crate::publishers::SCHEMA)
+        {
             sqlx::query(statement).execute(&writer).await?;
         }
         if rebuild_records_table(&writer).await? {
@@ -701,12 +636,6 @@ impl SqliteStore {
         })
     }
 
-    /// Makes every commit so far durable (power-loss safe): after a commit that failed with
-    /// [`StoreError::NotDurable`], this is what is left to do.
-    pub async fn sync_commits(&self) -> Result<(), StoreError> {
-        self.sync_wal().await
-    }
-
     /// Copies the WAL into the database file in the background, on a reading connection
     /// (`PRAGMA wal_checkpoint(PASSIVE)`, which waits for no reader or writer), unless such a
     /// copy is running already. The checkpoint that SQLite runs itself once the WAL reaches
@@ -738,13 +667,6 @@ impl SqliteStore {
     pub(crate) async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.write_turn.lock().await
     }
-
-    /// Closes the pools, flushing everything. (The group commit's own connection closes when
-    /// the last handle to the store is dropped.)
-    pub async fn close(&self) {
-        self.pool.close().await;
-        self.writer.close().await;
-    }
 }
 
 fn record_row(row: &sqlx::sqlite::SqliteRow) -> Result<RecordRow, StoreError> {
@@ -763,7 +685,17 @@ fn record_row(row: &sqlx::sqlite::SqliteRow) -> Result<RecordRow, StoreError> {
 
 const RECORD_COLUMNS: &str = "seq, record_id, log_id, envelope, status, reason, registry_index";
 
+#[async_trait::async_trait]
 impl RecordStore for SqliteStore {
+    async fn sync_commits(&self) -> Result<(), StoreError> {
+        self.sync_wal().await
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+        self.writer.close().await;
+    }
+
     async fn insert_record(&self, record: NewRecord<'_>) -> Result<InsertOutcome, StoreError> {
         let (reply, outcome) = oneshot::channel();
         let request = InsertRequest {

@@ -2,6 +2,7 @@
 //! database answers, how many records wait for the sequencer, and the bytes of the content
 //! kept against the bytes of its distinct blobs (what sharing saves).
 
+use crate::contract::StoreFigures;
 use crate::{SqliteStore, StoreError};
 
 /// The content the registry keeps (not content uploaded for records none of which is
@@ -17,15 +18,16 @@ pub struct ContentTotals {
     pub blob_bytes: u64,
 }
 
-impl SqliteStore {
+#[async_trait::async_trait]
+impl StoreFigures for SqliteStore {
     /// Whether the database answers a query.
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 
     /// How many records wait for the sequencer.
-    pub async fn pending_count(&self) -> Result<u64, StoreError> {
+    async fn pending_count(&self) -> Result<u64, StoreError> {
         let count: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM records WHERE status = 'pending'")
                 .fetch_one(&self.pool)
@@ -35,7 +37,7 @@ impl SqliteStore {
 
     /// The kept content's totals. Reads every kept manifest (with SQLite's JSON functions;
     /// PostgreSQL's would be `jsonb_array_elements`): callers cache the answer.
-    pub async fn content_totals(&self) -> Result<ContentTotals, StoreError> {
+    async fn content_totals(&self) -> Result<ContentTotals, StoreError> {
         let (contents, content_bytes): (i64, i64) = sqlx::query_as(
             "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM contents \
              WHERE digest NOT IN (SELECT digest FROM content_claims)",

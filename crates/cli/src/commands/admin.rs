@@ -1,6 +1,5 @@
 //! `cairn admin`: offline administration of a registry's operator log.
 
-use std::path::Path;
 
 use anyhow::{bail, Context};
 use cairn_protocol::{KeyId, Namespace, OperatorEntry, OperatorPermission, PublicKey};
@@ -92,7 +91,7 @@ impl AdminCommand {
         runtime.block_on(async move {
             match self {
                 AdminCommand::DefineNamespace(c) => {
-                    append(&c.dir.data, |_| {
+                    append(&c.dir, |_| {
                         Ok(vec![OperatorEntry::DefineNamespace {
                             namespace: c.namespace.clone(),
                         }])
@@ -110,7 +109,7 @@ impl AdminCommand {
                         key: c.key.clone(),
                         permissions: c.permissions.clone(),
                     }];
-                    append(&c.dir.data, |_| Ok(entries)).await?;
+                    append(&c.dir, |_| Ok(entries)).await?;
                     if c.json {
                         return print_json(&serde_json::json!({
                             "granted": strings(&c.permissions),
@@ -129,7 +128,7 @@ impl AdminCommand {
                         key_id: c.key_id,
                         permissions: c.permissions.clone(),
                     }];
-                    append(&c.dir.data, |_| Ok(entries)).await?;
+                    append(&c.dir, |_| Ok(entries)).await?;
                     if c.json {
                         return print_json(&serde_json::json!({
                             "revoked": strings(&c.permissions),
@@ -138,7 +137,7 @@ impl AdminCommand {
                     }
                     crate::outln!("revoked {} from {}", list(&c.permissions), c.key_id);
                 }
-                AdminCommand::RotateKey(c) => rotate(&c.dir.data, c.json).await?,
+                AdminCommand::RotateKey(c) => rotate(&c.dir, c.json).await?,
                 AdminCommand::Publisher(c) => super::publisher::run(c).await?,
             }
             anyhow::Ok(())
@@ -154,8 +153,9 @@ fn list(permissions: &[OperatorPermission]) -> String {
     strings(permissions).join(", ")
 }
 
-async fn open(dir: &Path) -> anyhow::Result<(std::fs::File, Registry)> {
-    if !dir.join(cairn_server::DATABASE_FILE).is_file() {
+async fn open(data: &DataDir) -> anyhow::Result<(std::fs::File, Registry)> {
+    let dir = &data.data;
+    if data.database.is_none() && !dir.join(cairn_server::DATABASE_FILE).is_file() {
         bail!(
             "{} has no registry; run `cairn serve --data {}` once first",
             dir.display(),
@@ -172,6 +172,7 @@ async fn open(dir: &Path) -> anyhow::Result<(std::fs::File, Registry)> {
         uploads: Default::default(),
         require_publisher_token: false,
         patch_cache_bytes: cairn_server::patches::DEFAULT_CACHE_BYTES,
+        database: data.database.clone(),
     })
     .await
     .with_context(|| format!("cannot open the registry in {}", dir.display()))?;
@@ -182,7 +183,7 @@ async fn open(dir: &Path) -> anyhow::Result<(std::fs::File, Registry)> {
 /// Appends one operator record with the entries `make` returns, signed by the operator key,
 /// and sequences it. Fails with the validator's reason if the record is refused.
 async fn append(
-    dir: &Path,
+    dir: &DataDir,
     make: impl FnOnce(&Registry) -> anyhow::Result<Vec<OperatorEntry>>,
 ) -> anyhow::Result<Registry> {
     let (_lock, mut registry) = open(dir).await?;
@@ -192,9 +193,9 @@ async fn append(
     Ok(registry)
 }
 
-async fn rotate(dir: &Path, json: bool) -> anyhow::Result<()> {
+async fn rotate(dir: &DataDir, json: bool) -> anyhow::Result<()> {
     let (_lock, mut registry) = open(dir).await?;
-    let rotation = key_rotation::rotate(dir, &mut registry).await?;
+    let rotation = key_rotation::rotate(&dir.data, &mut registry).await?;
     let (new, old) = (rotation.new_key.public_key(), rotation.old_key.public_key());
     if json {
         return print_json(&serde_json::json!({

@@ -35,6 +35,7 @@ impl AuditCommand {
         let runtime = tokio::runtime::Runtime::new()?;
         let report = runtime.block_on(cairn_server::audit::audit(
             &self.dir.data,
+            self.dir.database.as_ref(),
             !self.skip_content,
         ))?;
         if self.json {

@@ -103,7 +103,8 @@ pub fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
     }
 }
 
-/// The `--data DIR` argument of the commands that work on a registry's data directory.
+/// The `--data DIR` and `--database URL` arguments of the commands that work on a
+/// registry's data directory.
 #[derive(Args)]
 pub struct DataDir {
     /// The data directory.
@@ -114,4 +115,12 @@ pub struct DataDir {
         value_name = "DIR"
     )]
     pub data: std::path::PathBuf,
+    /// The registry's database, when it is not the SQLite file in the data directory:
+    /// `postgres://USER[:PASSWORD]@HOST:PORT/DB` (every node of a registry names the same).
+    #[arg(long, env = "CAIRN_DATABASE", value_name = "URL", value_parser = parse_database)]
+    pub database: Option<cairn_store::Database>,
+}
+
+fn parse_database(text: &str) -> Result<cairn_store::Database, String> {
+    cairn_store::Database::parse(text).map_err(|e| e.to_string())
 }

@@ -1,7 +1,9 @@
 //! `cairn admin publisher`: publisher accounts, managed beside a running registry.
 
 use anyhow::{bail, Context};
-use cairn_store::{Publisher, PublisherScope, PublisherStore};
+use std::sync::Arc;
+
+use cairn_store::{Publisher, PublisherAccounts, PublisherScope, PublisherStore};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -100,7 +102,13 @@ fn key_id(public_key: &str) -> String {
         .unwrap_or_default()
 }
 
-async fn open(dir: &DataDir) -> anyhow::Result<PublisherStore> {
+async fn open(dir: &DataDir) -> anyhow::Result<Arc<dyn PublisherAccounts>> {
+    if let Some(database) = &dir.database {
+        let store = cairn_store::open(database)
+            .await
+            .with_context(|| format!("cannot open the accounts in {}", database.display()))?;
+        return Ok(store);
+    }
     let database = dir.data.join(cairn_server::DATABASE_FILE);
     if !database.is_file() {
         bail!(
@@ -109,9 +117,10 @@ async fn open(dir: &DataDir) -> anyhow::Result<PublisherStore> {
             dir.data.display()
         );
     }
-    PublisherStore::open(&database)
+    let store = PublisherStore::open(&database)
         .await
-        .with_context(|| format!("cannot open the accounts of {}", database.display()))
+        .with_context(|| format!("cannot open the accounts of {}", database.display()))?;
+    Ok(Arc::new(store))
 }
 
 pub async fn run(command: PublisherCommand) -> anyhow::Result<()> {
@@ -129,8 +138,7 @@ pub async fn run(command: PublisherCommand) -> anyhow::Result<()> {
             }
             let store = open(&c.dir).await?;
             let created =
-                cairn_server::publishers::create(&c.dir.data, &store, &c.name, &scopes).await?;
-            store.close().await;
+                cairn_server::publishers::create(&c.dir.data, &*store, &c.name, &scopes).await?;
             let account = &created.publisher;
             if c.json {
                 return crate::output::print_json(&account_json(account, Some(&created.token)));
@@ -161,8 +169,7 @@ pub async fn run(command: PublisherCommand) -> anyhow::Result<()> {
         }
         PublisherCommand::List(c) => {
             let store = open(&c.dir).await?;
-            let accounts = store.list().await?;
-            store.close().await;
+            let accounts = store.publishers().await?;
             if c.json {
                 let json: Vec<AccountJson> =
                     accounts.iter().map(|a| account_json(a, None)).collect();
@@ -191,9 +198,8 @@ pub async fn run(command: PublisherCommand) -> anyhow::Result<()> {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
-            let revoked = store.revoke(&c.name, now).await?;
-            let found = store.get(&c.name).await?;
-            store.close().await;
+            let revoked = store.revoke_publisher(&c.name, now).await?;
+            let found = store.publisher(&c.name).await?;
             if found.is_none() {
                 bail!(
                     "there is no publisher `{}`; `cairn admin publisher list` shows the accounts",

@@ -177,6 +177,7 @@ impl ServeCommand {
                     },
                     require_publisher_token: self.require_publisher_token,
                     patch_cache_bytes: self.patch_cache,
+                    database: self.dir.database.clone(),
                 },
                 content,
             )

@@ -79,6 +79,7 @@ impl TestRegistry {
             uploads: Default::default(),
             require_publisher_token: false,
             patch_cache_bytes: cairn_server::patches::DEFAULT_CACHE_BYTES,
+            database: None,
         })
         .await
         .unwrap();

@@ -7,7 +7,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cairn_protocol::{LogId, PackageName};
-use cairn_store::RecordStore;
 use serde::Serialize;
 
 use super::*;

@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cairn_protocol::{Digest, PackageEntry, PackageName, RecordId, Timestamp};
 use cairn_split::Manifest;
-use cairn_store::{BlobDigest, RecordStore};
+use cairn_store::BlobDigest;
 use serde::Serialize;
 
 use super::*;
