@@ -99,12 +99,24 @@ impl Cluster {
                 .arg(&cluster.dir)
                 .status()
                 .expect("cannot run chown");
-            assert!(status.success(), "cannot give {user} the cluster's directory");
+            assert!(
+                status.success(),
+                "cannot give {user} the cluster's directory"
+            );
         }
         let data = cluster.data().display().to_string();
         cluster.run(
             "initdb",
-            &["-D", &data, "-U", "cairn", "--auth=trust", "--no-sync", "-E", "UTF8"],
+            &[
+                "-D",
+                &data,
+                "-U",
+                "cairn",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
         );
         // A port picked free may be taken before the server binds it: try a few.
         for _ in 0..5 {
@@ -140,7 +152,10 @@ impl Cluster {
     /// Runs one of PostgreSQL's programs (as the `postgres` user when root), panicking with
     /// its output if it fails.
     fn run(&self, program: &str, args: &[&str]) {
-        let output = self.command(program, args).output().expect("cannot run PostgreSQL");
+        let output = self
+            .command(program, args)
+            .output()
+            .expect("cannot run PostgreSQL");
         assert!(
             output.status.success(),
             "{program} failed: {}{}",
@@ -174,7 +189,9 @@ impl Cluster {
         let status = self
             .command(
                 "pg_ctl",
-                &["-D", &data, "-l", &log, "-o", &options, "-w", "-t", "30", "start"],
+                &[
+                    "-D", &data, "-l", &log, "-o", &options, "-w", "-t", "30", "start",
+                ],
             )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -232,7 +249,9 @@ impl Cluster {
     /// Stops the server (fast shutdown) by its PID.
     fn stop(&self) {
         if let Some(pid) = self.pid() {
-            let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-INT", &pid.to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));

@@ -5,9 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use axum::http::StatusCode;
 use cairn_protocol::{Digest, LogId, PackageEntry, PackageEnvelope, PackageName};
-use cairn_store::{
-    BlobStore, InsertOutcome, NewRecord, RecordRow, RecordStatus, Store,
-};
+use cairn_store::{BlobStore, InsertOutcome, NewRecord, RecordRow, RecordStatus, Store};
 use tokio::sync::Notify;
 
 use crate::error::ApiError;

@@ -175,7 +175,10 @@ pub trait PublisherAccounts: Send + Sync + 'static {
 }
 
 /// Everything the server keeps in its database.
-pub trait Store: RecordStore + ContentClaims + OciMetadata + StoreFigures + PublisherAccounts {}
+pub trait Store:
+    RecordStore + ContentClaims + OciMetadata + StoreFigures + PublisherAccounts
+{
+}
 
 impl<T> Store for T where
     T: RecordStore + ContentClaims + OciMetadata + StoreFigures + PublisherAccounts

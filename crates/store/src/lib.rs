@@ -31,12 +31,11 @@ mod publishers;
 mod records;
 mod stats;
 
-pub use contract::{
-    open, ContentClaims, Database, DatabaseUrlError, OciMetadata, PublisherAccounts, RecordStore, Store,
-    StoreFigures,
-};
-pub use postgres::PostgresStore;
 pub use content::{BlobDigest, BlobDigestError, BlobStore, FsContentStore};
+pub use contract::{
+    open, ContentClaims, Database, DatabaseUrlError, OciMetadata, PublisherAccounts, RecordStore,
+    Store, StoreFigures,
+};
 pub use location::{
     record_content_location, recorded_content_location, resolve_content_location, ContentLocation,
     ContentLocationError, CONTENT_LOCATION_FILE,
@@ -46,10 +45,10 @@ pub use oci_content::{
     Credentials, OciContentStore, OciLocation, OciLocationError, Transport, CONTENT_PASSWORD_ENV,
     CONTENT_USERNAME_ENV,
 };
+pub use postgres::PostgresStore;
 pub use publishers::{NewPublisher, Publisher, PublisherScope, PublisherStore};
 pub use records::{
     is_disk_full, CommitBatch, ContentRow, InsertOutcome, NewRecord, RecordRow, RecordStatus,
-    RejectedRecord, SequencedRecord, SqliteStore, StoreError, StoreErrorKind,
-    StoredLogRecord,
+    RejectedRecord, SequencedRecord, SqliteStore, StoreError, StoreErrorKind, StoredLogRecord,
 };
 pub use stats::ContentTotals;

@@ -65,11 +65,7 @@ impl OciMetadata for SqliteStore {
     }
 
     /// Removes the blob `digest` from `repository`; whether it was there.
-    async fn oci_remove_blob(
-        &self,
-        repository: &str,
-        digest: &str,
-    ) -> Result<bool, StoreError> {
+    async fn oci_remove_blob(&self, repository: &str, digest: &str) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let done = sqlx::query("DELETE FROM oci_blobs WHERE repository = $1 AND digest = $2")
             .bind(repository)

@@ -208,7 +208,10 @@ impl PublisherAccounts for PublisherStore {
         row.as_ref().map(publisher_row).transpose()
     }
 
-    async fn publisher_by_token(&self, token_sha256: &str) -> Result<Option<Publisher>, StoreError> {
+    async fn publisher_by_token(
+        &self,
+        token_sha256: &str,
+    ) -> Result<Option<Publisher>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM publishers WHERE token_sha256 = $1 AND revoked IS NULL"
         ))
@@ -242,7 +245,9 @@ impl PublisherAccounts for PublisherStore {
 #[async_trait::async_trait]
 impl PublisherAccounts for crate::SqliteStore {
     async fn add_publisher(&self, account: &NewPublisher<'_>) -> Result<(), StoreError> {
-        PublisherStore::on(self.pool.clone()).add_publisher(account).await
+        PublisherStore::on(self.pool.clone())
+            .add_publisher(account)
+            .await
     }
     async fn publishers(&self) -> Result<Vec<Publisher>, StoreError> {
         PublisherStore::on(self.pool.clone()).publishers().await
@@ -250,13 +255,22 @@ impl PublisherAccounts for crate::SqliteStore {
     async fn publisher(&self, name: &str) -> Result<Option<Publisher>, StoreError> {
         PublisherStore::on(self.pool.clone()).publisher(name).await
     }
-    async fn publisher_by_token(&self, token_sha256: &str) -> Result<Option<Publisher>, StoreError> {
-        PublisherStore::on(self.pool.clone()).publisher_by_token(token_sha256).await
+    async fn publisher_by_token(
+        &self,
+        token_sha256: &str,
+    ) -> Result<Option<Publisher>, StoreError> {
+        PublisherStore::on(self.pool.clone())
+            .publisher_by_token(token_sha256)
+            .await
     }
     async fn revoke_publisher(&self, name: &str, now: i64) -> Result<bool, StoreError> {
-        PublisherStore::on(self.pool.clone()).revoke_publisher(name, now).await
+        PublisherStore::on(self.pool.clone())
+            .revoke_publisher(name, now)
+            .await
     }
     async fn any_active_publisher(&self) -> Result<bool, StoreError> {
-        PublisherStore::on(self.pool.clone()).any_active_publisher().await
+        PublisherStore::on(self.pool.clone())
+            .any_active_publisher()
+            .await
     }
 }

@@ -75,9 +75,12 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        // SQLite reports a write that found no room as SQLITE_FULL (13), whatever the file.
+        // SQLite reports a write that found no room as SQLITE_FULL (13), whatever the file;
+        // PostgreSQL as disk_full (53100).
         let full = match &error {
-            sqlx::Error::Database(database) => database.code().as_deref() == Some("13"),
+            sqlx::Error::Database(database) => {
+                matches!(database.code().as_deref(), Some("13" | "53100"))
+            }
             sqlx::Error::Io(io) => is_disk_full(io),
             _ => false,
         };
@@ -159,12 +162,21 @@ pub enum StoreErrorKind {
     Fault,
 }
 
-/// Whether the database answered that it was busy: a lock held by another connection
-/// (SQLite's `SQLITE_BUSY`, `SQLITE_LOCKED` and their extended codes; PostgreSQL's
-/// serialization failures, deadlocks and lock timeouts), or no connection free in time.
+/// Whether the database answered that it was busy, or could not be reached for a moment: a
+/// lock held by another connection (SQLite's `SQLITE_BUSY`, `SQLITE_LOCKED` and their
+/// extended codes; PostgreSQL's serialization failures, deadlocks and lock timeouts), no
+/// connection free in time, or a database server restarting or out of reach (PostgreSQL's
+/// connection exceptions and shutdowns, or the connection failing).
 fn is_busy(error: &sqlx::Error) -> bool {
     match error {
-        sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(database)
+            if database.code().is_some_and(|code| {
+                code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+            }) =>
+        {
+            true
+        }
         sqlx::Error::Database(database) => {
             let code = database.code();
             let code = code.as_deref().unwrap_or("");

@@ -10,7 +10,7 @@ use cairn_protocol::{
     Checkpoint, Digest, LogId, PackageName, PrivateKey, RecordId, TimestampedCheckpoint,
 };
 use cairn_store::{
-    CommitBatch, ContentRow, Database, InsertOutcome, NewRecord, NewPublisher, OciManifestRow,
+    CommitBatch, ContentRow, Database, InsertOutcome, NewPublisher, NewRecord, OciManifestRow,
     PublisherScope, RecordRow, RecordStatus, RejectedRecord, SequencedRecord, Store, StoreError,
 };
 
@@ -488,7 +488,6 @@ async fn a_record_missing_more_content_than_one_statement_binds_is_inserted(unde
         expected
     );
 }
-
 
 /// A content row whose manifest names `blobs` (digest, size).
 fn content_row(name: &[u8], blobs: &[(&str, u64)]) -> ContentRow {

@@ -1,15 +1,15 @@
-//! The SQLite record store on a real database file: inserts (idempotent, case-insensitive
-//! names, group commit under concurrency), content arrival, sequencer commits, and what
-//! survives reopening the file.
+//! What only the SQLite store does, on a real database file: the record ids it keeps in
+//! memory, its group commit's failed batches and two writing connections, upgrades of
+//! earlier versions' files, and its WAL. What every store does is in `contract.rs`.
 
 use std::path::PathBuf;
 
 use cairn_protocol::{
-    Checkpoint, Digest, LogId, PackageName, PrivateKey, RecordId, TimestampedCheckpoint,
+    Checkpoint, Digest, PackageName, PrivateKey, RecordId, TimestampedCheckpoint,
 };
 use cairn_store::{
-    CommitBatch, ContentRow, InsertOutcome, NewRecord, RecordRow, RecordStatus, RecordStore,
-    RejectedRecord, SequencedRecord, SqliteStore, StoreError,
+    CommitBatch, ContentRow, InsertOutcome, NewRecord, RecordRow, RecordStore, SequencedRecord,
+    SqliteStore,
 };
 
 fn database(name: &str) -> PathBuf {

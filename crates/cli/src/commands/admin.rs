@@ -1,6 +1,5 @@
 //! `cairn admin`: offline administration of a registry's operator log.
 
-
 use anyhow::{bail, Context};
 use cairn_protocol::{KeyId, Namespace, OperatorEntry, OperatorPermission, PublicKey};
 use cairn_server::{key_rotation, Registry, Settings};

@@ -253,7 +253,13 @@ async fn ping(State(oci): State<Oci>, push: Push, headers: HeaderMap) -> Respons
         anonymous_token(&headers) || matches!(writer(&oci, &push, &headers).await, Ok(Some(_)));
     // With publisher accounts, clients must learn that the registry takes credentials; an
     // account cannot be added without the operator, so a failed read counts as "some".
-    let accounts = oci.app.accounts.store().any_active_publisher().await.unwrap_or(true);
+    let accounts = oci
+        .app
+        .accounts
+        .store()
+        .any_active_publisher()
+        .await
+        .unwrap_or(true);
     if (requires_credentials(&push) || accounts) && !allowed {
         let mut response = OciError::new(
             StatusCode::UNAUTHORIZED,

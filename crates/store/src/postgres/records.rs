@@ -117,7 +117,10 @@ pub(super) async fn release_waiting(
 }
 
 /// Lists the blobs of content `digest` (from its manifest) in `content_blobs`.
-pub(super) async fn list_blobs(tx: &mut sqlx::PgConnection, digest: &str) -> Result<(), StoreError> {
+pub(super) async fn list_blobs(
+    tx: &mut sqlx::PgConnection,
+    digest: &str,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO content_blobs (blob, digest)
          SELECT DISTINCT b.value ->> 'digest', c.digest
@@ -135,9 +138,8 @@ pub(super) async fn list_blobs(tx: &mut sqlx::PgConnection, digest: &str) -> Res
 impl RecordStore for PostgresStore {
     async fn insert_record(&self, record: NewRecord<'_>) -> Result<InsertOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
-        if let Err(refusal) = ensure_log(&mut tx, &record).await? {
-            return Err(refusal);
-        }
+        // The database's error, or this record's refusal (a name taken in another case).
+        ensure_log(&mut tx, &record).await??;
         let status = if record.missing_content.is_empty() {
             RecordStatus::Pending
         } else {
@@ -166,7 +168,11 @@ impl RecordStore for PostgresStore {
             return Ok(InsertOutcome::AlreadyThere(record_row(&row)?));
         };
         if !record.missing_content.is_empty() {
-            let digests: Vec<String> = record.missing_content.iter().map(|d| d.to_string()).collect();
+            let digests: Vec<String> = record
+                .missing_content
+                .iter()
+                .map(|d| d.to_string())
+                .collect();
             sqlx::query(
                 "INSERT INTO missing_content (record_id, digest) \
                  SELECT $1, digest FROM UNNEST($2::text[]) AS d(digest) ON CONFLICT DO NOTHING",

@@ -1,0 +1,147 @@
+//! `cairn serve --database postgres://...`: a registry whose database is a real PostgreSQL
+//! server (a cluster of the test's own on loopback, stopped by its PID), used by the
+//! `cairn` client as it uses one on SQLite: publish, fetch, a crash of the server with
+//! `kill -9`, PostgreSQL itself restarted under a running server, and `cairn audit` on
+//! the database afterwards. Skipped, with a note, when PostgreSQL is not installed, except
+//! in CI.
+
+mod support;
+
+use cairn_postgres_cluster::Cluster;
+use support::*;
+
+#[test]
+fn a_registry_on_postgresql_publishes_fetches_and_survives_kill_9() {
+    let Some(cluster) = Cluster::start("serve") else {
+        return;
+    };
+    let url = cluster.create_database("registry");
+    let root = temp_dir("pg-serve");
+    let data = root.join("registry");
+    // One address for both lives of the server, so that the users' configuration holds.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let args = [
+        "--namespace",
+        "example",
+        "--database",
+        &url,
+        "--listen",
+        &listen,
+    ];
+    let server = TestServer::start(&data, &args);
+    // Everything the registry records is in PostgreSQL, not in a file of the data directory.
+    assert!(!data.join("cairn.db").exists());
+
+    let alice = CliUser::new(&root, "alice");
+    let bob = CliUser::new(&root, "bob");
+    for user in [&alice, &bob] {
+        user.ok(&["config", "--registry", &server.url]);
+    }
+    alice.ok(&["key", "new"]);
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    let file = |name: &str| fixtures.join(name).display().to_string();
+    alice.ok(&["publish", "init", "example:greeter"]);
+    alice.ok(&[
+        "publish",
+        "release",
+        "example:greeter",
+        "--version",
+        "1.0.0",
+        &file("greeter-1.component.wasm"),
+    ]);
+    let out = root.join("greeter.wasm");
+    bob.ok(&[
+        "fetch",
+        "example:greeter@1.0.0",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        fixture("greeter-1.component.wasm")
+    );
+
+    // The server crashes; restarted on the same database, it serves what it acknowledged
+    // and goes on publishing.
+    let before = server.wait_for_checkpoint(1);
+    server.crash();
+    let server = TestServer::start(&data, &args);
+    server.wait_for_checkpoint(before.contents.log_length);
+    alice.ok(&[
+        "publish",
+        "release",
+        "example:greeter",
+        "--version",
+        "1.1.0",
+        &file("greeter-2.component.wasm"),
+    ]);
+    bob.ok(&[
+        "fetch",
+        "example:greeter@1.1.0",
+        "-o",
+        out.to_str().unwrap(),
+        "--force",
+    ]);
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        fixture("greeter-2.component.wasm")
+    );
+
+    // PostgreSQL itself goes down under the running server: publishing fails with an error
+    // that says to try again, and works again once the database is back.
+    cluster.kill();
+    let refused = alice.fails(&[
+        "publish",
+        "release",
+        "example:greeter",
+        "--version",
+        "1.2.0",
+        &file("greeter-1.component.wasm"),
+    ]);
+    assert!(
+        refused.contains("could not store this just now") && refused.contains("send it again"),
+        "{refused}"
+    );
+    cluster.restart();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (ok, stdout, stderr) = alice.run(&[
+            "publish",
+            "release",
+            "example:greeter",
+            "--version",
+            "1.2.0",
+            &file("greeter-1.component.wasm"),
+        ]);
+        if ok {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "publishing did not recover:\n{stdout}{stderr}\n{}",
+            server.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    bob.ok(&["update"]);
+    let status = server.stop();
+    assert!(status.success(), "{status:?}");
+
+    // The whole history replays and every content joins, from the database and the data
+    // directory's content store.
+    let audited = alice.json(&[
+        "audit",
+        "--data",
+        data.to_str().unwrap(),
+        "--database",
+        &url,
+        "--json",
+    ]);
+    assert_eq!(audited["contentsChecked"], 2, "{audited}");
+    assert!(audited["records"].as_u64().unwrap() >= 5, "{audited}");
+}
