@@ -145,3 +145,120 @@ fn a_registry_on_postgresql_publishes_fetches_and_survives_kill_9() {
     assert_eq!(audited["contentsChecked"], 2, "{audited}");
     assert!(audited["records"].as_u64().unwrap() >= 5, "{audited}");
 }
+
+#[test]
+fn a_sqlite_registry_migrates_to_postgresql_with_the_same_history() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let url = cluster.create_database("migrated");
+    let root = temp_dir("pg-migrate");
+    let data = root.join("registry");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let server = TestServer::start(&data, &["--namespace", "example", "--listen", &listen]);
+    let alice = CliUser::new(&root, "alice");
+    alice.ok(&["config", "--registry", &server.url]);
+    alice.ok(&["key", "new"]);
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    let file = |name: &str| fixtures.join(name).display().to_string();
+    alice.ok(&["publish", "init", "example:greeter"]);
+    for (version, name) in [("1.0.0", "greeter-1"), ("1.1.0", "greeter-2")] {
+        alice.ok(&[
+            "publish",
+            "release",
+            "example:greeter",
+            "--version",
+            version,
+            &file(&format!("{name}.component.wasm")),
+        ]);
+    }
+    let dir = data.to_str().unwrap();
+    alice.ok(&[
+        "admin",
+        "publisher",
+        "add",
+        "--data",
+        dir,
+        "ci",
+        "--namespace",
+        "example",
+    ]);
+    assert!(server.stop().success());
+    let on_sqlite = alice.json(&["audit", "--data", dir, "--json"]);
+
+    let migrated = alice.json(&["admin", "migrate", "--from", dir, "--to", &url, "--json"]);
+    assert_eq!(
+        migrated["tables"]["records"], on_sqlite["records"],
+        "{migrated}"
+    );
+    assert_eq!(migrated["tables"]["publishers"], 1, "{migrated}");
+    // The copy replays to the same roots, and every content joins.
+    let on_postgres = alice.json(&["audit", "--data", dir, "--database", &url, "--json"]);
+    for field in [
+        "records",
+        "checkpoints",
+        "logLength",
+        "logRoot",
+        "mapRoot",
+        "contentsChecked",
+    ] {
+        assert_eq!(
+            on_postgres[field], on_sqlite[field],
+            "{field}: {on_postgres}"
+        );
+    }
+    // A second copy into the same database is refused, naming what to do.
+    let refused = alice.fails(&["admin", "migrate", "--from", dir, "--to", &url]);
+    assert!(refused.contains("already holds a registry"), "{refused}");
+
+    // Served from PostgreSQL: the same log, the account, and publishing goes on.
+    let server = TestServer::start(
+        &data,
+        &[
+            "--namespace",
+            "example",
+            "--listen",
+            &listen,
+            "--database",
+            &url,
+        ],
+    );
+    let accounts = alice.ok(&[
+        "admin",
+        "publisher",
+        "list",
+        "--data",
+        dir,
+        "--database",
+        &url,
+    ]);
+    assert!(accounts.contains("ci"), "{accounts}");
+    alice.ok(&["update"]);
+    alice.ok(&[
+        "publish",
+        "release",
+        "example:greeter",
+        "--version",
+        "2.0.0",
+        &file("greeter-1.component.wasm"),
+    ]);
+    let bob = CliUser::new(&root, "bob");
+    bob.ok(&["config", "--registry", &server.url]);
+    let out = root.join("greeter.wasm");
+    bob.ok(&[
+        "fetch",
+        "example:greeter@1.1.0",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        fixture("greeter-2.component.wasm")
+    );
+    assert!(server.stop().success());
+}

@@ -24,6 +24,7 @@ mod claims;
 mod content;
 mod contract;
 mod location;
+mod migrate;
 mod oci;
 mod oci_content;
 mod postgres;
@@ -40,6 +41,7 @@ pub use location::{
     record_content_location, recorded_content_location, resolve_content_location, ContentLocation,
     ContentLocationError, CONTENT_LOCATION_FILE,
 };
+pub use migrate::{MigrationError, MigrationReport};
 pub use oci::OciManifestRow;
 pub use oci_content::{
     Credentials, OciContentStore, OciLocation, OciLocationError, Transport, CONTENT_PASSWORD_ENV,

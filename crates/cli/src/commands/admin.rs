@@ -34,6 +34,26 @@ pub enum AdminCommand {
     /// Manage publisher accounts (works while the registry runs).
     #[command(subcommand)]
     Publisher(super::publisher::PublisherCommand),
+    /// Copy a stopped registry's SQLite database into an empty PostgreSQL database, to serve
+    /// it with `cairn serve --database postgres://...` (content, keys and the rest of the
+    /// data directory stay where they are).
+    #[command(
+        after_help = "Examples:\n  createdb -h db.example.com cairn\n  cairn admin migrate --from cairn-data --to postgres://cairn@db.example.com:5432/cairn\n  cairn audit --data cairn-data --database postgres://cairn@db.example.com:5432/cairn\n  cairn serve --data cairn-data --database postgres://cairn@db.example.com:5432/cairn"
+    )]
+    Migrate(Migrate),
+}
+
+#[derive(Args)]
+pub struct Migrate {
+    /// The data directory of the registry to copy (its `cairn.db`).
+    #[arg(long, value_name = "DIR")]
+    from: std::path::PathBuf,
+    /// The PostgreSQL database to copy it into, which must hold no registry yet.
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -138,6 +158,7 @@ impl AdminCommand {
                 }
                 AdminCommand::RotateKey(c) => rotate(&c.dir, c.json).await?,
                 AdminCommand::Publisher(c) => super::publisher::run(c).await?,
+                AdminCommand::Migrate(c) => migrate(c).await?,
             }
             anyhow::Ok(())
         })
@@ -154,7 +175,8 @@ fn list(permissions: &[OperatorPermission]) -> String {
 
 async fn open(data: &DataDir) -> anyhow::Result<(std::fs::File, Registry)> {
     let dir = &data.data;
-    if data.database.is_none() && !dir.join(cairn_server::DATABASE_FILE).is_file() {
+    let database = data.database()?;
+    if database.is_none() && !dir.join(cairn_server::DATABASE_FILE).is_file() {
         bail!(
             "{} has no registry; run `cairn serve --data {}` once first",
             dir.display(),
@@ -171,7 +193,7 @@ async fn open(data: &DataDir) -> anyhow::Result<(std::fs::File, Registry)> {
         uploads: Default::default(),
         require_publisher_token: false,
         patch_cache_bytes: cairn_server::patches::DEFAULT_CACHE_BYTES,
-        database: data.database.clone(),
+        database,
     })
     .await
     .with_context(|| format!("cannot open the registry in {}", dir.display()))?;
@@ -209,6 +231,56 @@ async fn rotate(dir: &DataDir, json: bool) -> anyhow::Result<()> {
         new.fingerprint(),
         old.fingerprint(),
         rotation.old_key_file.display()
+    );
+    Ok(())
+}
+
+async fn migrate(c: Migrate) -> anyhow::Result<()> {
+    // Parsed here, not by clap, whose errors would echo a password in the URL.
+    let target = match cairn_store::Database::parse(&c.to)? {
+        cairn_store::Database::Postgres(url) => url,
+        cairn_store::Database::Sqlite(_) => {
+            bail!("--to must be a PostgreSQL database: postgres://USER@HOST:PORT/DB")
+        }
+    };
+    let database = c.from.join(cairn_server::DATABASE_FILE);
+    if !database.is_file() {
+        bail!(
+            "{} has no registry to migrate (no {})",
+            c.from.display(),
+            cairn_server::DATABASE_FILE
+        );
+    }
+    let _lock = super::lock_data_dir(&c.from)?;
+    let source = cairn_store::SqliteStore::open(&database)
+        .await
+        .with_context(|| format!("cannot open {}", database.display()))?;
+    let shown = cairn_store::Database::Postgres(target.clone()).display();
+    let target = cairn_store::PostgresStore::open(&target)
+        .await
+        .with_context(|| format!("cannot open {shown}"))?;
+    let json = c.json;
+    let report = target
+        .copy_from_sqlite(&source, |table, rows| {
+            if !json {
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stdout(), "copied {rows} rows of {table}");
+            }
+        })
+        .await
+        .with_context(|| format!("cannot copy {} into {shown}", database.display()))?;
+    if json {
+        let tables: serde_json::Map<String, serde_json::Value> = report
+            .tables
+            .iter()
+            .map(|(table, rows)| (table.clone(), (*rows).into()))
+            .collect();
+        return print_json(&serde_json::json!({ "database": shown, "tables": tables }));
+    }
+    crate::outln!(
+        "migrated {} into {shown}; serve it with `cairn serve --data {} --database URL`",
+        database.display(),
+        c.from.display()
     );
     Ok(())
 }

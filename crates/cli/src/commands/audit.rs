@@ -32,10 +32,11 @@ impl AuditCommand {
         // Like `cairn admin`, on a stopped registry only: opening the store may upgrade its
         // database, which must not happen under a running server.
         let _lock = crate::commands::lock_data_dir(&self.dir.data)?;
+        let database = self.dir.database()?;
         let runtime = tokio::runtime::Runtime::new()?;
         let report = runtime.block_on(cairn_server::audit::audit(
             &self.dir.data,
-            self.dir.database.as_ref(),
+            database.as_ref(),
             !self.skip_content,
         ))?;
         if self.json {

@@ -117,10 +117,18 @@ pub struct DataDir {
     pub data: std::path::PathBuf,
     /// The registry's database, when it is not the SQLite file in the data directory:
     /// `postgres://USER[:PASSWORD]@HOST:PORT/DB` (every node of a registry names the same).
-    #[arg(long, env = "CAIRN_DATABASE", value_name = "URL", value_parser = parse_database)]
-    pub database: Option<cairn_store::Database>,
+    // Parsed by `DataDir::database`, not by clap, whose errors would echo a password.
+    #[arg(long = "database", env = "CAIRN_DATABASE", value_name = "URL")]
+    pub database_url: Option<String>,
 }
 
-fn parse_database(text: &str) -> Result<cairn_store::Database, String> {
-    cairn_store::Database::parse(text).map_err(|e| e.to_string())
+impl DataDir {
+    /// The database `--database` names, if any.
+    pub fn database(&self) -> anyhow::Result<Option<cairn_store::Database>> {
+        self.database_url
+            .as_deref()
+            .map(cairn_store::Database::parse)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("invalid --database: {e}"))
+    }
 }

@@ -103,7 +103,7 @@ fn key_id(public_key: &str) -> String {
 }
 
 async fn open(dir: &DataDir) -> anyhow::Result<Arc<dyn PublisherAccounts>> {
-    if let Some(database) = &dir.database {
+    if let Some(database) = &dir.database()? {
         let store = cairn_store::open(database)
             .await
             .with_context(|| format!("cannot open the accounts in {}", database.display()))?;

@@ -151,6 +151,7 @@ impl ServeCommand {
             .map(str::parse::<ContentLocation>)
             .transpose()
             .context("invalid --content")?;
+        let database = self.dir.database()?;
         let runtime = tokio::runtime::Runtime::new()?;
         runtime.block_on(async move {
             let _lock = crate::commands::lock_data_dir(&self.dir.data)?;
@@ -177,7 +178,7 @@ impl ServeCommand {
                     },
                     require_publisher_token: self.require_publisher_token,
                     patch_cache_bytes: self.patch_cache,
-                    database: self.dir.database.clone(),
+                    database,
                 },
                 content,
             )
