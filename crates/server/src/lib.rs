@@ -20,6 +20,7 @@ mod error;
 pub mod front;
 pub mod key_rotation;
 pub mod metrics;
+pub mod node;
 pub mod oci;
 pub mod operations;
 pub mod patches;
@@ -407,9 +408,29 @@ impl Registry {
     }
 
     /// Runs the sequencer until no record is pending (for offline administration and tests).
+    /// When another node holds the sequencer's lease, waits for it to sequence them instead.
     pub async fn sequence_pending(&self) -> Result<(), ServerError> {
-        let sequencer = self.sequencer();
-        while sequencer.round().await? {}
+        let node = node::Node {
+            sequencer: self.sequencer(),
+        };
+        let follow = |error: node::FollowError| ServerError::Operator(error.to_string());
+        let Some(_lease) = self.store.sequencer_lease().await? else {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while self.store.pending_count().await? > 0 {
+                if std::time::Instant::now() > deadline {
+                    return Err(ServerError::Operator(
+                        "the node holding the sequencer's lease has not sequenced the records \
+                         waiting for a minute; check that it runs"
+                            .into(),
+                    ));
+                }
+                tokio::time::sleep(node::FOLLOW_INTERVAL).await;
+            }
+            node.follow().await.map_err(follow)?;
+            return Ok(());
+        };
+        node.follow().await.map_err(follow)?;
+        while node.sequencer.round().await? {}
         Ok(())
     }
 
@@ -479,14 +500,16 @@ impl Registry {
         });
         let sweeper = tokio::spawn(sweep_uploads(app.clone()));
         let (stop_tx, stop_rx) = watch::channel(false);
-        // A sequencer that stops with an error (its store failed) stops the server too, so
-        // that it does not go on accepting records nothing will sequence; a restart replays
-        // the store.
+        // A node whose store only it writes to stops the server when its sequencer fails (its
+        // store failed), so that it does not go on accepting records nothing will sequence;
+        // a restart replays the store. On a shared store it follows instead (`node.rs`).
         let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<()>();
         let sequencer = {
-            let sequencer = self.sequencer();
+            let node = node::Node {
+                sequencer: self.sequencer(),
+            };
             tokio::spawn(async move {
-                let result = sequencer.run(stop_rx).await;
+                let result = node.run(stop_rx).await;
                 if result.is_err() {
                     let _ = failed_tx.send(());
                 }

@@ -89,6 +89,8 @@ pub struct Metrics {
     sequencer: Gauge,
     /// The content totals last read, and when.
     totals: std::sync::Mutex<Option<(std::time::Instant, cairn_store::ContentTotals)>>,
+    /// Whether this node holds the sequencer's lease now.
+    is_sequencer: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Metrics {
@@ -202,6 +204,7 @@ impl Metrics {
             saved_bytes,
             sequencer,
             totals: std::sync::Mutex::new(None),
+            is_sequencer: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -216,7 +219,18 @@ impl Metrics {
             .map(|(_, totals)| totals)
     }
 
-    /// Keeps the content totals just read.
+    /// Notes whether this node holds the sequencer's lease.
+    pub fn set_sequencer(&self, sequencer: bool) {
+        self.is_sequencer
+            .store(sequencer, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether this node holds the sequencer's lease now.
+    pub fn is_sequencer(&self) -> bool {
+        self.is_sequencer.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Keeps the content totals just read, for [`Metrics::cached_totals`].
     pub fn keep_totals(&self, totals: cairn_store::ContentTotals) {
         *self.totals.lock().expect("totals lock") = Some((std::time::Instant::now(), totals));
     }

@@ -65,8 +65,7 @@ async fn readyz(State(app): State<AppState>) -> Response {
         ready,
         database,
         content,
-        // One node, which sequences.
-        sequencer: true,
+        sequencer: app.metrics.is_sequencer(),
     };
     (status, Json(readiness)).into_response()
 }
@@ -99,7 +98,7 @@ async fn metrics(State(app): State<AppState>) -> Result<Response, ApiError> {
         log_length,
         checkpoint_age_seconds,
         content,
-        sequencer: true,
+        sequencer: app.metrics.is_sequencer(),
     });
     Ok((
         [(

@@ -13,9 +13,10 @@
 //!
 //! A record is reported `published` once its index is below the served checkpoint's length,
 //! so it is durable and covered by a checkpoint clients can fetch. If a commit fails because
-//! the disk is full, the same batch is tried again until it commits; if it fails otherwise,
-//! the in-memory log has run ahead of the store, so the process stops and a restart replays
-//! the store. Rounds run at most once per checkpoint interval.
+//! the disk is full, the same batch is tried again until it commits; if it fails otherwise
+//! (or is fenced: another node committed first), the in-memory log has run ahead of the
+//! store, and the round's caller rebuilds it (`node.rs`). Rounds run at most once per
+//! checkpoint interval, and only while this node holds the sequencer's lease.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -57,20 +58,54 @@ pub struct Sequencer {
 /// Why the sequencer stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum SequencerError {
-    /// The store failed; the process must restart and replay.
+    /// The store failed; the in-memory state must be rebuilt from the store.
     #[error("the store failed during a sequencer round: {0}")]
     Store(#[from] cairn_store::StoreError),
+    /// Another node committed first: this node's round was decided against an old log.
+    #[error("{0}; this node stops sequencing")]
+    Fenced(cairn_store::StoreError),
+    /// The sequencer's lease was lost (its connection to the database failed).
+    #[error("this node lost the sequencer's lease")]
+    LeaseLost,
 }
 
+/// How often a sequencing node checks that it still holds the lease.
+const LEASE_CHECK: Duration = Duration::from_secs(1);
+
+/// How often an idle sequencer looks for records on a store other nodes write to (records
+/// they accept ring no bell here).
+const SHARED_IDLE_POLL: Duration = Duration::from_millis(25);
+
+/// How often an idle sequencer looks for records on a store only this process writes to
+/// (each accepted record rings `wake`; this is a safety net).
+const SOLE_IDLE_POLL: Duration = Duration::from_secs(5);
+
 impl Sequencer {
-    /// Runs rounds until `shutdown` turns true, then returns after finishing the current one.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), SequencerError> {
+    /// Runs rounds while `lease` is held, until `shutdown` turns true, then returns after
+    /// finishing the current one.
+    pub async fn run(
+        &self,
+        lease: &dyn cairn_store::SequencerLease,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), SequencerError> {
+        let idle_poll = if self.store.shared() {
+            SHARED_IDLE_POLL
+        } else {
+            SOLE_IDLE_POLL
+        };
         // (Not `now - interval`: the monotonic clock may have started less than an interval
         // ago, and on some systems an `Instant` before its start does not exist.)
         let mut last_round: Option<Instant> = None;
+        let mut lease_checked = Instant::now();
         loop {
             if *shutdown.borrow() {
                 return Ok(());
+            }
+            if lease_checked.elapsed() >= LEASE_CHECK {
+                if !lease.held().await {
+                    return Err(SequencerError::LeaseLost);
+                }
+                lease_checked = Instant::now();
             }
             let wait = last_round.and_then(|last| self.interval.checked_sub(last.elapsed()));
             if let Some(wait) = wait {
@@ -90,7 +125,7 @@ impl Sequencer {
                 // Nothing pending: wait for a record (or poll now and then).
                 tokio::select! {
                     _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = tokio::time::sleep(idle_poll) => {}
                     _ = shutdown.changed() => {}
                 }
             }
@@ -205,8 +240,11 @@ impl Sequencer {
                     }
                     tokio::time::sleep(DISK_FULL_RETRY).await;
                 }
+                Err(error @ cairn_store::StoreError::Fenced { .. }) => {
+                    return Err(SequencerError::Fenced(error));
+                }
                 Err(error) => {
-                    tracing::error!(%error, "commit failed; the process must restart to replay the store");
+                    tracing::error!(%error, "a sequencer commit failed");
                     return Err(error.into());
                 }
             }
@@ -241,7 +279,10 @@ fn sequence(
     describe: bool,
 ) -> Sequenced {
     use crate::metrics::Rejection;
-    let mut batch = CommitBatch::default();
+    let mut batch = CommitBatch {
+        log_length_before: Some(state.read().expect("state lock poisoned").log().len()),
+        ..CommitBatch::default()
+    };
     let mut decided = Vec::new();
     let mut rejections = Vec::new();
     // Decoding needs no lock; validation takes the write lock a chunk at a time, so that

@@ -160,32 +160,13 @@ impl RegistryState {
         // A checkpoint at length 0 would precede every record; there is none by construction.
         let mut pending_updates = Vec::new();
         for row in records {
-            let index = row.registry_index.unwrap_or(u64::MAX);
-            if index != state.log.len() {
-                return Err(ReplayError::Gap {
-                    expected: state.log.len(),
-                    found: index,
-                });
-            }
-            let record =
-                DecodedRecord::decode(row).map_err(|message| ReplayError::Undecodable {
-                    record_id: row.record_id,
-                    message,
-                })?;
-            let (log_id, update) = state
-                .validate_and_append(&row.log_id, &record, None)
-                .map_err(|error| ReplayError::Invalid {
-                    record_id: row.record_id,
-                    index,
-                    error,
-                })?;
-            pending_updates.push((log_id, update));
+            pending_updates.push(state.append_committed(row)?);
             while let Some(checkpoint) = checkpoints.peek() {
                 if checkpoint.contents.log_length != state.log.len() {
                     break;
                 }
-                state.map = state.map.extend(pending_updates.drain(..));
-                state.check_and_add_checkpoint((*checkpoint).clone())?;
+                let map = state.map.extend(pending_updates.drain(..));
+                state.add_committed_checkpoint(map, (*checkpoint).clone())?;
                 checkpoints.next();
             }
         }
@@ -199,10 +180,41 @@ impl RegistryState {
         Ok(state)
     }
 
-    fn check_and_add_checkpoint(
+    /// Appends a record the store holds as validated (the next in the log), validating it
+    /// again; returns its map update, for the caller to apply with the checkpoint that covers
+    /// it ([`RegistryState::add_committed_checkpoint`]).
+    pub fn append_committed(
         &mut self,
+        row: &RecordRow,
+    ) -> Result<(KeyPath, MapValue), ReplayError> {
+        let index = row.registry_index.unwrap_or(u64::MAX);
+        if index != self.log.len() {
+            return Err(ReplayError::Gap {
+                expected: self.log.len(),
+                found: index,
+            });
+        }
+        let record = DecodedRecord::decode(row).map_err(|message| ReplayError::Undecodable {
+            record_id: row.record_id,
+            message,
+        })?;
+        self.validate_and_append(&row.log_id, &record, None)
+            .map_err(|error| ReplayError::Invalid {
+                record_id: row.record_id,
+                index,
+                error,
+            })
+    }
+
+    /// Takes `map` (the map with the updates of the records appended since the last
+    /// checkpoint) and a stored checkpoint at the log's length, once both roots match it and
+    /// it is signed by a key that may commit; after an error the state must be rebuilt.
+    pub fn add_committed_checkpoint(
+        &mut self,
+        map: Map,
         checkpoint: SignedCheckpoint,
     ) -> Result<(), ReplayError> {
+        self.map = map;
         let length = checkpoint.contents.log_length;
         let fail = |why: String| ReplayError::Checkpoint { length, why };
         let expected = self.checkpoint_now();

@@ -45,8 +45,19 @@ pub trait RecordStore: Send + Sync + 'static {
     async fn sync_commits(&self) -> Result<(), StoreError>;
     /// Every validated record, in registry-index order.
     async fn validated(&self) -> Result<Vec<RecordRow>, StoreError>;
+    /// The validated records with registry index in `from..below`, in order.
+    async fn validated_range(&self, from: u64, below: u64) -> Result<Vec<RecordRow>, StoreError>;
     /// Every checkpoint, by increasing length.
     async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError>;
+    /// The checkpoints longer than `length`, by increasing length.
+    async fn checkpoints_after(&self, length: u64) -> Result<Vec<SignedCheckpoint>, StoreError>;
+    /// Whether other processes (other nodes) write to this store too: then records arrive
+    /// that no local notice announces, and checkpoints that another node committed.
+    fn shared(&self) -> bool;
+    /// Takes the sequencer's lease if no one holds it: `None` when another node is the
+    /// sequencer. The lease lasts as long as the value (and, on a shared store, as long as
+    /// its connection to the database).
+    async fn sequencer_lease(&self) -> Result<Option<Box<dyn SequencerLease>>, StoreError>;
     /// Records of one log with index in `(after, below)`, in order, at most `limit`.
     async fn log_records(
         &self,
@@ -65,6 +76,15 @@ pub trait RecordStore: Send + Sync + 'static {
     async fn content(&self, digest: &Digest) -> Result<Option<ContentRow>, StoreError>;
     /// Closes the store's connections, flushing everything.
     async fn close(&self);
+}
+
+/// The right to sequence, held by one node at a time (see [`RecordStore::sequencer_lease`]).
+/// Commits are fenced as well (see [`RecordStore::commit`]): a node that lost its lease
+/// without noticing can never commit over another's checkpoint.
+#[async_trait::async_trait]
+pub trait SequencerLease: Send + Sync {
+    /// Whether the lease is still held (on a shared store: its connection still answers).
+    async fn held(&self) -> bool;
 }
 
 /// Content uploaded for records that are not published yet: kept only if one of them is

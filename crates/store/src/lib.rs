@@ -35,7 +35,7 @@ mod stats;
 pub use content::{BlobDigest, BlobDigestError, BlobStore, FsContentStore};
 pub use contract::{
     open, ContentClaims, Database, DatabaseUrlError, OciMetadata, PublisherAccounts, RecordStore,
-    Store, StoreFigures,
+    SequencerLease, Store, StoreFigures,
 };
 pub use location::{
     record_content_location, recorded_content_location, resolve_content_location, ContentLocation,

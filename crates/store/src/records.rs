@@ -22,7 +22,17 @@ use sqlx::sqlite::{
 };
 use sqlx::Row;
 
-use crate::contract::RecordStore;
+use crate::contract::{RecordStore, SequencerLease};
+
+/// The SQLite store's lease: its process is the only one writing.
+struct SoleWriter;
+
+#[async_trait::async_trait]
+impl SequencerLease for SoleWriter {
+    async fn held(&self) -> bool {
+        true
+    }
+}
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -63,6 +73,18 @@ pub enum StoreError {
     /// A publisher account of this name exists already.
     #[error("a publisher account named `{0}` exists already (names stay taken after a revoke)")]
     PublisherExists(String),
+    /// A sequencer's commit decided against a log another sequencer has extended since: none
+    /// of it was kept, and the node must catch up before it decides anything again.
+    #[error(
+        "another sequencer committed first: this round was decided at log length {expected}, \
+         the stored log is at {found}"
+    )]
+    Fenced {
+        /// The length the round was decided against.
+        expected: u64,
+        /// The newest stored checkpoint's length.
+        found: u64,
+    },
     /// Another package already has this name in another case.
     #[error("package name {requested} conflicts with the existing package {existing}")]
     NameConflict {
@@ -140,9 +162,9 @@ impl StoreError {
                 StoreErrorKind::Fault
             }
             StoreError::FailedTogether { kind, .. } => *kind,
-            StoreError::PublisherExists(_) | StoreError::NameConflict { .. } => {
-                StoreErrorKind::Conflict
-            }
+            StoreError::PublisherExists(_)
+            | StoreError::NameConflict { .. }
+            | StoreError::Fenced { .. } => StoreErrorKind::Conflict,
         }
     }
 }
@@ -293,6 +315,12 @@ pub struct StoredLogRecord {
 /// What the sequencer decided in one round, committed at once.
 #[derive(Debug, Clone, Default)]
 pub struct CommitBatch {
+    /// For a sequencer's round, the log's length it decided against: the length of the
+    /// newest checkpoint it had committed (0 before the first). The commit is fenced on it:
+    /// if the store holds another newest checkpoint, another sequencer committed meanwhile,
+    /// and the whole batch is refused with [`StoreError::Fenced`]. `None` for a refusal made
+    /// outside the sequencer (content refused by policy), which depends on no log length.
+    pub log_length_before: Option<u64>,
     /// Records now in the log, with their indices.
     pub validated: Vec<SequencedRecord>,
     /// Records refused, with the reason.
@@ -708,6 +736,15 @@ impl RecordStore for SqliteStore {
         self.writer.close().await;
     }
 
+    fn shared(&self) -> bool {
+        false
+    }
+
+    async fn sequencer_lease(&self) -> Result<Option<Box<dyn SequencerLease>>, StoreError> {
+        // One process at a time has the file open (`cairn` locks its data directory).
+        Ok(Some(Box::new(SoleWriter)))
+    }
+
     async fn insert_record(&self, record: NewRecord<'_>) -> Result<InsertOutcome, StoreError> {
         let (reply, outcome) = oneshot::channel();
         let request = InsertRequest {
@@ -822,10 +859,28 @@ impl RecordStore for SqliteStore {
         rows.iter().map(record_row).collect()
     }
 
+    async fn validated_range(&self, from: u64, below: u64) -> Result<Vec<RecordRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE registry_index >= $1 \
+             AND registry_index < $2 AND status = 'validated' ORDER BY registry_index"
+        ))
+        .bind(from as i64)
+        .bind(below.min(i64::MAX as u64) as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_row).collect()
+    }
+
     async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        self.checkpoints_after(0).await
+    }
+
+    async fn checkpoints_after(&self, length: u64) -> Result<Vec<SignedCheckpoint>, StoreError> {
         let rows = sqlx::query(
-            "SELECT log_length, log_root, map_root, timestamp, key_id, signature FROM checkpoints ORDER BY log_length",
+            "SELECT log_length, log_root, map_root, timestamp, key_id, signature FROM checkpoints \
+             WHERE log_length > $1 ORDER BY log_length",
         )
+        .bind(length as i64)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -1026,6 +1081,16 @@ async fn commit_batch(
 ) -> Result<(), StoreError> {
     use sqlx::Connection as _;
     let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
+    // The fence: the log is still where the round found it (one writer holds the lock).
+    let found: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(log_length), 0) FROM checkpoints")
+        .fetch_one(&mut *tx)
+        .await?;
+    if let Some(expected) = batch.log_length_before.filter(|&l| l != found as u64) {
+        return Err(StoreError::Fenced {
+            expected,
+            found: found as u64,
+        });
+    }
 
     // One statement per chunk of records: `UPDATE ... FROM (VALUES ...)`, the values table
     // joined to `records` by its primary key, `seq`, with the record id checked as well (SQL

@@ -247,6 +247,7 @@ async fn inits_waiting_to_be_sequenced_are_found_by_their_log(under: Under) {
     let first = store.pending(1).await.unwrap().remove(0);
     let second_init = store.record(&record_id(4)).await.unwrap().unwrap();
     let batch = CommitBatch {
+        log_length_before: Some(0),
         validated: vec![SequencedRecord {
             seq: first.seq,
             record_id: first.record_id,
@@ -295,6 +296,7 @@ async fn a_sequencer_commit_is_one_transaction_and_survives_reopening(under: Und
         };
         // A leaf naming the wrong record for its row is refused, and nothing of it lands.
         let mismatched = CommitBatch {
+            log_length_before: Some(0),
             validated: vec![SequencedRecord {
                 record_id: record_id(2),
                 ..sequenced(&pending[0], 0)
@@ -304,6 +306,7 @@ async fn a_sequencer_commit_is_one_transaction_and_survives_reopening(under: Und
         };
         assert!(store.commit(&mismatched).await.is_err());
         let batch = CommitBatch {
+            log_length_before: Some(0),
             validated: vec![sequenced(&pending[0], 0), sequenced(&pending[2], 1)],
             rejected: vec![rejected(&pending[1], "no")],
             checkpoint: Some(checkpoint.clone()),
@@ -311,6 +314,7 @@ async fn a_sequencer_commit_is_one_transaction_and_survives_reopening(under: Und
         store.commit(&batch).await.unwrap();
         // A second checkpoint at the same length is refused and nothing of its batch lands.
         let clash = CommitBatch {
+            log_length_before: Some(2),
             validated: vec![],
             rejected: vec![rejected(&pending[0], "late")],
             checkpoint: Some(checkpoint.clone()),
@@ -537,6 +541,7 @@ async fn uploaded_content_is_provisional_until_a_claimant_is_published(under: Un
     let row = store.pending(10).await.unwrap().remove(0);
     store
         .commit(&CommitBatch {
+            log_length_before: Some(0),
             validated: vec![validate(&row, 0)],
             rejected: vec![],
             checkpoint: None,

@@ -333,6 +333,7 @@ async fn the_two_writers_never_fail_each_other() {
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
             continue;
         }
+        let before = index;
         let validated = pending
             .iter()
             .map(|row| {
@@ -356,6 +357,7 @@ async fn the_two_writers_never_fail_each_other() {
         .sign(&key);
         store
             .commit(&CommitBatch {
+                log_length_before: Some(before),
                 validated,
                 rejected: vec![],
                 checkpoint: Some(checkpoint),
@@ -403,6 +405,7 @@ async fn a_store_opened_through_a_symbolic_link_syncs_its_real_wal() {
     .sign(&key);
     store
         .commit(&CommitBatch {
+            log_length_before: Some(0),
             validated: vec![SequencedRecord {
                 seq: pending[0].seq,
                 record_id: pending[0].record_id,

@@ -9,6 +9,7 @@
 
 mod claims;
 mod figures;
+mod lease;
 mod oci;
 mod records;
 
@@ -104,10 +105,20 @@ const SCHEMA: &[&str] = &[
 /// concurrent twin). The bytes of "cairnsch".
 const SCHEMA_LOCK: i64 = 0x6361_6972_6e73_6368;
 
+/// The transaction-level advisory lock every sequencer commit takes first (the fence, see
+/// `commit`). The bytes of "cairnfen".
+pub(crate) const COMMIT_LOCK: i64 = 0x6361_6972_6e66_656e;
+
+/// The session-level advisory lock the sequencer holds on a connection of its own: whoever
+/// holds it is the one sequencer. The bytes of "cairnseq".
+pub(crate) const SEQUENCER_LOCK: i64 = 0x6361_6972_6e73_6571;
+
 /// A registry's database on a PostgreSQL server.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pub(crate) pool: PgPool,
+    /// How to connect, for the connections kept outside the pool (the sequencer's lease).
+    options: PgConnectOptions,
 }
 
 impl PostgresStore {
@@ -118,7 +129,7 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(std::time::Duration::from_secs(10))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         let mut connection = pool.acquire().await?;
         sqlx::query("SELECT pg_advisory_lock($1)")
@@ -137,7 +148,7 @@ impl PostgresStore {
             .execute(&mut *connection)
             .await?;
         created?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore { pool, options })
     }
 }
 

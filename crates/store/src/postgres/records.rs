@@ -10,7 +10,7 @@ use sqlx::postgres::PgRow;
 use sqlx::Row as _;
 
 use super::{parsed, PostgresStore};
-use crate::contract::RecordStore;
+use crate::contract::{RecordStore, SequencerLease};
 use crate::records::{
     CommitBatch, ContentRow, InsertOutcome, NewRecord, RecordRow, RecordStatus, StoreError,
     StoredLogRecord,
@@ -243,6 +243,24 @@ impl RecordStore for PostgresStore {
 
     async fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        // The fence. Commits take turns under a transaction-level lock, and each statement
+        // after it sees every commit made before the lock was granted: so the newest stored
+        // checkpoint is exactly where the log stands, and a sequencer that decided against
+        // an older one (a former sequencer, paused or cut off) commits nothing.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(super::COMMIT_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let found: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(log_length), 0)::bigint FROM checkpoints")
+                .fetch_one(&mut *tx)
+                .await?;
+        if let Some(expected) = batch.log_length_before.filter(|&l| l != found as u64) {
+            return Err(StoreError::Fenced {
+                expected,
+                found: found as u64,
+            });
+        }
         for chunk in batch.validated.chunks(COMMIT_CHUNK) {
             let seqs: Vec<i64> = chunk.iter().map(|r| r.seq).collect();
             let indices: Vec<i64> = chunk.iter().map(|r| r.registry_index as i64).collect();
@@ -322,11 +340,28 @@ impl RecordStore for PostgresStore {
         rows.iter().map(record_row).collect()
     }
 
+    async fn validated_range(&self, from: u64, below: u64) -> Result<Vec<RecordRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE registry_index >= $1 \
+             AND registry_index < $2 AND status = 'validated' ORDER BY registry_index"
+        ))
+        .bind(from as i64)
+        .bind(below.min(i64::MAX as u64) as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_row).collect()
+    }
+
     async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        self.checkpoints_after(0).await
+    }
+
+    async fn checkpoints_after(&self, length: u64) -> Result<Vec<SignedCheckpoint>, StoreError> {
         let rows = sqlx::query(
             "SELECT log_length, log_root, map_root, timestamp, key_id, signature \
-             FROM checkpoints ORDER BY log_length",
+             FROM checkpoints WHERE log_length > $1 ORDER BY log_length",
         )
+        .bind(length as i64)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -426,6 +461,14 @@ impl RecordStore for PostgresStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    async fn sequencer_lease(&self) -> Result<Option<Box<dyn SequencerLease>>, StoreError> {
+        super::lease::take(&self.options).await
     }
 }
 
