@@ -79,6 +79,9 @@ on_every_store!(
     oci_manifests_tags_and_blobs_are_kept_per_repository,
     publisher_accounts_are_added_found_by_token_and_revoked,
     figures_count_pending_records_and_kept_content,
+    a_round_decided_against_an_old_log_commits_nothing,
+    one_sequencer_lease_at_a_time,
+    committed_records_and_checkpoints_are_read_from_any_length,
 );
 
 fn record_id(n: u32) -> RecordId {
@@ -714,4 +717,147 @@ async fn figures_count_pending_records_and_kept_content(under: Under) {
         (totals.contents, totals.content_bytes, totals.blob_bytes),
         (2, 400, 60)
     );
+}
+
+fn signed_checkpoint(length: u64) -> cairn_protocol::SignedCheckpoint {
+    TimestampedCheckpoint::new(
+        Checkpoint {
+            log_root: Digest::of(&length.to_le_bytes()),
+            log_length: length,
+            map_root: Digest::of(b"map"),
+        },
+        1_800_000_000 + length,
+    )
+    .sign(&PrivateKey::generate().unwrap())
+}
+
+async fn a_round_decided_against_an_old_log_commits_nothing(under: Under) {
+    let store = under.open().await;
+    let name: PackageName = "example:fenced".parse().unwrap();
+    for n in 1..=3 {
+        store
+            .insert_record(insert(&name, record_id(n), b"e", &[]))
+            .await
+            .unwrap();
+    }
+    let pending = store.pending(10).await.unwrap();
+    // One sequencer commits the first record at length 1.
+    store
+        .commit(&CommitBatch {
+            log_length_before: Some(0),
+            validated: vec![validate(&pending[0], 0)],
+            rejected: vec![],
+            checkpoint: Some(signed_checkpoint(1)),
+        })
+        .await
+        .unwrap();
+    // A former sequencer that decided against the empty log: its leaf, its rejection and
+    // its checkpoint all stay out, even at a length no one has used.
+    let stale = store
+        .commit(&CommitBatch {
+            log_length_before: Some(0),
+            validated: vec![validate(&pending[1], 0)],
+            rejected: vec![rejected(&pending[2], "decided on an old log")],
+            checkpoint: Some(signed_checkpoint(5)),
+        })
+        .await;
+    assert!(
+        matches!(
+            stale,
+            Err(StoreError::Fenced {
+                expected: 0,
+                found: 1
+            })
+        ),
+        "{stale:?}"
+    );
+    // A round with only rejections is fenced too.
+    let stale = store
+        .commit(&CommitBatch {
+            log_length_before: Some(0),
+            validated: vec![],
+            rejected: vec![rejected(&pending[2], "decided on an old log")],
+            checkpoint: None,
+        })
+        .await;
+    assert!(matches!(stale, Err(StoreError::Fenced { .. })), "{stale:?}");
+    assert_eq!(store.pending(10).await.unwrap().len(), 2);
+    let lengths: Vec<u64> = store
+        .checkpoints()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.contents.log_length)
+        .collect();
+    assert_eq!(lengths, [1]);
+    // The sequencer that is up to date goes on.
+    store
+        .commit(&CommitBatch {
+            log_length_before: Some(1),
+            validated: vec![validate(&pending[1], 1)],
+            rejected: vec![rejected(&pending[2], "no")],
+            checkpoint: Some(signed_checkpoint(2)),
+        })
+        .await
+        .unwrap();
+    assert!(store.pending(10).await.unwrap().is_empty());
+}
+
+async fn one_sequencer_lease_at_a_time(under: Under) {
+    let first = under.open().await;
+    let lease = first.sequencer_lease().await.unwrap().expect("a free lease");
+    assert!(lease.held().await);
+    if !first.shared() {
+        // One process has a SQLite file open: its lease is always its own.
+        return;
+    }
+    // Another node (another store on the same database) cannot take it while it is held,
+    // and takes it once it is let go.
+    let second = under.open().await;
+    assert!(second.sequencer_lease().await.unwrap().is_none());
+    drop(lease);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let taken = loop {
+        if let Some(lease) = second.sequencer_lease().await.unwrap() {
+            break lease;
+        }
+        assert!(std::time::Instant::now() < deadline, "the lease was not released");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(taken.held().await);
+    assert!(first.sequencer_lease().await.unwrap().is_none());
+}
+
+async fn committed_records_and_checkpoints_are_read_from_any_length(under: Under) {
+    let store = under.open().await;
+    let name: PackageName = "example:ranges".parse().unwrap();
+    for n in 1..=4 {
+        store
+            .insert_record(insert(&name, record_id(n), b"e", &[]))
+            .await
+            .unwrap();
+    }
+    let pending = store.pending(10).await.unwrap();
+    for (length, row) in (1..=4u64).zip(&pending) {
+        store
+            .commit(&CommitBatch {
+                log_length_before: Some(length - 1),
+                validated: vec![validate(row, length - 1)],
+                rejected: vec![],
+                checkpoint: Some(signed_checkpoint(length)),
+            })
+            .await
+            .unwrap();
+    }
+    let range = store.validated_range(1, 3).await.unwrap();
+    assert_eq!(ids(range), [record_id(2), record_id(3)]);
+    let lengths: Vec<u64> = store
+        .checkpoints_after(2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.contents.log_length)
+        .collect();
+    assert_eq!(lengths, [3, 4]);
+    assert!(store.checkpoints_after(4).await.unwrap().is_empty());
 }
