@@ -356,8 +356,38 @@ async fn publish(
             "specifying content sources is not supported".into(),
         ));
     }
+    // A node that follows another's checkpoints may not have seen the namespace, package or
+    // key yet: it catches up once before it refuses.
+    let key = match signing_key(&app, name, &log_id, &envelope).await {
+        Err(_) if crate::app::catch_up(&app).await => {
+            signing_key(&app, name, &log_id, &envelope).await?
+        }
+        found => found?,
+    };
+    let row = accept_record(&app, name, envelope, &key).await?;
+    // Publishing the same record again is idempotent: the insert finds it and its current
+    // state is the answer.
+    if row.status == RecordStatus::Pending {
+        app.wake.notify_one();
+    }
+    let (row, missing) = with_missing_content(&app, row).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(record_response(&app, &row, missing)),
+    ))
+}
+
+/// The key that may sign `envelope` for package `name`: from its log's state, or from its
+/// init when that is accepted but not sequenced yet. Refuses a namespace this registry does
+/// not host (or imports) and an unknown key.
+async fn signing_key(
+    app: &AppState,
+    name: &PackageName,
+    log_id: &LogId,
+    envelope: &PackageEnvelope,
+) -> Result<cairn_protocol::PublicKey, ApiError> {
     let key = {
-        let state = read_state(&app);
+        let state = read_state(app);
         match state.operator().namespace(name.namespace()) {
             None => return Err(ApiError::not_found("namespace", name.namespace())),
             Some(NamespaceState::Imported { .. }) => {
@@ -369,18 +399,18 @@ async fn publish(
             }
             Some(NamespaceState::Defined) => {}
         }
-        match state.package(&log_id) {
+        match state.package(log_id) {
             Some(package) => package.keys().get(envelope.key_id()).cloned(),
-            None => init_key(&envelope),
+            None => init_key(envelope),
         }
     };
     // A package whose init is accepted but not yet sequenced: its init key may sign the
     // records that follow, so clients can publish without waiting for the init.
     let key = match key {
         Some(key) => Some(key),
-        None if read_state(&app).package(&log_id).is_none() => {
+        None if read_state(app).package(log_id).is_none() => {
             let mut found = None;
-            for row in app.store.unsequenced_inits(&log_id).await? {
+            for row in app.store.unsequenced_inits(log_id).await? {
                 if let Ok(earlier) = PackageEnvelope::from_protobuf(&row.envelope) {
                     found =
                         init_key(&earlier).filter(|key| key.fingerprint() == *envelope.key_id());
@@ -393,23 +423,12 @@ async fn publish(
         }
         None => None,
     };
-    let key = key.ok_or_else(|| {
+    key.ok_or_else(|| {
         ApiError::Message(
             StatusCode::UNAUTHORIZED,
             format!("unknown key id `{}`", envelope.key_id()),
         )
-    })?;
-    let row = accept_record(&app, name, envelope, &key).await?;
-    // Publishing the same record again is idempotent: the insert finds it and its current
-    // state is the answer.
-    if row.status == RecordStatus::Pending {
-        app.wake.notify_one();
-    }
-    let (row, missing) = with_missing_content(&app, row).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(record_response(&app, &row, missing)),
-    ))
+    })
 }
 
 /// On a registry that requires publisher tokens: checks that the request carries, as its

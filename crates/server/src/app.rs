@@ -63,6 +63,8 @@ pub struct AppStateParts {
     pub gzip_turns: Arc<tokio::sync::Semaphore>,
     /// The metrics `/metrics` serves.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Catches this node up with checkpoints other nodes committed.
+    pub follower: Arc<crate::node::Follower>,
 }
 
 /// Settings the routes need.
@@ -92,6 +94,16 @@ pub(crate) fn read_state(app: &AppState) -> std::sync::RwLockReadGuard<'_, Regis
 
 pub(crate) fn served_length(app: &AppState) -> u64 {
     read_state(app).served_length()
+}
+
+/// On a store other nodes share, unless this node sequences: catches up with the checkpoints
+/// other nodes committed, for a request that named something this node has not seen yet.
+/// Returns whether it serves anything new.
+pub(crate) async fn catch_up(app: &AppState) -> bool {
+    if !app.store.shared() || app.metrics.is_sequencer() {
+        return false;
+    }
+    app.follower.follow().await.unwrap_or(false)
 }
 
 /// Checks `envelope`'s signature by `key`, notes the content it waits for, and stores it

@@ -203,6 +203,7 @@ pub struct Registry {
     accounts: Arc<publishers::Accounts>,
     rounds: Arc<watch::Sender<u64>>,
     metrics: Arc<metrics::Metrics>,
+    follower: Arc<node::Follower>,
 }
 
 pub(crate) fn io_error<'a>(
@@ -305,10 +306,17 @@ impl Registry {
                 .unwrap_or(0),
             "replayed the stored registry"
         );
+        let state = Arc::new(RwLock::new(state));
+        let rounds = Arc::new(watch::channel(0).0);
+        let follower = Arc::new(node::Follower::new(
+            store.clone(),
+            state.clone(),
+            rounds.clone(),
+        ));
         let registry = Registry {
             store,
             blobs,
-            state: Arc::new(RwLock::new(state)),
+            state,
             operator_key,
             settings,
             wake: Arc::new(Notify::new()),
@@ -316,8 +324,9 @@ impl Registry {
             oci_push_token: None,
             uploads,
             accounts: Arc::new(accounts),
-            rounds: Arc::new(watch::channel(0).0),
+            rounds,
             metrics: Arc::default(),
+            follower,
         };
         registry.queue_operator_records().await?;
         Ok(registry)
@@ -412,6 +421,7 @@ impl Registry {
     pub async fn sequence_pending(&self) -> Result<(), ServerError> {
         let node = node::Node {
             sequencer: self.sequencer(),
+            follower: self.follower.clone(),
         };
         let follow = |error: node::FollowError| ServerError::Operator(error.to_string());
         let Some(_lease) = self.store.sequencer_lease().await? else {
@@ -426,10 +436,10 @@ impl Registry {
                 }
                 tokio::time::sleep(node::FOLLOW_INTERVAL).await;
             }
-            node.follow().await.map_err(follow)?;
+            node.follower.follow().await.map_err(follow)?;
             return Ok(());
         };
-        node.follow().await.map_err(follow)?;
+        node.follower.follow().await.map_err(follow)?;
         while node.sequencer.round().await? {}
         Ok(())
     }
@@ -497,6 +507,7 @@ impl Registry {
             patches: Arc::new(patches),
             gzip_turns: Arc::new(tokio::sync::Semaphore::new(content::GZIP_STREAMS)),
             metrics: self.metrics.clone(),
+            follower: self.follower.clone(),
         });
         let sweeper = tokio::spawn(sweep_uploads(app.clone()));
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -507,6 +518,7 @@ impl Registry {
         let sequencer = {
             let node = node::Node {
                 sequencer: self.sequencer(),
+                follower: self.follower.clone(),
             };
             tokio::spawn(async move {
                 let result = node.run(stop_rx).await;

@@ -63,82 +63,37 @@ pub enum FollowError {
     },
 }
 
-/// A node: the sequencer it may become, and what it shares with the request handlers.
-pub struct Node {
-    /// The sequencer, run while this node holds the lease.
-    pub sequencer: Sequencer,
+/// Catches a node's state up with the checkpoints other nodes commit, one catch-up at a
+/// time (the node's own loop and request handlers that met a name this node had not seen
+/// yet may ask at once).
+pub struct Follower {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The node's state.
+    pub state: Arc<RwLock<RegistryState>>,
+    /// Rung for every checkpoint this node starts serving.
+    pub rounds: Arc<watch::Sender<u64>>,
+    /// Taken by each catch-up and rebuild.
+    turn: tokio::sync::Mutex<()>,
 }
 
-impl Node {
-    fn store(&self) -> &Arc<dyn Store> {
-        &self.sequencer.store
-    }
-
-    fn state(&self) -> &Arc<RwLock<RegistryState>> {
-        &self.sequencer.state
-    }
-
-    /// Follows and sequences, as the lease decides, until `shutdown` turns true. Returns an
-    /// error only when a store no other node shares fails (the server then stops).
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), SequencerError> {
-        let shared = self.store().shared();
-        let mut next_lease_try = Instant::now();
-        let mut warned_at: Option<Instant> = None;
-        loop {
-            if *shutdown.borrow() {
-                return Ok(());
-            }
-            if let Err(error) = self.follow().await {
-                self.after_failure(&error.to_string(), &mut warned_at).await;
-            }
-            if Instant::now() >= next_lease_try {
-                next_lease_try = Instant::now() + LEASE_RETRY;
-                match self.store().sequencer_lease().await {
-                    Ok(Some(lease)) => {
-                        // Whatever the former sequencer committed comes first.
-                        if let Err(error) = self.follow().await {
-                            self.after_failure(&error.to_string(), &mut warned_at).await;
-                            continue;
-                        }
-                        if shared {
-                            tracing::info!(
-                                log_length = self.served_length(),
-                                "this node is the sequencer now"
-                            );
-                        }
-                        self.sequencer.metrics.set_sequencer(true);
-                        let outcome = self.sequencer.run(&*lease, shutdown.clone()).await;
-                        self.sequencer.metrics.set_sequencer(false);
-                        drop(lease);
-                        match outcome {
-                            Ok(()) => return Ok(()),
-                            Err(error) if !shared => return Err(error),
-                            Err(error) => {
-                                tracing::warn!(%error, "this node stopped sequencing; it follows the store again");
-                                self.rebuild(&mut warned_at).await;
-                            }
-                        }
-                        continue;
-                    }
-                    Ok(None) => {}
-                    Err(error) => {
-                        self.after_failure(
-                            &format!("cannot ask for the sequencer's lease: {error}"),
-                            &mut warned_at,
-                        )
-                        .await
-                    }
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(FOLLOW_INTERVAL) => {}
-                _ = shutdown.changed() => {}
-            }
+impl Follower {
+    /// A follower of `store` into `state`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        state: Arc<RwLock<RegistryState>>,
+        rounds: Arc<watch::Sender<u64>>,
+    ) -> Self {
+        Follower {
+            store,
+            state,
+            rounds,
+            turn: tokio::sync::Mutex::new(()),
         }
     }
 
     fn served_length(&self) -> u64 {
-        self.state()
+        self.state
             .read()
             .expect("state lock poisoned")
             .served_length()
@@ -147,14 +102,15 @@ impl Node {
     /// Catches up with the checkpoints the store holds beyond the served one. Returns whether
     /// it served a new one.
     pub async fn follow(&self) -> Result<bool, FollowError> {
+        let _turn = self.turn.lock().await;
         let (served, log) = {
-            let state = self.state().read().expect("state lock poisoned");
+            let state = self.state.read().expect("state lock poisoned");
             (state.served_length(), state.log().len())
         };
         if log != served {
             return Err(FollowError::Ahead { log, served });
         }
-        let checkpoints = self.store().checkpoints_after(served).await?;
+        let checkpoints = self.store.checkpoints_after(served).await?;
         if checkpoints.is_empty() {
             return Ok(false);
         }
@@ -164,7 +120,7 @@ impl Node {
             let mut updates = Vec::new();
             while from < length {
                 let rows = self
-                    .store()
+                    .store
                     .validated_range(from, length.min(from + FOLLOW_PAGE))
                     .await?;
                 if rows.is_empty() {
@@ -174,7 +130,7 @@ impl Node {
                     });
                 }
                 // Validation checks signatures: a few records per hold of the lock.
-                let state = self.state().clone();
+                let state = self.state.clone();
                 let chunk_updates = tokio::task::spawn_blocking(move || {
                     let mut updates = Vec::with_capacity(rows.len());
                     for chunk in rows.chunks(FOLLOW_CHUNK) {
@@ -190,7 +146,7 @@ impl Node {
                 from += chunk_updates.len() as u64;
                 updates.extend(chunk_updates);
             }
-            let state = self.state().clone();
+            let state = self.state.clone();
             tokio::task::spawn_blocking(move || {
                 let map = state
                     .read()
@@ -204,24 +160,25 @@ impl Node {
             })
             .await
             .expect("checking a checkpoint panicked")?;
-            self.sequencer.rounds.send_modify(|rounds| *rounds += 1);
+            self.rounds.send_modify(|rounds| *rounds += 1);
         }
         Ok(true)
     }
 
     /// Replaces the in-memory state with a replay of the store, trying until it works.
     async fn rebuild(&self, warned_at: &mut Option<Instant>) {
+        let _turn = self.turn.lock().await;
         loop {
             let replayed = async {
-                let records = self.store().validated().await?;
-                let checkpoints = self.store().checkpoints().await?;
+                let records = self.store.validated().await?;
+                let checkpoints = self.store.checkpoints().await?;
                 Ok::<_, FollowError>(RegistryState::replay(&records, &checkpoints)?)
             }
             .await;
             match replayed {
                 Ok(state) => {
-                    *self.state().write().expect("state lock poisoned") = state;
-                    self.sequencer.rounds.send_modify(|rounds| *rounds += 1);
+                    *self.state.write().expect("state lock poisoned") = state;
+                    self.rounds.send_modify(|rounds| *rounds += 1);
                     return;
                 }
                 Err(error) => {
@@ -239,11 +196,86 @@ impl Node {
     async fn after_failure(&self, what: &str, warned_at: &mut Option<Instant>) {
         warn_now_and_then(what, warned_at);
         let ahead = {
-            let state = self.state().read().expect("state lock poisoned");
+            let state = self.state.read().expect("state lock poisoned");
             state.log().len() != state.served_length()
         };
         if ahead {
             self.rebuild(warned_at).await;
+        }
+    }
+}
+
+/// A node: the sequencer it may become, and its follower.
+pub struct Node {
+    /// The sequencer, run while this node holds the lease.
+    pub sequencer: Sequencer,
+    /// Its follower, shared with the request handlers.
+    pub follower: Arc<Follower>,
+}
+
+impl Node {
+    /// Follows and sequences, as the lease decides, until `shutdown` turns true. Returns an
+    /// error only when a store no other node shares fails (the server then stops).
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), SequencerError> {
+        let follower = &self.follower;
+        let shared = follower.store.shared();
+        let mut next_lease_try = Instant::now();
+        let mut warned_at: Option<Instant> = None;
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            if let Err(error) = follower.follow().await {
+                follower
+                    .after_failure(&error.to_string(), &mut warned_at)
+                    .await;
+            }
+            if Instant::now() >= next_lease_try {
+                next_lease_try = Instant::now() + LEASE_RETRY;
+                match follower.store.sequencer_lease().await {
+                    Ok(Some(lease)) => {
+                        // Request handlers stop asking to catch up; whatever the former
+                        // sequencer committed comes first.
+                        self.sequencer.metrics.set_sequencer(true);
+                        if let Err(error) = follower.follow().await {
+                            self.sequencer.metrics.set_sequencer(false);
+                            follower
+                                .after_failure(&error.to_string(), &mut warned_at)
+                                .await;
+                            continue;
+                        }
+                        if shared {
+                            tracing::info!(
+                                log_length = follower.served_length(),
+                                "this node is the sequencer now"
+                            );
+                        }
+                        let outcome = self.sequencer.run(&*lease, shutdown.clone()).await;
+                        self.sequencer.metrics.set_sequencer(false);
+                        drop(lease);
+                        match outcome {
+                            Ok(()) => return Ok(()),
+                            Err(error) if !shared => return Err(error),
+                            Err(error) => {
+                                tracing::warn!(%error, "this node stopped sequencing; it follows the store again");
+                                follower.rebuild(&mut warned_at).await;
+                            }
+                        }
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        warn_now_and_then(
+                            &format!("cannot ask for the sequencer's lease: {error}"),
+                            &mut warned_at,
+                        );
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(FOLLOW_INTERVAL) => {}
+                _ = shutdown.changed() => {}
+            }
         }
     }
 }

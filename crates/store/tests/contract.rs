@@ -805,7 +805,11 @@ async fn a_round_decided_against_an_old_log_commits_nothing(under: Under) {
 
 async fn one_sequencer_lease_at_a_time(under: Under) {
     let first = under.open().await;
-    let lease = first.sequencer_lease().await.unwrap().expect("a free lease");
+    let lease = first
+        .sequencer_lease()
+        .await
+        .unwrap()
+        .expect("a free lease");
     assert!(lease.held().await);
     if !first.shared() {
         // One process has a SQLite file open: its lease is always its own.
@@ -821,7 +825,10 @@ async fn one_sequencer_lease_at_a_time(under: Under) {
         if let Some(lease) = second.sequencer_lease().await.unwrap() {
             break lease;
         }
-        assert!(std::time::Instant::now() < deadline, "the lease was not released");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lease was not released"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     assert!(taken.held().await);
