@@ -96,8 +96,7 @@ pub async fn audit(
         }
     };
     let store = cairn_store::open(&database).await?;
-    let records = store.validated().await?;
-    let checkpoints = store.checkpoints().await?;
+    let (records, checkpoints) = store.committed().await?;
     let state = RegistryState::replay(&records, &checkpoints)?;
     let mut manifests = Vec::new();
     if check_content {

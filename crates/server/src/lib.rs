@@ -103,15 +103,22 @@ pub enum ServerError {
     /// The content store cannot be used.
     #[error(transparent)]
     Content(#[from] ContentLocationError),
-    /// The stored records and checkpoints do not hold together.
+    /// The stored records and checkpoints do not hold together. (Not a `source`: the message
+    /// says it already, and error reports print each source after the message.)
     #[error("the stored registry does not verify: {0}")]
-    Replay(#[from] ReplayError),
+    Replay(ReplayError),
     /// The sequencer stopped.
     #[error(transparent)]
     Sequencer(#[from] sequencer::SequencerError),
     /// An operator record was refused.
     #[error("operator record refused: {0}")]
     Operator(String),
+}
+
+impl From<ReplayError> for ServerError {
+    fn from(error: ReplayError) -> Self {
+        ServerError::Replay(error)
+    }
 }
 
 /// The name of the operator key file in the data directory.
@@ -296,7 +303,9 @@ impl Registry {
         let accounts = publishers::Accounts::open(dir, store.clone())
             .await
             .map_err(|e| ServerError::Operator(e.to_string()))?;
-        let state = RegistryState::replay(&store.validated().await?, &store.checkpoints().await?)?;
+        let (records, checkpoints) = store.committed().await?;
+        let state = RegistryState::replay(&records, &checkpoints)?;
+        drop(records);
         let operator_key = key_rotation::finish(dir, operator_key, &state)?;
         tracing::info!(
             log_length = state.log().len(),

@@ -170,8 +170,7 @@ impl Follower {
         let _turn = self.turn.lock().await;
         loop {
             let replayed = async {
-                let records = self.store.validated().await?;
-                let checkpoints = self.store.checkpoints().await?;
+                let (records, checkpoints) = self.store.committed().await?;
                 Ok::<_, FollowError>(RegistryState::replay(&records, &checkpoints)?)
             }
             .await;

@@ -58,15 +58,22 @@ pub struct Sequencer {
 /// Why the sequencer stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum SequencerError {
-    /// The store failed; the in-memory state must be rebuilt from the store.
+    /// The store failed; the in-memory state must be rebuilt from the store. (Not a
+    /// `source`: the message says it already.)
     #[error("the store failed during a sequencer round: {0}")]
-    Store(#[from] cairn_store::StoreError),
+    Store(cairn_store::StoreError),
     /// Another node committed first: this node's round was decided against an old log.
     #[error("{0}; this node stops sequencing")]
     Fenced(cairn_store::StoreError),
     /// The sequencer's lease was lost (its connection to the database failed).
     #[error("this node lost the sequencer's lease")]
     LeaseLost,
+}
+
+impl From<cairn_store::StoreError> for SequencerError {
+    fn from(error: cairn_store::StoreError) -> Self {
+        SequencerError::Store(error)
+    }
 }
 
 /// How often a sequencing node checks that it still holds the lease.

@@ -49,6 +49,15 @@ pub trait RecordStore: Send + Sync + 'static {
     async fn validated_range(&self, from: u64, below: u64) -> Result<Vec<RecordRow>, StoreError>;
     /// Every checkpoint, by increasing length.
     async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError>;
+    /// What a replay of the log needs: every checkpoint, and the validated records the newest
+    /// covers, in order. Consistent while another node commits: the checkpoints are read
+    /// first, and records committed after them are left for the next catch-up.
+    async fn committed(&self) -> Result<(Vec<RecordRow>, Vec<SignedCheckpoint>), StoreError> {
+        let checkpoints = self.checkpoints().await?;
+        let length = checkpoints.last().map_or(0, |c| c.contents.log_length);
+        let records = self.validated_range(0, length).await?;
+        Ok((records, checkpoints))
+    }
     /// The checkpoints longer than `length`, by increasing length.
     async fn checkpoints_after(&self, length: u64) -> Result<Vec<SignedCheckpoint>, StoreError>;
     /// Whether other processes (other nodes) write to this store too: then records arrive
