@@ -116,7 +116,10 @@ impl Nodes {
             if let [one] = sequencing[..] {
                 return one;
             }
-            assert!(Instant::now() < deadline, "no single sequencer: {sequencing:?}");
+            assert!(
+                Instant::now() < deadline,
+                "no single sequencer: {sequencing:?}"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -257,7 +260,8 @@ fn main() {
     let database = cluster.create_database("scale_reference");
     let dir = temp_dir("scale-reference");
     let server = start_reference(&reference, &dir, Some(&database));
-    let (ref_inits, ref_releases) = publish_load(&[server.url.clone()], &[server.child.id()], &scale);
+    let (ref_inits, ref_releases) =
+        publish_load(&[server.url.clone()], &[server.child.id()], &scale);
     ref_inits.report("warg-server pg inits");
     ref_releases.report("warg-server pg releases");
     drop(server);

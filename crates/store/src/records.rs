@@ -139,7 +139,7 @@ impl StoreError {
     }
 
     /// This error, for each of several callers whose writes failed together.
-    fn shared(&self) -> StoreError {
+    pub(crate) fn shared(&self) -> StoreError {
         match self {
             StoreError::DiskFull(message) => StoreError::DiskFull(message.clone()),
             other => StoreError::FailedTogether {

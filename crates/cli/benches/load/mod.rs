@@ -81,7 +81,13 @@ fn send_all(
     let last: Vec<(usize, PackageName, RecordId)> = work
         .iter()
         .enumerate()
-        .map(|(i, (n, records))| (i % urls.len(), n.clone(), *records.last().unwrap().record_id()))
+        .map(|(i, (n, records))| {
+            (
+                i % urls.len(),
+                n.clone(),
+                *records.last().unwrap().record_id(),
+            )
+        })
         .collect();
     // The requests are built before the clock starts: signing and encoding are the
     // clients' work, not the server's. Then one async task per client sends its packages'
@@ -543,4 +549,3 @@ pub fn start_reference(binary: &Path, dir: &Path, database: Option<&str>) -> Ref
     }
     server
 }
-

@@ -117,8 +117,14 @@ pub(crate) const SEQUENCER_LOCK: i64 = 0x6361_6972_6e73_6571;
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pub(crate) pool: PgPool,
+    /// Logs known to exist (logs are never deleted): an insert into one of them need not
+    /// make sure of it again. One entry per package, never per record.
+    pub(crate) known_logs:
+        std::sync::Arc<std::sync::RwLock<std::collections::HashSet<cairn_protocol::LogId>>>,
     /// How to connect, for the connections kept outside the pool (the sequencer's lease).
     options: PgConnectOptions,
+    /// The group commit of the usual inserts (`records.rs`).
+    pub(crate) releases: tokio::sync::mpsc::Sender<records::QueuedInsert>,
 }
 
 impl PostgresStore {
@@ -148,7 +154,14 @@ impl PostgresStore {
             .execute(&mut *connection)
             .await?;
         created?;
-        Ok(PostgresStore { pool, options })
+        let (releases, queue) = tokio::sync::mpsc::channel(4 * records::GROUP_COMMIT);
+        tokio::spawn(records::group_commit(pool.clone(), queue));
+        Ok(PostgresStore {
+            pool,
+            known_logs: Default::default(),
+            options,
+            releases,
+        })
     }
 }
 

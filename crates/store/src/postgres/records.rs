@@ -35,6 +35,183 @@ pub(super) fn record_row(row: &PgRow) -> Result<RecordRow, StoreError> {
     })
 }
 
+/// The row of a record just inserted (`inserted` holds its `seq`).
+fn new_row(
+    record: &NewRecord<'_>,
+    status: RecordStatus,
+    inserted: &PgRow,
+) -> Result<RecordRow, StoreError> {
+    Ok(RecordRow {
+        seq: inserted.try_get("seq")?,
+        ..new_row_without_seq(record, status)
+    })
+}
+
+fn new_row_without_seq(record: &NewRecord<'_>, status: RecordStatus) -> RecordRow {
+    RecordRow {
+        seq: 0,
+        record_id: record.record_id,
+        log_id: record.log_id,
+        envelope: record.envelope.to_vec(),
+        status,
+        reason: None,
+        registry_index: None,
+    }
+}
+
+/// Most inserts committed together.
+pub(crate) const GROUP_COMMIT: usize = 512;
+
+/// A record whose content is stored, waiting for the group commit; the answer is its `seq`,
+/// or `None` if a record with its id was stored already, or the refusal of its log's name.
+pub(crate) struct QueuedInsert {
+    record_id: String,
+    log_id: String,
+    /// For a log not known to exist: `Some` with its package name (`None` for the operator
+    /// log), to create it unless the name is taken in another case.
+    new_log: Option<Option<String>>,
+    envelope: Vec<u8>,
+    is_init: bool,
+    reply: tokio::sync::oneshot::Sender<Result<Option<i64>, StoreError>>,
+}
+
+/// The group commit: takes every insert waiting and writes them together, then answers each:
+/// the new logs in one statement and their names checked in another, in a transaction with
+/// the records; a batch of known logs only is the one statement that inserts the records,
+/// committed on its own. Each record is written once, pending, and a record whose id is stored
+/// already (or twice in one batch) is answered `None`, for its caller to read back.
+pub(crate) async fn group_commit(
+    pool: sqlx::PgPool,
+    mut queue: tokio::sync::mpsc::Receiver<QueuedInsert>,
+) {
+    while let Some(first) = queue.recv().await {
+        // Let the handlers that are ready run first, so that their inserts join this batch.
+        tokio::task::yield_now().await;
+        let mut batch = vec![first];
+        while batch.len() < GROUP_COMMIT {
+            match queue.try_recv() {
+                Ok(queued) => batch.push(queued),
+                Err(_) => break,
+            }
+        }
+        let written = write_batch(&pool, &batch).await;
+        match written {
+            Ok((mut seqs, mut refused)) => {
+                for queued in batch {
+                    if let Some(refusal) = refused.remove(&queued.record_id) {
+                        let _ = queued.reply.send(Err(refusal));
+                        continue;
+                    }
+                    // The first of two sends of one id in a batch takes the seq; the second
+                    // reads the row back.
+                    let seq = seqs.remove(&queued.record_id);
+                    let _ = queued.reply.send(Ok(seq));
+                }
+            }
+            Err(error) => {
+                for queued in batch {
+                    let _ = queued.reply.send(Err(error.shared()));
+                }
+            }
+        }
+    }
+}
+
+/// The `seq` of each record inserted, and the refusal of each record whose log's name is
+/// taken, by record id.
+type Written = (HashMap<String, i64>, HashMap<String, StoreError>);
+
+/// Writes one batch of the group commit.
+async fn write_batch(pool: &sqlx::PgPool, batch: &[QueuedInsert]) -> Result<Written, StoreError> {
+    let mut refused = HashMap::new();
+    let new_logs: Vec<&QueuedInsert> = batch.iter().filter(|q| q.new_log.is_some()).collect();
+    let mut tx = None;
+    if !new_logs.is_empty() {
+        let mut open = pool.begin().await?;
+        let names: Vec<Option<&str>> = new_logs
+            .iter()
+            .map(|q| q.new_log.as_ref().and_then(|n| n.as_deref()))
+            .collect();
+        let lowers: Vec<Option<String>> = names.iter().map(|n| n.map(str::to_lowercase)).collect();
+        let ids: Vec<&str> = new_logs.iter().map(|q| q.log_id.as_str()).collect();
+        // Any conflict leaves the row that was there: this log (made by an earlier batch or
+        // another node) or another log of the same name in another case, told apart below.
+        sqlx::query(
+            "INSERT INTO logs (log_id, name, name_lower) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(&ids)
+        .bind(&names)
+        .bind(&lowers)
+        .execute(&mut *open)
+        .await?;
+        let holders =
+            sqlx::query("SELECT log_id, name, name_lower FROM logs WHERE name_lower = ANY($1)")
+                .bind(&lowers)
+                .fetch_all(&mut *open)
+                .await?;
+        let mut holder_of: HashMap<String, (String, String)> = HashMap::new();
+        for row in holders {
+            holder_of.insert(
+                row.try_get("name_lower")?,
+                (row.try_get("log_id")?, row.try_get("name")?),
+            );
+        }
+        for (queued, (name, lower)) in new_logs.iter().zip(names.iter().zip(&lowers)) {
+            let (Some(name), Some(lower)) = (name, lower) else {
+                continue;
+            };
+            if let Some((holder, existing)) = holder_of.get(lower) {
+                if *holder != queued.log_id {
+                    refused.insert(
+                        queued.record_id.clone(),
+                        StoreError::NameConflict {
+                            requested: (*name).to_owned(),
+                            existing: existing.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        tx = Some(open);
+    }
+    let kept: Vec<&QueuedInsert> = batch
+        .iter()
+        .filter(|q| !refused.contains_key(&q.record_id))
+        .collect();
+    let ids: Vec<&str> = kept.iter().map(|q| q.record_id.as_str()).collect();
+    let logs: Vec<&str> = kept.iter().map(|q| q.log_id.as_str()).collect();
+    let envelopes: Vec<&[u8]> = kept.iter().map(|q| q.envelope.as_slice()).collect();
+    let inits: Vec<bool> = kept.iter().map(|q| q.is_init).collect();
+    let insert = sqlx::query(
+        "INSERT INTO records (record_id, log_id, envelope, status, is_init) \
+             SELECT id, log, envelope, 'pending', init \
+             FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::boolean[]) \
+               AS r(id, log, envelope, init) \
+             ON CONFLICT (record_id) DO NOTHING RETURNING seq, record_id",
+    )
+    .bind(&ids)
+    .bind(&logs)
+    .bind(&envelopes)
+    .bind(&inits);
+    let rows = match tx {
+        Some(mut open) => {
+            let rows = insert.fetch_all(&mut *open).await?;
+            open.commit().await?;
+            rows
+        }
+        None => insert.fetch_all(pool).await?,
+    };
+    let mut seqs = HashMap::new();
+    for row in &rows {
+        seqs.insert(
+            row.try_get::<String, _>("record_id")?,
+            row.try_get::<i64, _>("seq")?,
+        );
+    }
+    Ok((seqs, refused))
+}
+
 /// Makes sure the record's log exists, unless its package name clashes (case-insensitively)
 /// with another log's: the outer error is the database's, the inner one the refusal.
 async fn ensure_log(
@@ -137,15 +314,17 @@ pub(super) async fn list_blobs(
 #[async_trait::async_trait]
 impl RecordStore for PostgresStore {
     async fn insert_record(&self, record: NewRecord<'_>) -> Result<InsertOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        // The database's error, or this record's refusal (a name taken in another case).
-        ensure_log(&mut tx, &record).await??;
         let status = if record.missing_content.is_empty() {
             RecordStatus::Pending
         } else {
             RecordStatus::Sourcing
         };
-        let inserted = sqlx::query(
+        let known_log = self
+            .known_logs
+            .read()
+            .expect("known logs lock poisoned")
+            .contains(&record.log_id);
+        let insert = sqlx::query(
             "INSERT INTO records (record_id, log_id, envelope, status, is_init) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (record_id) DO NOTHING RETURNING seq",
         )
@@ -153,9 +332,52 @@ impl RecordStore for PostgresStore {
         .bind(record.log_id.to_string())
         .bind(record.envelope)
         .bind(status.as_str())
-        .bind(record.is_init)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .bind(record.is_init);
+        // A record whose content is stored (a release, an init) goes into the group commit:
+        // a statement or two for all the records waiting.
+        if record.missing_content.is_empty() {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let queued = QueuedInsert {
+                record_id: record.record_id.to_string(),
+                log_id: record.log_id.to_string(),
+                new_log: (!known_log).then(|| record.package_name.map(|n| n.to_string())),
+                envelope: record.envelope.to_vec(),
+                is_init: record.is_init,
+                reply,
+            };
+            self.releases
+                .send(queued)
+                .await
+                .map_err(|_| StoreError::Failed("the store is closed".into()))?;
+            let seq = answer
+                .await
+                .map_err(|_| StoreError::Failed("the store's group commit stopped".into()))??;
+            if !known_log {
+                self.known_logs
+                    .write()
+                    .expect("known logs lock poisoned")
+                    .insert(record.log_id);
+            }
+            return match seq {
+                Some(seq) => Ok(InsertOutcome::Inserted(RecordRow {
+                    seq,
+                    ..new_row_without_seq(&record, status)
+                })),
+                None => {
+                    let row = sqlx::query(&format!(
+                        "SELECT {RECORD_COLUMNS} FROM records WHERE record_id = $1"
+                    ))
+                    .bind(record.record_id.to_string())
+                    .fetch_one(&self.pool)
+                    .await?;
+                    Ok(InsertOutcome::AlreadyThere(record_row(&row)?))
+                }
+            };
+        }
+        let mut tx = self.pool.begin().await?;
+        // The database's error, or this record's refusal (a name taken in another case).
+        ensure_log(&mut tx, &record).await??;
+        let inserted = insert.fetch_optional(&mut *tx).await?;
         let Some(inserted) = inserted else {
             // Stored already (by this node or another): read back as it stands.
             let row = sqlx::query(&format!(
@@ -183,15 +405,13 @@ impl RecordStore for PostgresStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(InsertOutcome::Inserted(RecordRow {
-            seq: inserted.try_get("seq")?,
-            record_id: record.record_id,
-            log_id: record.log_id,
-            envelope: record.envelope.to_vec(),
-            status,
-            reason: None,
-            registry_index: None,
-        }))
+        self.known_logs
+            .write()
+            .expect("known logs lock poisoned")
+            .insert(record.log_id);
+        Ok(InsertOutcome::Inserted(new_row(
+            &record, status, &inserted,
+        )?))
     }
 
     async fn record(&self, record_id: &RecordId) -> Result<Option<RecordRow>, StoreError> {
