@@ -60,11 +60,15 @@ fn main() {
     println!(
         "cairn        idle publish: an init published {idle50:.1} ms after it is sent (p50), {idle90:.1} ms (p90), of {idle} sent one at a time (target: p50 under 100 ms)"
     );
-    let (inits, published) = publish_load(&[cairn.url.clone()], &[cairn.child.id()], &scale);
+    let (inits, published) = publish_load(
+        std::slice::from_ref(&cairn.url),
+        &[cairn.child.id()],
+        &scale,
+    );
     inits.report("cairn inits");
     published.report("cairn");
     let cairn_publish = published.rate();
-    let (cairn_rps, p50, p99) = fetch_load(&[cairn.url.clone()], &scale);
+    let (cairn_rps, p50, p99) = fetch_load(std::slice::from_ref(&cairn.url), &scale);
     println!(
         "cairn        fetch/logs: {cairn_rps:.0} requests/s, p50 {p50:.2} ms, p99 {p99:.2} ms"
     );
@@ -100,11 +104,15 @@ fn main() {
     let server = start_reference(&reference, &reference_dir, None);
     let (r_idle50, r_idle90) = idle_latency(&server.url, idle);
     println!("warg-server  idle publish: {r_idle50:.1} ms (p50), {r_idle90:.1} ms (p90)");
-    let (inits, published) = publish_load(&[server.url.clone()], &[server.child.id()], &scale);
+    let (inits, published) = publish_load(
+        std::slice::from_ref(&server.url),
+        &[server.child.id()],
+        &scale,
+    );
     inits.report("warg-server inits");
     published.report("warg-server");
     let reference_publish = published.rate();
-    let (reference_rps, r50, r99) = fetch_load(&[server.url.clone()], &scale);
+    let (reference_rps, r50, r99) = fetch_load(std::slice::from_ref(&server.url), &scale);
     println!(
         "warg-server  fetch/logs: {reference_rps:.0} requests/s, p50 {r50:.2} ms, p99 {r99:.2} ms"
     );

@@ -177,8 +177,11 @@ fn main() {
     // cairn on SQLite.
     let dir = temp_dir("scale-sqlite");
     let sqlite = TestServer::start(&dir, &["--namespace", "bench"]);
-    let (sqlite_inits, sqlite_releases) =
-        publish_load(&[sqlite.url.clone()], &[sqlite.child.id()], &scale);
+    let (sqlite_inits, sqlite_releases) = publish_load(
+        std::slice::from_ref(&sqlite.url),
+        &[sqlite.child.id()],
+        &scale,
+    );
     sqlite_inits.report("cairn sqlite inits");
     sqlite_releases.report("cairn sqlite releases");
     drop(sqlite);
@@ -260,8 +263,11 @@ fn main() {
     let database = cluster.create_database("scale_reference");
     let dir = temp_dir("scale-reference");
     let server = start_reference(&reference, &dir, Some(&database));
-    let (ref_inits, ref_releases) =
-        publish_load(&[server.url.clone()], &[server.child.id()], &scale);
+    let (ref_inits, ref_releases) = publish_load(
+        std::slice::from_ref(&server.url),
+        &[server.child.id()],
+        &scale,
+    );
     ref_inits.report("warg-server pg inits");
     ref_releases.report("warg-server pg releases");
     drop(server);
