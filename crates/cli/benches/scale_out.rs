@@ -27,8 +27,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cairn_postgres_cluster::Cluster;
 use cairn_protocol::api::RecordState;
+use cairn_test_servers::Cluster;
 use load::*;
 use support::{env_number, temp_dir, Client, Publisher, TestServer};
 

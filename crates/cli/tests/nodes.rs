@@ -14,10 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cairn_log::TreeHead;
-use cairn_postgres_cluster::Cluster;
 use cairn_protocol::api::{ConsistencyResponse, RecordState};
 use cairn_protocol::proofs::decode_log_bundle;
 use cairn_protocol::{Digest, PackageName, RecordId, SignedCheckpoint};
+use cairn_test_servers::{Cluster, S3Server};
 use serde_json::json;
 use support::*;
 
@@ -25,7 +25,10 @@ use support::*;
 struct Registry {
     root: PathBuf,
     database: String,
-    content: PathBuf,
+    /// The content store every node names: a directory, or a bucket of an S3 server.
+    content: String,
+    /// The `AWS_*` variables of the S3 server, when the content is there.
+    env: Vec<(&'static str, String)>,
     ports: Vec<u16>,
 }
 
@@ -42,10 +45,18 @@ impl Registry {
         let root = temp_dir(name);
         Registry {
             database: cluster.create_database(&name.replace('-', "_")),
-            content: root.join("content"),
+            content: root.join("content").display().to_string(),
+            env: Vec::new(),
             ports: (0..nodes).map(|_| free_port()).collect(),
             root,
         }
+    }
+
+    /// The same registry keeping its content in `bucket` of `s3`.
+    fn with_s3(mut self, s3: &S3Server, bucket: &str) -> Registry {
+        self.content = format!("s3://{bucket}/registry");
+        self.env = s3.env();
+        self
     }
 
     fn data(&self, node: usize) -> PathBuf {
@@ -65,7 +76,7 @@ impl Registry {
             std::fs::copy(self.data(0).join("operator.key"), data.join("operator.key")).unwrap();
         }
         let listen = format!("127.0.0.1:{}", self.ports[node]);
-        TestServer::start(
+        TestServer::start_with_env(
             &data,
             &[
                 "--namespace",
@@ -73,12 +84,13 @@ impl Registry {
                 "--database",
                 &self.database,
                 "--content",
-                self.content.to_str().unwrap(),
+                &self.content,
                 "--listen",
                 &listen,
                 "--checkpoint-interval",
                 "50ms",
             ],
+            &self.env,
         )
     }
 }
@@ -161,12 +173,16 @@ fn fixture_path(name: &str) -> String {
         .to_string()
 }
 
+/// The three nodes keep their content in S3 (an `s3s-fs` server on loopback).
 #[test]
 fn three_nodes_serve_one_log_hand_over_the_sequencer_and_a_late_node_catches_up() {
     let Some(cluster) = Cluster::start("nodes") else {
         return;
     };
-    let registry = Registry::new(&cluster, "nodes-three", 4);
+    let Some(s3) = S3Server::start("nodes", &["content"]) else {
+        return;
+    };
+    let registry = Registry::new(&cluster, "nodes-three", 4).with_s3(&s3, "content");
     let mut nodes: Vec<Option<TestServer>> = (0..3).map(|i| Some(registry.start(i))).collect();
     let urls: Vec<String> = (0..3).map(|i| registry.url(i)).collect();
     let (sequencer, _) = one_sequencer(&urls);
@@ -252,15 +268,23 @@ fn three_nodes_serve_one_log_hand_over_the_sequencer_and_a_late_node_catches_up(
     for node in nodes.into_iter().flatten() {
         assert!(node.stop().success());
     }
-    let audited = alice.json(&[
-        "audit",
-        "--data",
-        registry.data(0).to_str().unwrap(),
-        "--database",
-        &registry.database,
-        "--json",
-    ]);
+    // The blobs are in the bucket, and every content joins from there.
+    let blobs = std::fs::read_dir(s3.root().join("content/registry/sha256"))
+        .unwrap()
+        .count();
+    assert!(blobs >= 4, "{blobs} blobs in S3");
+    let output = alice
+        .command(env!("CARGO_BIN_EXE_cairn"))
+        .envs(registry.env.iter().map(|(k, v)| (*k, v.as_str())))
+        .args(["audit", "--data", registry.data(0).to_str().unwrap()])
+        .args(["--database", &registry.database, "--json"])
+        .output()
+        .unwrap();
+    let (ok, stdout, stderr) = outcome(output);
+    assert!(ok, "{stdout}{stderr}");
+    let audited: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(audited["logLength"], later.contents.log_length, "{audited}");
+    assert_eq!(audited["contentsChecked"], 2, "{audited}");
 }
 
 /// Checkpoints served, by length, each with the node that served it.

@@ -7,7 +7,7 @@
 
 mod support;
 
-use cairn_postgres_cluster::Cluster;
+use cairn_test_servers::Cluster;
 use support::*;
 
 #[test]

@@ -30,6 +30,7 @@ mod oci_content;
 mod postgres;
 mod publishers;
 mod records;
+mod s3_content;
 mod stats;
 
 pub use content::{BlobDigest, BlobDigestError, BlobStore, FsContentStore};
@@ -53,4 +54,5 @@ pub use records::{
     is_disk_full, CommitBatch, ContentRow, InsertOutcome, NewRecord, RecordRow, RecordStatus,
     RejectedRecord, SequencedRecord, SqliteStore, StoreError, StoreErrorKind, StoredLogRecord,
 };
+pub use s3_content::{S3ContentStore, S3Location, S3LocationError};
 pub use stats::ContentTotals;

@@ -15,6 +15,7 @@ use crate::content::{BlobStore, FsContentStore};
 use crate::oci_content::{
     is_oci_location, redact_credentials, scheme_of, OciContentStore, OciLocation, OciLocationError,
 };
+use crate::s3_content::{S3ContentStore, S3Location, S3LocationError};
 
 /// The file in the data directory that records the content location.
 pub const CONTENT_LOCATION_FILE: &str = "content-location";
@@ -26,6 +27,8 @@ pub enum ContentLocation {
     Directory(PathBuf),
     /// A repository in an OCI distribution-spec registry.
     Oci(OciLocation),
+    /// A bucket (and key prefix) of S3-compatible object storage.
+    S3(S3Location),
 }
 
 /// Why a content location cannot be used.
@@ -35,8 +38,14 @@ pub enum ContentLocationError {
     #[error(transparent)]
     Malformed(#[from] OciLocationError),
     /// The text is empty.
-    #[error("the content location is empty (give a directory or oci://HOST[:PORT]/REPOSITORY)")]
+    #[error(
+        "the content location is empty (give a directory, oci://HOST[:PORT]/REPOSITORY or \
+         s3://BUCKET/PREFIX)"
+    )]
     Empty,
+    /// An `s3://` location without a bucket.
+    #[error(transparent)]
+    S3(#[from] S3LocationError),
     /// The data directory records another store.
     #[error(
         "the registry in {data_dir} keeps its content in {recorded} (recorded in {record}); \
@@ -94,6 +103,9 @@ impl std::str::FromStr for ContentLocation {
         if is_oci_location(text) {
             return Ok(ContentLocation::Oci(text.parse()?));
         }
+        if text.starts_with("s3://") {
+            return Ok(ContentLocation::S3(text.parse()?));
+        }
         // Nor is a URL with another scheme (`https://...`, `s3:/...`); one letter before
         // `:/` is left to be a drive letter.
         if scheme_of(text)
@@ -110,6 +122,7 @@ impl std::fmt::Display for ContentLocation {
         match self {
             ContentLocation::Directory(path) => write!(f, "{}", path.display()),
             ContentLocation::Oci(location) => write!(f, "{location}"),
+            ContentLocation::S3(location) => write!(f, "{location}"),
         }
     }
 }
@@ -128,6 +141,7 @@ impl ContentLocation {
                 absolute(a) == absolute(b)
             }
             (ContentLocation::Oci(a), ContentLocation::Oci(b)) => a.same_store(b),
+            (ContentLocation::S3(a), ContentLocation::S3(b)) => a == b,
             _ => false,
         }
     }
@@ -149,6 +163,12 @@ impl ContentLocation {
                 tracing::info!(store = %location, "content blobs are kept in an OCI registry");
                 Ok(Arc::new(store))
             }
+            ContentLocation::S3(location) => {
+                let store = S3ContentStore::new(location.clone()).map_err(unavailable)?;
+                store.ping().map_err(unavailable)?;
+                tracing::info!(store = %location, "content blobs are kept in S3");
+                Ok(Arc::new(store))
+            }
         }
     }
 
@@ -161,6 +181,7 @@ impl ContentLocation {
                 _ => absolute(path).display().to_string(),
             },
             ContentLocation::Oci(location) => location.to_string(),
+            ContentLocation::S3(location) => location.to_string(),
         }
     }
 }

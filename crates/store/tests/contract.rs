@@ -35,7 +35,7 @@ fn sqlite(test: &str) -> Under {
 }
 
 fn postgres(test: &str) -> Option<Under> {
-    let cluster = cairn_postgres_cluster::Cluster::shared()?;
+    let cluster = cairn_test_servers::Cluster::shared()?;
     Some(Under {
         database: Database::Postgres(cluster.create_database(test)),
     })

@@ -36,6 +36,13 @@ impl TestServer {
         Self::start_command(Command::new(env!("CARGO_BIN_EXE_cairn")), data, extra)
     }
 
+    /// Like [`TestServer::start`], with the environment variables `env` set for the server.
+    pub fn start_with_env(data: &Path, extra: &[&str], env: &[(&str, String)]) -> TestServer {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        Self::start_command(command, data, extra)
+    }
+
     /// Like [`TestServer::start`], with the open-file limit set to `soft` and `hard`.
     pub fn start_with_open_files(data: &Path, extra: &[&str], soft: u64, hard: u64) -> TestServer {
         let mut command = Command::new("prlimit");

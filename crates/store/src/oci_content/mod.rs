@@ -138,13 +138,14 @@ impl std::fmt::Debug for OciContentStore {
 
 /// The store's own runtime, shut down in the background when the store goes (a runtime may
 /// not be dropped where blocking is not allowed, and the store may be dropped anywhere).
-struct StoreRuntime(Option<tokio::runtime::Runtime>);
+pub(crate) struct StoreRuntime(Option<tokio::runtime::Runtime>);
 
 impl StoreRuntime {
-    fn new() -> io::Result<Self> {
+    /// A runtime of two threads named `name`.
+    pub(crate) fn new(name: &str) -> io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
-            .thread_name("cairn-oci-content")
+            .thread_name(name)
             .enable_all()
             .build()?;
         Ok(StoreRuntime(Some(runtime)))
@@ -156,7 +157,10 @@ impl StoreRuntime {
 
     /// Runs `future` on the store's runtime and waits for its output, from any thread (a
     /// runtime's worker included: it blocks there as any blocking call would).
-    fn run<T: Send + 'static>(&self, future: impl Future<Output = T> + Send + 'static) -> T {
+    pub(crate) fn run<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> T {
         let task = self.handle().spawn(future);
         match futures_executor::block_on(task) {
             Ok(output) => output,
@@ -229,7 +233,7 @@ impl OciContentStore {
                 stored: Mutex::default(),
                 empty_config_stored: AtomicBool::new(false),
             }),
-            runtime: StoreRuntime::new()?,
+            runtime: StoreRuntime::new("cairn-oci-content")?,
         })
     }
 

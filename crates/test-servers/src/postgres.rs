@@ -1,4 +1,4 @@
-//! A throwaway PostgreSQL cluster for tests: `initdb` in a temporary directory, `pg_ctl`
+//! A throwaway PostgreSQL cluster: `initdb` in a temporary directory, `pg_ctl`
 //! starting it on a free loopback port, one database per test, and the server stopped by
 //! its PID (`postmaster.pid`) when the cluster is dropped, or, for the cluster a whole test
 //! binary shares, by a watcher process once the test binary has exited.
@@ -9,8 +9,6 @@
 //! The binaries are found on `PATH`, else in Debian's `/usr/lib/postgresql/<version>/bin`.
 //! Without them, [`Cluster::start`] returns `None` and the caller skips, unless the
 //! environment says `CI` is set, when it panics: CI installs PostgreSQL (`.ci/run`).
-
-#![forbid(unsafe_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
