@@ -377,10 +377,21 @@ mod tests {
     #[test]
     fn unknown_schemes_and_empty_text_are_not_locations() {
         assert!(matches!(
-            "s3://bucket/x".parse::<ContentLocation>(),
+            "gs://bucket/x".parse::<ContentLocation>(),
             Err(ContentLocationError::Malformed(
                 OciLocationError::UnknownScheme(_)
             ))
+        ));
+        assert_eq!(
+            "s3://bucket/x".parse::<ContentLocation>().unwrap(),
+            ContentLocation::S3(S3Location {
+                bucket: "bucket".into(),
+                prefix: "x".into()
+            })
+        );
+        assert!(matches!(
+            "s3://".parse::<ContentLocation>(),
+            Err(ContentLocationError::S3(_))
         ));
         assert!(matches!(
             " ".parse::<ContentLocation>(),
