@@ -186,8 +186,13 @@ fn main() {
     sqlite_releases.report("cairn sqlite releases");
     drop(sqlite);
 
-    // cairn on PostgreSQL, one node.
+    // cairn on PostgreSQL, one node: a record sent to it idle, then the load.
     let one = Nodes::start(&cluster, "scale_one", 1);
+    let idle = env_number("BENCH_IDLE_PUBLISHES", 20);
+    let (idle50, idle90) = idle_latency(&one.urls()[0], idle);
+    println!(
+        "cairn pg x1 idle publish: published {idle50:.1} ms after it is sent (p50), {idle90:.1} ms (p90), of {idle} (target: p50 under 100 ms)"
+    );
     let (one_inits, one_releases) = publish_load(&one.urls(), &one.pids(), &scale);
     one_inits.report("cairn pg x1 inits");
     one_releases.report("cairn pg x1 releases");
@@ -198,8 +203,14 @@ fn main() {
     };
     drop(one);
 
-    // cairn on PostgreSQL, three nodes, the clients spread over them.
+    // cairn on PostgreSQL, three nodes, the clients spread over them; first a record sent
+    // idle to a node that does not sequence.
     let mut three = Nodes::start(&cluster, "scale_three", 3);
+    let follower = (three.sequencer() + 1) % 3;
+    let (idle50, idle90) = idle_latency(&three.urls()[follower], idle);
+    println!(
+        "cairn pg x3 idle publish through a follower: {idle50:.1} ms (p50), {idle90:.1} ms (p90)"
+    );
     let (three_inits, three_releases) = publish_load(&three.urls(), &three.pids(), &scale);
     three_inits.report("cairn pg x3 inits");
     three_releases.report("cairn pg x3 releases");

@@ -260,12 +260,33 @@ fn a_content_registry_that_is_down_stops_the_start_with_a_clear_error() {
         "--data",
         data.to_str().unwrap(),
         "--content",
-        "s3://bucket/content",
+        "gs://bucket/content",
     ]);
     assert!(
         !ok && stderr.contains("unknown content store scheme"),
         "{stderr}"
     );
+    // An S3 endpoint that does not answer (on loopback, with credentials given, so that no
+    // other place is asked for them).
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .args(["--content", "s3://bucket/content"])
+        .env("AWS_ENDPOINT", &endpoint)
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "id")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .output()
+        .unwrap();
+    let (ok, _, stderr) = outcome(output);
+    assert!(
+        !ok && stderr.contains("cannot use the content store s3://bucket/content")
+            && stderr.contains("AWS_ENDPOINT"),
+        "{stderr}"
+    );
+    assert!(!data.join("content-location").exists());
 }
 
 #[test]

@@ -258,7 +258,12 @@ impl BlobStore for S3ContentStore {
                 .list_with_delimiter(Some(&prefix))
                 .await
                 .map(|_| ())
-                .map_err(|e| io::Error::other(format!("cannot list {location}: {e}")))
+                .map_err(|e| {
+                    io::Error::other(format!(
+                        "cannot list {location}: {e}; check the bucket, AWS_ENDPOINT, AWS_REGION \
+                         and the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
+                    ))
+                })
         })
     }
 }
