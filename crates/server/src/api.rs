@@ -528,6 +528,13 @@ async fn get_record(
     Path((log_id, record_id)): Path<(String, String)>,
 ) -> Result<Json<PackageRecordResponse>, ApiError> {
     let row = record_of_log(&app, &log_id, &record_id).await?;
+    // Validated by another node under a checkpoint this node has not checked yet: it catches
+    // up now rather than at its next poll, so that the publisher hears at once.
+    if row.status == RecordStatus::Validated
+        && row.registry_index.unwrap_or(u64::MAX) >= served_length(&app)
+    {
+        crate::app::catch_up(&app).await;
+    }
     let (row, missing) = with_missing_content(&app, row).await?;
     Ok(Json(record_response(&app, &row, missing)))
 }
