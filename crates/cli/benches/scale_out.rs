@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use cairn_protocol::api::RecordState;
 use cairn_test_servers::Cluster;
 use load::*;
-use support::{env_number, temp_dir, Client, Publisher, TestServer};
+use support::{env_number, free_loopback_port, temp_dir, Client, Publisher, TestServer};
 
 /// `cairn serve` nodes on one database and one content directory.
 struct Nodes {
@@ -45,15 +45,7 @@ impl Nodes {
         let root = temp_dir(name);
         let mut nodes = Nodes {
             database: cluster.create_database(name),
-            ports: (0..count)
-                .map(|_| {
-                    std::net::TcpListener::bind("127.0.0.1:0")
-                        .unwrap()
-                        .local_addr()
-                        .unwrap()
-                        .port()
-                })
-                .collect(),
+            ports: (0..count).map(|_| free_loopback_port()).collect(),
             servers: Vec::new(),
             root,
         };

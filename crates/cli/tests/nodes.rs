@@ -32,14 +32,6 @@ struct Registry {
     ports: Vec<u16>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Registry {
     fn new(cluster: &Cluster, name: &str, nodes: usize) -> Registry {
         let root = temp_dir(name);
@@ -47,7 +39,7 @@ impl Registry {
             database: cluster.create_database(&name.replace('-', "_")),
             content: root.join("content").display().to_string(),
             env: Vec::new(),
-            ports: (0..nodes).map(|_| free_port()).collect(),
+            ports: (0..nodes).map(|_| free_loopback_port()).collect(),
             root,
         }
     }

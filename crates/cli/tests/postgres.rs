@@ -19,11 +19,7 @@ fn a_registry_on_postgresql_publishes_fetches_and_survives_kill_9() {
     let root = temp_dir("pg-serve");
     let data = root.join("registry");
     // One address for both lives of the server, so that the users' configuration holds.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_loopback_port();
     let listen = format!("127.0.0.1:{port}");
     let args = [
         "--namespace",
@@ -154,11 +150,7 @@ fn a_sqlite_registry_migrates_to_postgresql_with_the_same_history() {
     let url = cluster.create_database("migrated");
     let root = temp_dir("pg-migrate");
     let data = root.join("registry");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_loopback_port();
     let listen = format!("127.0.0.1:{port}");
     let server = TestServer::start(&data, &["--namespace", "example", "--listen", &listen]);
     let alice = CliUser::new(&root, "alice");

@@ -43,8 +43,6 @@ pub trait RecordStore: Send + Sync + 'static {
     /// Makes every commit so far durable (power-loss safe): after a commit that failed with
     /// [`StoreError::NotDurable`], this is what is left to do.
     async fn sync_commits(&self) -> Result<(), StoreError>;
-    /// Every validated record, in registry-index order.
-    async fn validated(&self) -> Result<Vec<RecordRow>, StoreError>;
     /// The validated records with registry index in `from..below`, in order.
     async fn validated_range(&self, from: u64, below: u64) -> Result<Vec<RecordRow>, StoreError>;
     /// Every checkpoint, by increasing length.

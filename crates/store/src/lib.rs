@@ -30,8 +30,10 @@ mod oci_content;
 mod postgres;
 mod publishers;
 mod records;
+mod rows;
 mod s3_content;
 mod stats;
+mod store_runtime;
 
 pub use content::{BlobDigest, BlobDigestError, BlobStore, FsContentStore};
 pub use contract::{

@@ -8,6 +8,7 @@ use sqlx::Row;
 
 use crate::contract::OciMetadata;
 use crate::records::{SqliteStore, StoreError};
+use crate::rows::{manifest_row, MANIFEST_COLUMNS};
 
 /// A manifest pushed to a scratch repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,19 +26,6 @@ pub struct OciManifestRow {
     /// `artifactType`, or the config's media type.
     pub artifact_type: Option<String>,
 }
-
-fn manifest_row(row: &sqlx::sqlite::SqliteRow) -> Result<OciManifestRow, StoreError> {
-    Ok(OciManifestRow {
-        repository: row.try_get("repository")?,
-        digest: row.try_get("digest")?,
-        media_type: row.try_get("media_type")?,
-        bytes: row.try_get("bytes")?,
-        subject: row.try_get("subject")?,
-        artifact_type: row.try_get("artifact_type")?,
-    })
-}
-
-const MANIFEST_COLUMNS: &str = "repository, digest, media_type, bytes, subject, artifact_type";
 
 #[async_trait::async_trait]
 impl OciMetadata for SqliteStore {

@@ -14,15 +14,14 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use cairn_protocol::{
-    Digest, LogId, PackageName, RecordId, SignedCheckpoint, TimestampedCheckpoint,
-};
+use cairn_protocol::{Digest, LogId, PackageName, RecordId, SignedCheckpoint};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::Row;
 
 use crate::contract::{RecordStore, SequencerLease};
+use crate::rows::{checkpoint_row, record_row, CHECKPOINT_COLUMNS, RECORD_COLUMNS};
 
 /// The SQLite store's lease: its process is the only one writing.
 struct SoleWriter;
@@ -709,22 +708,6 @@ impl SqliteStore {
     }
 }
 
-fn record_row(row: &sqlx::sqlite::SqliteRow) -> Result<RecordRow, StoreError> {
-    Ok(RecordRow {
-        seq: row.try_get("seq")?,
-        record_id: parse(row.try_get::<&str, _>("record_id")?)?,
-        log_id: parse(row.try_get::<&str, _>("log_id")?)?,
-        envelope: row.try_get("envelope")?,
-        status: RecordStatus::parse(row.try_get::<&str, _>("status")?)?,
-        reason: row.try_get("reason")?,
-        registry_index: row
-            .try_get::<Option<i64>, _>("registry_index")?
-            .map(|i| i as u64),
-    })
-}
-
-const RECORD_COLUMNS: &str = "seq, record_id, log_id, envelope, status, reason, registry_index";
-
 #[async_trait::async_trait]
 impl RecordStore for SqliteStore {
     async fn sync_commits(&self) -> Result<(), StoreError> {
@@ -850,15 +833,6 @@ impl RecordStore for SqliteStore {
         Ok(())
     }
 
-    async fn validated(&self) -> Result<Vec<RecordRow>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {RECORD_COLUMNS} FROM records WHERE status = 'validated' ORDER BY registry_index"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(record_row).collect()
-    }
-
     async fn validated_range(&self, from: u64, below: u64) -> Result<Vec<RecordRow>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {RECORD_COLUMNS} FROM records WHERE registry_index >= $1 \
@@ -876,27 +850,13 @@ impl RecordStore for SqliteStore {
     }
 
     async fn checkpoints_after(&self, length: u64) -> Result<Vec<SignedCheckpoint>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT log_length, log_root, map_root, timestamp, key_id, signature FROM checkpoints \
-             WHERE log_length > $1 ORDER BY log_length",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE log_length > $1 ORDER BY log_length"
+        ))
         .bind(length as i64)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(SignedCheckpoint {
-                    contents: TimestampedCheckpoint {
-                        log_root: parse(row.try_get::<&str, _>("log_root")?)?,
-                        log_length: row.try_get::<i64, _>("log_length")? as u64,
-                        map_root: parse(row.try_get::<&str, _>("map_root")?)?,
-                        timestamp: row.try_get::<i64, _>("timestamp")? as u64,
-                    },
-                    key_id: parse(row.try_get::<&str, _>("key_id")?)?,
-                    signature: parse(row.try_get::<&str, _>("signature")?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(checkpoint_row).collect()
     }
 
     async fn log_records(

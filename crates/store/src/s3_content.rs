@@ -17,7 +17,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
 
 use crate::content::{compress_for_storage, BlobDigest, BlobStore};
-use crate::oci_content::StoreRuntime;
+use crate::store_runtime::StoreRuntime;
 
 /// Where in S3 the blobs are kept: a bucket and a key prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]

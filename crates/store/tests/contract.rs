@@ -328,7 +328,7 @@ async fn a_sequencer_commit_is_one_transaction_and_survives_reopening(under: Und
     let store = under.open().await;
     assert!(store.pending(10).await.unwrap().is_empty());
     let validated: Vec<(RecordId, Option<u64>)> = store
-        .validated()
+        .validated_range(0, u64::MAX)
         .await
         .unwrap()
         .iter()

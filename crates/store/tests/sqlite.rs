@@ -218,7 +218,7 @@ async fn a_database_of_the_earlier_version_is_upgraded_in_place() {
         let store = SqliteStore::open(&path).await.unwrap();
         let waiting = store.unsequenced_inits(&name.log_id()).await.unwrap();
         assert_eq!(ids(waiting), [record_id(2)]);
-        let validated = store.validated().await.unwrap();
+        let validated = store.validated_range(0, u64::MAX).await.unwrap();
         assert_eq!(ids(validated.clone()), [record_id(1)]);
         assert_eq!(validated[0].registry_index, Some(0));
         let again = store
@@ -368,7 +368,7 @@ async fn the_two_writers_never_fail_each_other() {
     for inserter in inserters {
         inserter.await.unwrap();
     }
-    let validated = store.validated().await.unwrap();
+    let validated = store.validated_range(0, u64::MAX).await.unwrap();
     assert_eq!(validated.len(), RECORDS as usize);
     let indices: Vec<u64> = validated.iter().filter_map(|r| r.registry_index).collect();
     assert_eq!(indices, (0..u64::from(RECORDS)).collect::<Vec<_>>());

@@ -23,6 +23,15 @@ pub struct TestServer {
     pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
+/// A loopback port free a moment ago (a server started on it may still find it taken).
+pub fn free_loopback_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("cairn-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

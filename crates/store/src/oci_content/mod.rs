@@ -61,6 +61,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Reference, RegistryOperation};
 
 use crate::content::{BlobDigest, BlobStore};
+use crate::store_runtime::StoreRuntime;
 
 /// How long the store waits on a registry.
 #[derive(Debug, Clone, Copy)]
@@ -133,47 +134,6 @@ impl std::fmt::Debug for OciContentStore {
         f.debug_struct("OciContentStore")
             .field("location", &self.inner.location)
             .finish_non_exhaustive()
-    }
-}
-
-/// The store's own runtime, shut down in the background when the store goes (a runtime may
-/// not be dropped where blocking is not allowed, and the store may be dropped anywhere).
-pub(crate) struct StoreRuntime(Option<tokio::runtime::Runtime>);
-
-impl StoreRuntime {
-    /// A runtime of two threads named `name`.
-    pub(crate) fn new(name: &str) -> io::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name(name)
-            .enable_all()
-            .build()?;
-        Ok(StoreRuntime(Some(runtime)))
-    }
-
-    fn handle(&self) -> &tokio::runtime::Handle {
-        self.0.as_ref().expect("present until dropped").handle()
-    }
-
-    /// Runs `future` on the store's runtime and waits for its output, from any thread (a
-    /// runtime's worker included: it blocks there as any blocking call would).
-    pub(crate) fn run<T: Send + 'static>(
-        &self,
-        future: impl Future<Output = T> + Send + 'static,
-    ) -> T {
-        let task = self.handle().spawn(future);
-        match futures_executor::block_on(task) {
-            Ok(output) => output,
-            Err(error) => std::panic::resume_unwind(error.into_panic()),
-        }
-    }
-}
-
-impl Drop for StoreRuntime {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
-            runtime.shutdown_background();
-        }
     }
 }
 

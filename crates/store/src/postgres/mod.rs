@@ -14,7 +14,6 @@ mod oci;
 mod records;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::Row as _;
 
 use crate::records::StoreError;
 
@@ -178,19 +177,6 @@ pub(crate) fn redact_password(url: &str) -> String {
         },
         None => url.to_owned(),
     }
-}
-
-/// Parses a stored text column, a damaged value being [`StoreError::Corrupt`].
-pub(crate) fn parsed<T: std::str::FromStr>(
-    row: &sqlx::postgres::PgRow,
-    column: &str,
-) -> Result<T, StoreError>
-where
-    T::Err: std::fmt::Display,
-{
-    let text: &str = row.try_get(column)?;
-    text.parse()
-        .map_err(|e: T::Err| StoreError::Corrupt(format!("{column} {text:?}: {e}")))
 }
 
 #[cfg(test)]

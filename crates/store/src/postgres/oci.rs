@@ -1,26 +1,11 @@
 //! What OCI pushes leave behind in scratch repositories, on PostgreSQL: the
 //! [`OciMetadata`] of [`PostgresStore`] (the same tables and answers as `oci.rs`).
 
-use sqlx::postgres::PgRow;
-use sqlx::Row as _;
-
 use super::PostgresStore;
 use crate::contract::OciMetadata;
 use crate::oci::OciManifestRow;
 use crate::records::StoreError;
-
-const MANIFEST_COLUMNS: &str = "repository, digest, media_type, bytes, subject, artifact_type";
-
-fn manifest_row(row: &PgRow) -> Result<OciManifestRow, StoreError> {
-    Ok(OciManifestRow {
-        repository: row.try_get("repository")?,
-        digest: row.try_get("digest")?,
-        media_type: row.try_get("media_type")?,
-        bytes: row.try_get("bytes")?,
-        subject: row.try_get("subject")?,
-        artifact_type: row.try_get("artifact_type")?,
-    })
-}
+use crate::rows::{manifest_row, MANIFEST_COLUMNS};
 
 #[async_trait::async_trait]
 impl OciMetadata for PostgresStore {

@@ -5,35 +5,20 @@
 
 use std::collections::HashMap;
 
-use cairn_protocol::{Digest, LogId, RecordId, SignedCheckpoint, TimestampedCheckpoint};
+use cairn_protocol::{Digest, LogId, RecordId, SignedCheckpoint};
 use sqlx::postgres::PgRow;
 use sqlx::Row as _;
 
-use super::{parsed, PostgresStore};
+use super::PostgresStore;
 use crate::contract::{RecordStore, SequencerLease};
 use crate::records::{
     CommitBatch, ContentRow, InsertOutcome, NewRecord, RecordRow, RecordStatus, StoreError,
     StoredLogRecord,
 };
-
-const RECORD_COLUMNS: &str = "seq, record_id, log_id, envelope, status, reason, registry_index";
+use crate::rows::{checkpoint_row, record_row, StoredRow as _, CHECKPOINT_COLUMNS, RECORD_COLUMNS};
 
 /// Most records one sequencer update statement names.
 const COMMIT_CHUNK: usize = 1024;
-
-pub(super) fn record_row(row: &PgRow) -> Result<RecordRow, StoreError> {
-    Ok(RecordRow {
-        seq: row.try_get("seq")?,
-        record_id: parsed(row, "record_id")?,
-        log_id: parsed(row, "log_id")?,
-        envelope: row.try_get("envelope")?,
-        status: RecordStatus::parse(row.try_get::<&str, _>("status")?)?,
-        reason: row.try_get("reason")?,
-        registry_index: row
-            .try_get::<Option<i64>, _>("registry_index")?
-            .map(|i| i as u64),
-    })
-}
 
 /// The row of a record just inserted (`inserted` holds its `seq`).
 fn new_row(
@@ -266,7 +251,7 @@ pub(super) async fn release_waiting(
     let mut ready = Vec::new();
     for row in waiting {
         let seq: i64 = row.try_get("seq")?;
-        let record_id: RecordId = parsed(&row, "record_id")?;
+        let record_id: RecordId = row.parsed("record_id")?;
         if let Some(since) = claim_since {
             sqlx::query(
                 "INSERT INTO content_claims (digest, seq, since) VALUES ($1, $2, $3) \
@@ -324,15 +309,6 @@ impl RecordStore for PostgresStore {
             .read()
             .expect("known logs lock poisoned")
             .contains(&record.log_id);
-        let insert = sqlx::query(
-            "INSERT INTO records (record_id, log_id, envelope, status, is_init) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (record_id) DO NOTHING RETURNING seq",
-        )
-        .bind(record.record_id.to_string())
-        .bind(record.log_id.to_string())
-        .bind(record.envelope)
-        .bind(status.as_str())
-        .bind(record.is_init);
         // A record whose content is stored (a release, an init) goes into the group commit:
         // a statement or two for all the records waiting.
         if record.missing_content.is_empty() {
@@ -377,7 +353,17 @@ impl RecordStore for PostgresStore {
         let mut tx = self.pool.begin().await?;
         // The database's error, or this record's refusal (a name taken in another case).
         ensure_log(&mut tx, &record).await??;
-        let inserted = insert.fetch_optional(&mut *tx).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO records (record_id, log_id, envelope, status, is_init) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (record_id) DO NOTHING RETURNING seq",
+        )
+        .bind(record.record_id.to_string())
+        .bind(record.log_id.to_string())
+        .bind(record.envelope)
+        .bind(status.as_str())
+        .bind(record.is_init)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(inserted) = inserted else {
             // Stored already (by this node or another): read back as it stands.
             let row = sqlx::query(&format!(
@@ -430,7 +416,7 @@ impl RecordStore for PostgresStore {
                 .bind(record_id.to_string())
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter().map(|row| parsed(row, "digest")).collect()
+        rows.iter().map(|row| row.parsed("digest")).collect()
     }
 
     async fn content_arrived(&self, digest: &Digest) -> Result<Vec<RecordId>, StoreError> {
@@ -551,15 +537,6 @@ impl RecordStore for PostgresStore {
         Ok(())
     }
 
-    async fn validated(&self) -> Result<Vec<RecordRow>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {RECORD_COLUMNS} FROM records WHERE status = 'validated' ORDER BY registry_index"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(record_row).collect()
-    }
-
     async fn validated_range(&self, from: u64, below: u64) -> Result<Vec<RecordRow>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {RECORD_COLUMNS} FROM records WHERE registry_index >= $1 \
@@ -577,27 +554,13 @@ impl RecordStore for PostgresStore {
     }
 
     async fn checkpoints_after(&self, length: u64) -> Result<Vec<SignedCheckpoint>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT log_length, log_root, map_root, timestamp, key_id, signature \
-             FROM checkpoints WHERE log_length > $1 ORDER BY log_length",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE log_length > $1 ORDER BY log_length"
+        ))
         .bind(length as i64)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(SignedCheckpoint {
-                    contents: TimestampedCheckpoint {
-                        log_root: parsed(row, "log_root")?,
-                        log_length: row.try_get::<i64, _>("log_length")? as u64,
-                        map_root: parsed(row, "map_root")?,
-                        timestamp: row.try_get::<i64, _>("timestamp")? as u64,
-                    },
-                    key_id: parsed(row, "key_id")?,
-                    signature: parsed(row, "signature")?,
-                })
-            })
-            .collect()
+        rows.iter().map(checkpoint_row).collect()
     }
 
     async fn log_records(
@@ -623,7 +586,7 @@ impl RecordStore for PostgresStore {
             .map(|row| {
                 Ok(StoredLogRecord {
                     registry_index: row.try_get::<i64, _>("registry_index")? as u64,
-                    record_id: parsed(row, "record_id")?,
+                    record_id: row.parsed("record_id")?,
                     envelope: row.try_get("envelope")?,
                 })
             })
@@ -647,7 +610,7 @@ impl RecordStore for PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|row| Ok((parsed(row, "log_id")?, row.try_get("name")?)))
+            .map(|row| Ok((row.parsed("log_id")?, row.try_get("name")?)))
             .collect()
     }
 
@@ -670,7 +633,7 @@ impl RecordStore for PostgresStore {
         .await?;
         row.map(|row| {
             Ok(ContentRow {
-                digest: parsed(&row, "digest")?,
+                digest: row.parsed("digest")?,
                 size: row.try_get::<i64, _>("size")? as u64,
                 tree_digest: row.try_get("tree_digest")?,
                 manifest: row.try_get("manifest")?,
